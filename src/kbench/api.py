@@ -1,0 +1,192 @@
+"""The Python API. The CLI is a thin layer over these functions; each returns data, never prints.
+
+    >>> from kbench import api
+    >>> plan = api.plan(["dense"], sizes={"batch": "1,32"})
+    >>> result = api.run(plan)            # RunResult: .results (a pandas DataFrame), .samples, .run_dir, .ok
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import pandas as pd
+
+from kbench import errors
+from kbench.envinfo import host_fingerprint
+from kbench.plan import Plan, make_cells, parse_paths, parse_size_list
+from kbench.results import RunWriter, SAMPLE_COLUMNS, cell_rows, frame
+from kbench.runner import stream
+from kbench.spec import ModelSpec, available_models, load_model, load_model_file, model_dirs
+from kbench.timer import TimerConfig
+
+QUICK = TimerConfig(budget_s=1.0, min_samples=5, target_ci=0.05, min_sample_s=0.002, warmup_s=0.02)
+
+EventHook = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path | None
+    results: pd.DataFrame
+    samples: pd.DataFrame
+    meta: dict = field(default_factory=dict)
+    failures: tuple[str, ...] = ()  # worker failures that were not the user's input
+
+    @property
+    def parity_ok(self) -> bool:
+        return bool(self.results.empty or self.results["parity_ok"].astype(bool).all())
+
+    @property
+    def ok(self) -> bool:
+        return self.parity_ok and not self.failures
+
+
+def list_models(models_dirs: Iterable[str | Path] = ()) -> list[ModelSpec]:
+    """Every model in the user folders and the built-in folder (this imports each model file)."""
+    return [load_model_file(p) for p in available_models(model_dirs(tuple(models_dirs))).values()]
+
+
+def plan(
+    models: Iterable[str],
+    paths: Iterable[str] | None = None,
+    sizes: Mapping[str, Any] | None = None,
+    options: Mapping[str, str] | None = None,
+    dtype: str = "float32",
+    seed: int = 0,
+    timer: TimerConfig | None = None,
+    models_dirs: Iterable[str | Path] = (),
+    mode: str = "run",
+    command: str = "",
+    mem_available: int | None = None,
+) -> Plan:
+    """Validate a request and return the plan; raises a :class:`kbench.errors.UsageError` on bad input."""
+    names = [m.strip() for item in models for m in item.split(",") if m.strip()]
+    if not names:
+        raise errors.UnknownModelError("no model given; pass --model NAME (see `kbench list`)")
+    dirs = tuple(models_dirs)
+    specs = [load_model(n, dirs) for n in dict.fromkeys(names)]
+    selected = parse_paths(paths)
+    size_lists = {k: parse_size_list(k, v) for k, v in (sizes or {}).items() if v is not None}
+    cells = make_cells(specs, size_lists, dict(options or {}), dtype, len(selected), mem_available)
+    return Plan(cells, selected, seed, timer or TimerConfig(), "tensorflow", mode, command)
+
+
+def _new_run_dir(out_dir: Path, plan: Plan) -> Path:
+    models = "-".join(dict.fromkeys(c.model for c in plan.cells))
+    stem = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{models}"
+    run_dir, i = out_dir / stem, 1
+    while run_dir.exists():
+        i += 1
+        run_dir = out_dir / f"{stem}-{i}"
+    return run_dir
+
+
+def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook | None = None) -> RunResult:
+    """Run a plan in a worker process. With ``out_dir`` (the default ``reports``) results are written to a new
+    run folder as each cell finishes; the folder is created only once the first cell has finished.
+
+    Raises a :class:`kbench.errors.UsageError` when the worker finds a bad model (after saving finished cells).
+    """
+    specs = {c.model_file: load_model_file(c.model_file) for c in plan.cells}
+    hook = on_event or (lambda event: None)
+    meta: dict[str, Any] = {
+        "command": plan.command,
+        "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "backend": plan.backend,
+        "mode": plan.mode,
+        "plan": {"paths": plan.paths, "seed": plan.seed, "timer": plan.timer.__dict__,
+                 "cells": [{"model": c.model, "sizes": c.label, "options": c.options_dict, "dtype": c.dtype}
+                           for c in plan.cells]},
+        "env": {"host": host_fingerprint()},
+    }  # fmt: skip
+    rows: list[dict] = []
+    samples: list[dict] = []
+    failures: list[str] = []
+    user_error: errors.UsageError | None = None
+    writer: RunWriter | None = None
+    run_dir = _new_run_dir(Path(out_dir), plan) if out_dir is not None else None
+    imports: dict[str, float] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="kbench-"))
+    log = tmp / "worker.log"
+    finished = False
+    cells_done = 0
+    try:
+        for event in stream(plan, log):
+            hook(event)
+            kind = event["event"]
+            if kind == "import":
+                imports = {"numpy": event["numpy_import_s"], "backend": event["backend_import_s"]}
+                meta["env"]["backend"] = event["env"]
+                meta["imports"] = imports
+            elif kind == "init":
+                meta["runtime_init_s"] = event["runtime_init_s"]
+            elif kind == "cell":
+                cell = plan.cells[event["index"]]
+                flops = specs[cell.model_file].flops(cell.sizes_dict)
+                new_rows, new_samples = cell_rows(run_id_of(run_dir), plan.backend, cell, flops, event, imports)
+                rows += new_rows
+                samples += new_samples
+                cells_done += 1
+                if run_dir is not None:
+                    if writer is None:
+                        writer = RunWriter(run_dir, {"run_id": run_dir.name, **meta})
+                    writer.add(new_rows, new_samples)
+            elif kind == "error":
+                if event.get("user"):
+                    cls = getattr(errors, event["kind"], errors.UsageError)
+                    user_error = cls(event["message"]) if issubclass(cls, errors.UsageError) else errors.UsageError(event["message"])
+                else:
+                    where = plan.cells[event["index"]]
+                    failures.append(f"{where.model} {where.label}: {event['message']}")
+            elif kind == "done":
+                finished = True
+            elif kind == "exit" and not finished and user_error is None and not failures:
+                failures.append(
+                    f"the {plan.backend} worker exited with code {event['returncode']} before finishing "
+                    f"({cells_done} of {len(plan.cells)} cells kept); last stderr: "
+                    f"{event['stderr_tail'] or 'nothing'}"
+                )
+    except KeyboardInterrupt:
+        if writer is not None:
+            writer.finish("interrupted", finished=_dt.datetime.now().isoformat(timespec="seconds"))
+        raise
+    finally:
+        if writer is not None and log.exists():
+            shutil.copy(log, writer.run_dir / "worker.log")
+        shutil.rmtree(tmp, ignore_errors=True)
+    status = "complete" if finished else "failed"
+    if writer is not None:
+        writer.finish(status, finished=_dt.datetime.now().isoformat(timespec="seconds"), failures=failures)
+        meta = writer.meta
+    if user_error is not None:
+        raise user_error
+    return RunResult(
+        writer.run_dir if writer else None,
+        frame(rows) if rows else frame([]),
+        pd.DataFrame(samples, columns=SAMPLE_COLUMNS),
+        meta,
+        tuple(failures),
+    )
+
+
+def run_id_of(run_dir: Path | None) -> str:
+    return run_dir.name if run_dir is not None else ""
+
+
+def environment() -> dict:
+    """The host fingerprint plus the backend's, read from a worker (the parent never imports the backend)."""
+    p = Plan(cells=(), paths=(), mode="env")
+    out: dict[str, Any] = {"host": host_fingerprint()}
+    with tempfile.TemporaryDirectory(prefix="kbench-") as tmp:
+        for event in stream(p, Path(tmp) / "worker.log"):
+            if event["event"] == "import":
+                out["backend"] = event["env"]
+                out["imports"] = {"numpy_s": event["numpy_import_s"], "backend_s": event["backend_import_s"]}
+            elif event["event"] == "exit" and "backend" not in out:
+                raise errors.WorkerError(f"the backend worker failed to start: {event['stderr_tail'] or 'no output'}")
+    return out

@@ -1,0 +1,218 @@
+"""The ``kbench`` command: a thin typer layer over :mod:`kbench.api`.
+
+Exit codes: 0 all good; 1 a measurement failed (parity mismatch, worker failure); 2 bad input; 130 interrupted.
+Bad input always prints exactly one line on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from kbench import api, errors, render
+
+
+class _OneLineErrors(TyperGroup):
+    """Turn click's usage errors and kbench's typed errors into one line and an exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "kbench", complete_var=complete_var,
+                              standalone_mode=False, **extra)  # fmt: skip
+        except typer.TyperException as exc:  # typer's (vendored click's) usage errors: bad flag, bad value
+            ctx = getattr(exc, "ctx", None)
+            cmd = ctx.command_path if ctx is not None else "kbench"
+            _fail(f"{errors.one_line(exc.format_message())} (see `{cmd} --help`)", getattr(exc, "exit_code", 2))
+        except errors.KbenchError as exc:
+            _fail(errors.one_line(exc), exc.exit_code)
+        except (typer.Abort, KeyboardInterrupt):
+            _fail("interrupted; finished cells are kept in the run folder", 130)
+        code = rv if isinstance(rv, int) else 0
+        if code == 130:
+            _fail("interrupted; finished cells are kept in the run folder", 130)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"kbench: error: {message}" if code == 2 else f"kbench: {message}", err=True)
+    sys.exit(code)
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Measure what each Keras call path costs next to a hand-written NumPy twin.",
+)
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _pairs(items: Optional[List[str]], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise errors.BadOptionError(f"{flag} {item!r} is not KEY=VALUE; write e.g. {flag} activation=relu")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _sizes(batch, features, units, n, size) -> dict[str, Any]:
+    sizes = {k: v for k, v in (("batch", batch), ("features", features), ("units", units), ("n", n)) if v is not None}
+    sizes.update(_pairs(size, "--size"))
+    return sizes
+
+
+ModelOpt = typer.Option(..., "--model", "-m", help="Model name(s), repeatable or comma-separated (see `kbench list`).")
+PathOpt = typer.Option(None, "--path", "-p", help="Call path(s), repeatable or comma-separated; numpy is always added.")
+BatchOpt = typer.Option(None, "--batch", help="Batch sizes, e.g. 1,32,1024.")
+FeaturesOpt = typer.Option(None, "--features", help="Input features, e.g. 128.")
+UnitsOpt = typer.Option(None, "--units", help="Dense units, e.g. 128.")
+NOpt = typer.Option(None, "--n", help="Matrix size for matmul, e.g. 100.")
+SizeOpt = typer.Option(None, "--size", help="Any model size as NAME=LIST, e.g. --size batch=1,8.")
+OptionOpt = typer.Option(None, "--option", "-o", help="Model option KEY=VALUE, e.g. -o activation=relu.")
+DtypeOpt = typer.Option("float32", "--dtype", help="float32 or float64.")
+SeedOpt = typer.Option(0, "--seed", help="Seed of the shared weights and inputs.")
+DirsOpt = typer.Option(None, "--models-dir", help="Extra folder of model files (they are Python and run as code).")
+
+
+def _argv() -> list[str]:
+    return sys.argv[1:] if sys.argv and Path(sys.argv[0]).name in ("kbench", "__main__.py") else []
+
+
+@app.command()
+def run(
+    model: List[str] = ModelOpt,
+    path: Optional[List[str]] = PathOpt,
+    batch: Optional[str] = BatchOpt,
+    features: Optional[str] = FeaturesOpt,
+    units: Optional[str] = UnitsOpt,
+    n: Optional[str] = NOpt,
+    size: Optional[List[str]] = SizeOpt,
+    option: Optional[List[str]] = OptionOpt,
+    dtype: str = DtypeOpt,
+    seed: int = SeedOpt,
+    budget: Optional[float] = typer.Option(None, "--budget", help="Seconds of steady-state sampling per cell, shared by its paths [default: 4, --quick: 1]."),
+    min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Samples per path before the stopping rule applies [default: 10, --quick: 5]."),
+    target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05]."),
+    quick: bool = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI."),
+    out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),
+    models_dir: Optional[List[Path]] = DirsOpt,
+) -> int:
+    """Check parity, then time every call path against the NumPy twin; write reports/<run-id>/."""
+    from dataclasses import replace
+
+    base = api.QUICK if quick else api.TimerConfig()
+    overrides = {k: v for k, v in (("budget_s", budget), ("min_samples", min_samples), ("target_ci", target_ci)) if v is not None}
+    if budget is not None and not budget > 0:
+        raise errors.UsageError(f"--budget {budget} must be more than 0 seconds")
+    if min_samples is not None and min_samples < 1:
+        raise errors.UsageError(f"--min-samples {min_samples} must be at least 1")
+    if target_ci is not None and not 0 < target_ci < 1:
+        raise errors.UsageError(f"--target-ci {target_ci} must be a fraction between 0 and 1, e.g. 0.02")
+    timer = replace(base, **overrides, max_samples=max(base.max_samples, overrides.get("min_samples", 0)))
+    plan = api.plan(
+        model, path, _sizes(batch, features, units, n, size), _pairs(option, "--option"), dtype, seed, timer,
+        models_dir or (), command="kbench " + " ".join(_argv() or ["run", *[f"--model={m}" for m in model]]),
+    )  # fmt: skip
+    if out.exists() and not out.is_dir():
+        raise errors.UsageError(f"--out {out} is a file; pass a folder")
+    console, err = _console(), _console(stderr=True)
+    started = time.perf_counter()
+    result = _with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook))
+    for table in render.results_tables(result.results):
+        console.print(table)
+    for line in render.summary_lines(result.results, result.meta):
+        console.print(line, markup=False)
+    for failure in result.failures:
+        err.print(f"kbench: worker failure: {failure}", markup=False, style="red")
+    for line in render.parity_failure_lines(result.results):
+        err.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)
+    if result.run_dir is not None:
+        console.print(f"results: {result.run_dir}  ({time.perf_counter() - started:.1f} s)", markup=False)
+    return 0 if result.ok else 1
+
+
+def _with_progress(console, plan, fn):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    total = len(plan.cells)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} cells"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:  # fmt: skip
+        task = progress.add_task("starting the tensorflow worker (importing TensorFlow)", total=total)
+
+        def hook(event: dict) -> None:
+            kind = event["event"]
+            if kind == "phase":
+                c = plan.cells[event["index"]]
+                progress.update(task, description=f"{c.model} {c.label}: {event['phase']}")
+            elif kind == "cell":
+                progress.advance(task)
+
+        return fn(hook)
+
+
+@app.command()
+def parity(
+    model: List[str] = ModelOpt,
+    path: Optional[List[str]] = PathOpt,
+    batch: Optional[str] = BatchOpt,
+    features: Optional[str] = FeaturesOpt,
+    units: Optional[str] = UnitsOpt,
+    n: Optional[str] = NOpt,
+    size: Optional[List[str]] = SizeOpt,
+    option: Optional[List[str]] = OptionOpt,
+    dtype: str = DtypeOpt,
+    seed: int = SeedOpt,
+    models_dir: Optional[List[Path]] = DirsOpt,
+) -> int:
+    """Check every call path's output against the float64 reference and the NumPy twin; no timing, nothing written."""
+    plan = api.plan(model, path, _sizes(batch, features, units, n, size), _pairs(option, "--option"), dtype, seed,
+                    models_dirs=models_dir or (), mode="parity")  # fmt: skip
+    console = _console()
+    result = _with_progress(_console(stderr=True), plan, lambda hook: api.run(plan, None, on_event=hook))
+    for table in render.parity_tables(result.results):
+        console.print(table)
+    for line in render.parity_failure_lines(result.results):
+        console.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)
+    for failure in result.failures:
+        console.print(f"kbench: worker failure: {failure}", markup=False, style="red")
+    return 0 if result.ok else 1
+
+
+@app.command("list")
+def list_(models_dir: Optional[List[Path]] = DirsOpt) -> int:
+    """The models (with sizes, defaults and options) and the call paths (with what each timed region contains)."""
+    for line in render.list_lines(api.list_models(models_dir or ())):
+        typer.echo(line)
+    return 0
+
+
+@app.command()
+def env() -> int:
+    """The environment fingerprint recorded with every run (starts a worker to read the backend's side)."""
+    for line in render.env_lines(api.environment()):
+        typer.echo(line)
+    return 0
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

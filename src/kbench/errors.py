@@ -1,0 +1,71 @@
+"""Typed errors. Library code raises these; only the CLI turns them into exit codes.
+
+Every message is one line that names the problem and, where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+
+class KbenchError(Exception):
+    """Base class of every error kbench raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(KbenchError):
+    """The input was wrong (a name, a size, a flag, a model file). Exit code 2."""
+
+    exit_code = 2
+
+
+class UnknownModelError(UsageError):
+    pass
+
+
+class UnknownPathError(UsageError):
+    pass
+
+
+class BadSizeError(UsageError):
+    pass
+
+
+class BadOptionError(UsageError):
+    pass
+
+
+class DtypeError(UsageError):
+    pass
+
+
+class ModelsDirError(UsageError):
+    pass
+
+
+class ModelLoadError(UsageError):
+    """A model file failed to import or does not declare a valid ``MODEL``."""
+
+
+class ModelShapeError(UsageError):
+    """A model's Keras build, its NumPy twin and its declared output shape disagree."""
+
+
+class MemoryLimitError(UsageError):
+    pass
+
+
+class RunNotFoundError(UsageError):
+    pass
+
+
+class SchemaError(UsageError):
+    """Saved results were written by an unknown schema version."""
+
+
+class WorkerError(KbenchError):
+    """The backend worker process failed for a reason that is not the user's input."""
+
+
+def one_line(text: str) -> str:
+    """Collapse a message to one line (exception texts from user code may span several)."""
+    return " ".join(str(text).split())

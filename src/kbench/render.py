@@ -1,0 +1,138 @@
+"""Terminal rendering: pure functions from results to rich renderables or lines. Nothing here prints."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable
+
+import pandas as pd
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from kbench.paths import BASELINE, PATHS
+from kbench.spec import ModelSpec
+
+UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+
+
+def time_unit(seconds: float) -> tuple[float, str]:
+    """The largest unit in which ``seconds`` is at least 1 (ns at the bottom)."""
+    for scale, unit in UNITS:
+        if abs(seconds) >= scale:
+            return scale, unit
+    return UNITS[-1]
+
+
+def fmt_time(seconds: Any) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)) or pd.isna(seconds):
+        return "—"
+    scale, unit = time_unit(float(seconds))
+    return f"{float(seconds) / scale:.3g} {unit}"
+
+
+def fmt_median_iqr(median: Any, iqr: Any) -> str:
+    if pd.isna(median):
+        return "—"
+    scale, unit = time_unit(float(median))
+    return f"{median / scale:.3g} ± {iqr / scale:.2g} {unit}"
+
+
+def fmt_ratio(r: Any) -> str:
+    if pd.isna(r):
+        return "—"
+    return f"{r:,.0f}×" if r >= 100 else f"{r:.3g}×"
+
+
+def _cells(df: pd.DataFrame):
+    """(title, rows) per cell, in the order cells were run."""
+    for key, rows in df.groupby(["model", "sizes", "dtype", "options"], sort=False):
+        model, sizes, dtype, options = key
+        opts = json.loads(options) if isinstance(options, str) and options else {}
+        extra = " ".join(f"{k}={v}" for k, v in opts.items())
+        yield f"{model} · {sizes}{' · ' + extra if extra else ''} · {dtype}", rows
+
+
+def results_tables(df: pd.DataFrame) -> list[Table]:
+    """One table per cell: median ± IQR, ratio to NumPy, parity, first-call and retrace cost per path."""
+    tables = []
+    for title, rows in _cells(df):
+        t = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col, just in (("path", "left"), ("median ± IQR", "right"), ("×NumPy", "right"), ("ok", "left"),
+                          ("1st call", "right"), ("retrace", "right"), ("n×loops", "right")):  # fmt: skip
+            t.add_column(col, justify=just, no_wrap=True)
+        for _, row in rows.iterrows():
+            ok = bool(row["parity_ok"])
+            ratio = fmt_ratio(row.get("ratio_to_numpy"))
+            t.add_row(
+                row["path"],
+                fmt_median_iqr(row.get("median_s"), row.get("iqr_s")),
+                Text(ratio, style="dim") if row["path"] == BASELINE else Text(ratio),
+                Text("✓", style="green") if ok else Text("✗ FAIL", style="bold red"),
+                fmt_time(row.get("first_call_s")),
+                fmt_time(row.get("retrace_s")),
+                "—" if pd.isna(row.get("n_samples")) else f"{int(row['n_samples'])}×{int(row['loops'])}",
+                style="red" if not ok else None,
+            )
+        tables.append(t)
+    return tables
+
+
+def parity_tables(df: pd.DataFrame) -> list[Table]:
+    """One table per cell: errors against the float64 reference and the NumPy twin, and the tolerance."""
+    tables = []
+    for title, rows in _cells(df):
+        tol = rows["parity_tol"].iloc[0]
+        t = Table(title=f"{title} · tolerance {tol:.2e} × max|ref|", title_justify="left", title_style="bold",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("path", "max abs err", "/ max|ref|", "vs twin", "ok"):
+            t.add_column(col)
+        for _, row in rows.sort_values("parity_ok", kind="stable").iterrows():  # failures first
+            ok = bool(row["parity_ok"])
+            t.add_row(
+                row["path"], f"{row['parity_max_abs_err']:.2e}", f"{row['parity_max_rel_err']:.2e}",
+                f"{row['parity_twin_max_abs_err']:.2e}",
+                Text("✓", style="green") if ok else Text("✗ FAIL", style="bold red"),
+            )  # fmt: skip
+        tables.append(t)
+    return tables
+
+
+def parity_failure_lines(df: pd.DataFrame) -> list[str]:
+    bad = df[~df["parity_ok"].astype(bool)]
+    return [f"parity FAILED: {r.model} {r.sizes} {r.dtype} {r.path}: {r.parity_message}" for r in bad.itertuples()]
+
+
+def summary_lines(df: pd.DataFrame, meta: dict) -> list[str]:
+    """Cold-start context and warnings, one line each."""
+    lines = []
+    imports = meta.get("imports") or {}
+    if imports:
+        lines.append(
+            f"import: numpy {fmt_time(imports.get('numpy'))}, keras+{meta.get('backend', 'backend')} "
+            f"{fmt_time(imports.get('backend'))}; runtime first use {fmt_time(meta.get('runtime_init_s'))}"
+        )
+    for _, row in df.iterrows():
+        if isinstance(row.get("warnings"), str) and row["warnings"]:
+            lines.append(f"warning: {row['model']} {row['sizes']} {row['path']}: {row['warnings']}")
+    return lines
+
+
+def list_lines(specs: Iterable[ModelSpec]) -> list[str]:
+    """``kbench list``: models with sizes, defaults and options; call paths with what each timed region holds."""
+    lines = ["models (sizes list their defaults; an option's first value is its default):"]
+    for s in specs:
+        sizes = " ".join(f"{k}={','.join(map(str, v))}" for k, v in s.sizes.items())
+        opts = " ".join(f"{k}={'|'.join(map(str, v))}" for k, v in s.options.items())
+        lines += [f"  {s.name:<10} {sizes}" + (f"   options: {opts}" if opts else ""),
+                  f"  {'':<10} {s.summary}", f"  {'':<10} file: {s.source}"]  # fmt: skip
+    lines += ["", "call paths (tensorflow backend; every timed region is NumPy in -> NumPy out):"]
+    for p in PATHS.values():
+        lines += [f"  {p.name:<17} runs:       {p.runs}", f"  {'':<17} timed:      {p.timed_region}",
+                  f"  {'':<17} recompiles: {p.recompiles}"]  # fmt: skip
+    return lines
+
+
+def env_lines(env: dict) -> list[str]:
+    return json.dumps(env, indent=2, default=str).splitlines()

@@ -1,0 +1,298 @@
+"""The timing protocol: calibrated loops, warm-up, interleaved samples, gc kept out, a stopping rule on the median.
+
+One *sample* is ``loops`` back-to-back calls of a zero-argument callable between two clock reads::
+
+    t0 = clock(); for _ in repeat(None, loops): fn(); t1 = clock()     ->  (t1 - t0) / loops  seconds per call
+
+- **Overhead.** Measured once per :class:`Timer`: the fixed cost of a sample (two clock reads and the loop set-up,
+  from samples of zero loops) and the per-iteration cost of the loop itself (from a no-op callable).
+- **Calibration.** ``loops`` grows until a sample lasts at least ``min_sample_s`` and the fixed overhead is below
+  ``max_overhead`` (1%) of it. The per-iteration cost cannot be amortised; it is reported, never subtracted
+  (as in ``timeit`` and pyperf).
+- **Warm-up.** Each callable runs for ``warmup_s`` (and at least ``min_warmup_calls`` times) before calibration.
+- **Interleaving.** Callables of one cell are sampled in rounds, in a freshly shuffled order each round, so slow
+  machine drift spreads over every path instead of favouring one.
+- **Stopping rule.** A callable stops when it has ``min_samples`` and both ends of the distribution-free 95%
+  confidence interval of its median lie within ``±target_ci`` of the median (``"ci"``), when its share of the budget is spent
+  (``"budget"``), or at ``max_samples``.
+- **gc.** Disabled while sampling; a collection may run *between* samples, never inside one.
+
+The clock is injectable so the protocol can be tested deterministically on a fake clock.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import math
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable, Mapping
+
+Clock = Callable[[], float]
+Fn = Callable[[], object]
+
+UNSTABLE_IQR = 0.10  # warn when IQR exceeds this share of the median
+
+
+@dataclass(frozen=True)
+class TimerConfig:
+    budget_s: float = 4.0  # steady-state sampling time for one cell, shared equally by its callables
+    min_samples: int = 10
+    max_samples: int = 2000
+    target_ci: float = 0.02
+    min_sample_s: float = 0.005
+    max_overhead: float = 0.01
+    warmup_s: float = 0.05
+    min_warmup_calls: int = 2
+    seed: int = 0  # for the round order; a run is reproducible in the order it sampled
+
+    def __post_init__(self) -> None:
+        if not (self.budget_s > 0 and self.min_samples >= 1 and self.max_samples >= self.min_samples):
+            raise ValueError(f"invalid timer config {self}")
+
+
+@dataclass(frozen=True)
+class Overhead:
+    fixed_s: float  # one sample's cost besides the calls: two clock reads and loop set-up
+    per_loop_s: float  # one loop iteration calling a no-op callable
+
+
+def median_ci(sorted_samples: tuple[float, ...], z: float = 1.96) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median from order statistics (normal approx. to the binomial).
+
+    For n samples the bounds are the order statistics at ranks ``floor(n/2 - z*sqrt(n)/2)`` and
+    ``ceil(1 + n/2 + z*sqrt(n)/2)`` (1-based, clipped to [1, n]). Small n gives the whole range, as it should.
+    """
+    n = len(sorted_samples)
+    if n == 0:
+        return (math.nan, math.nan)
+    half = z * math.sqrt(n) / 2
+    lo = min(max(math.floor(n / 2 - half), 1), n)
+    hi = min(max(math.ceil(1 + n / 2 + half), 1), n)
+    return (sorted_samples[lo - 1], sorted_samples[hi - 1])
+
+
+def _quantile(sorted_samples: tuple[float, ...], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default method)."""
+    n = len(sorted_samples)
+    if n == 0:
+        return math.nan
+    pos = q * (n - 1)
+    i = math.floor(pos)
+    j = min(i + 1, n - 1)
+    return sorted_samples[i] + (sorted_samples[j] - sorted_samples[i]) * (pos - i)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Per-call times (seconds) of one callable, with statistics computed lazily."""
+
+    samples: tuple[float, ...]
+    loops: int
+    stop_reason: str = ""
+    per_loop_overhead_s: float = 0.0
+    fixed_overhead_s: float = 0.0
+
+    @cached_property
+    def sorted(self) -> tuple[float, ...]:
+        return tuple(sorted(self.samples))
+
+    @property
+    def n(self) -> int:
+        return len(self.samples)
+
+    @cached_property
+    def median(self) -> float:
+        return _quantile(self.sorted, 0.5)
+
+    @cached_property
+    def q1(self) -> float:
+        return _quantile(self.sorted, 0.25)
+
+    @cached_property
+    def q3(self) -> float:
+        return _quantile(self.sorted, 0.75)
+
+    @property
+    def iqr(self) -> float:
+        return self.q3 - self.q1
+
+    @property
+    def min(self) -> float:
+        return self.sorted[0] if self.samples else math.nan
+
+    @property
+    def max(self) -> float:
+        return self.sorted[-1] if self.samples else math.nan
+
+    @cached_property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples) if self.samples else math.nan
+
+    @cached_property
+    def stdev(self) -> float:
+        return statistics.stdev(self.samples) if self.n > 1 else math.nan
+
+    @cached_property
+    def ci(self) -> tuple[float, float]:
+        return median_ci(self.sorted)
+
+    @property
+    def ci_rel_halfwidth(self) -> float:
+        """How far the CI reaches from the median, relative to it (the larger side: the CI can be lopsided)."""
+        lo, hi = self.ci
+        return max(self.median - lo, hi - self.median) / self.median if self.median > 0 else math.inf
+
+    @property
+    def unstable(self) -> bool:
+        return self.iqr > UNSTABLE_IQR * self.median
+
+    @property
+    def loop_overhead_pct(self) -> float:
+        """The per-iteration loop cost as a percentage of the median per-call time."""
+        return 100.0 * self.per_loop_overhead_s / self.median if self.median > 0 else math.nan
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.unstable:
+            out.append(f"unstable: IQR is {100 * self.iqr / self.median:.0f}% of the median (threshold {UNSTABLE_IQR:.0%})")
+        if self.stop_reason == "budget":
+            out.append(f"budget spent before the median's 95% CI reached the target (±{100 * self.ci_rel_halfwidth:.1f}%)")
+        return out
+
+
+class Timer:
+    def __init__(self, config: TimerConfig = TimerConfig(), clock: Clock = time.perf_counter) -> None:
+        self.config = config
+        self.clock = clock
+        self._overhead: Overhead | None = None
+
+    # -- the one timed region ------------------------------------------------------------------------------
+    def sample(self, fn: Fn, loops: int) -> float:
+        """Seconds for ``loops`` calls of ``fn`` (total, not per call)."""
+        clock = self.clock
+        it = itertools.repeat(None, loops)
+        t0 = clock()
+        for _ in it:
+            fn()
+        t1 = clock()
+        return t1 - t0
+
+    # -- overhead and calibration --------------------------------------------------------------------------
+    def overhead(self) -> Overhead:
+        if self._overhead is None:
+            fixed = statistics.median(self.sample(_noop, 0) for _ in range(101))
+            n = 10_000
+            per_loop = statistics.median((self.sample(_noop, n) - fixed) / n for _ in range(11))
+            self._overhead = Overhead(max(fixed, 0.0), max(per_loop, 0.0))
+        return self._overhead
+
+    def warmup(self, fn: Fn) -> int:
+        cfg = self.config
+        calls = 0
+        start = self.clock()
+        while calls < cfg.min_warmup_calls or self.clock() - start < cfg.warmup_s:
+            fn()
+            calls += 1
+        return calls
+
+    def calibrate(self, fn: Fn) -> int:
+        """A loop count whose sample lasts ``min_sample_s`` with fixed overhead under ``max_overhead``.
+
+        Grows from 1 like timeit's autorange, but jumps by the measured shortfall (aiming 20% past the target, at
+        most 10x a step), so it lands between the smallest sufficient count and about 1.2 times it.
+        """
+        cfg = self.config
+        target = max(cfg.min_sample_s, self.overhead().fixed_s / cfg.max_overhead)
+        loops = 1
+        while True:
+            t = self.sample(fn, loops)
+            if t >= target or loops >= 10**9:
+                return loops
+            # aim 20% past the target from this estimate, growing at most 10x per step (timeit grows 1-2-5)
+            grow = 10.0 if t <= 0 else min(10.0, 1.2 * target / t)
+            loops = max(loops + 1, math.ceil(loops * grow))
+
+    # -- the protocol --------------------------------------------------------------------------------------
+    def run(self, fns: Mapping[str, Fn]) -> dict[str, Measurement]:
+        """Warm up, calibrate and sample every callable, interleaved, until each one stops."""
+        cfg = self.config
+        names = sorted(fns)
+        if not names:
+            return {}
+        rng = random.Random(cfg.seed)
+        share = cfg.budget_s / len(names)
+        loops: dict[str, int] = {}
+        samples: dict[str, list[float]] = {n: [] for n in names}
+        spent = dict.fromkeys(names, 0.0)
+        reason: dict[str, str] = {}
+        gc_was_enabled = gc.isenabled()
+        gc.collect()
+        gc.disable()
+        try:
+            overhead = self.overhead()
+            for name in names:
+                self.warmup(fns[name])
+                loops[name] = self.calibrate(fns[name])
+            active = list(names)
+            while active:
+                order = active[:]
+                rng.shuffle(order)
+                for name in order:
+                    t = self.sample(fns[name], loops[name])
+                    samples[name].append(t / loops[name])
+                    spent[name] += t
+                    stop = self._stop_reason(samples[name], spent[name], share)
+                    if stop:
+                        reason[name] = stop
+                        active.remove(name)
+                if gc.get_count()[0] > 5000:  # between rounds only: never inside a sample
+                    gc.collect()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        return {
+            n: Measurement(tuple(samples[n]), loops[n], reason[n], overhead.per_loop_s, overhead.fixed_s) for n in names
+        }
+
+    def measure(self, fn: Fn) -> Measurement:
+        return self.run({"fn": fn})["fn"]
+
+    def _stop_reason(self, samples: list[float], spent: float, share: float) -> str:
+        cfg = self.config
+        n = len(samples)
+        if n < cfg.min_samples:
+            return ""
+        s = tuple(sorted(samples))
+        med = _quantile(s, 0.5)
+        lo, hi = median_ci(s)
+        if med > 0 and max(med - lo, hi - med) <= cfg.target_ci * med:
+            return "ci"
+        if n >= cfg.max_samples:
+            return "max_samples"
+        if spent >= share:
+            return "budget"
+        return ""
+
+
+def _noop() -> None:
+    return None
+
+
+def time_once(fn: Fn, clock: Clock = time.perf_counter) -> tuple[float, object]:
+    """One cold call, gc held off: (seconds, result). For import, build, first call and retrace."""
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = clock()
+        result = fn()
+        t1 = clock()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return t1 - t0, result

@@ -1,0 +1,198 @@
+"""The backend worker: ``python -m kbench.worker`` with a JSON plan on stdin, one JSON line per event on stdout.
+
+One worker process per Keras backend: ``KERAS_BACKEND`` is set by the parent before this process imports Keras,
+and the parent never imports the backend itself. The worker's first act is to time its own imports (NumPy, then
+Keras with its backend) in this fresh process. It then streams one ``cell`` line per finished cell, so a crash
+loses only the cells that were not finished.
+
+Per cell, per path (paths in a shuffled order, each on a fresh model instance so no path warms another's caches):
+
+1. ``build``   construct the Keras model from the shared weights and wrap it for the path (no call);
+2. ``first``   the first call at the cell's sizes (tracing / compilation happen here), output kept for parity;
+3. parity of that output against the float64 reference and the NumPy twin;
+4. steady state of all paths together, interleaved (:class:`kbench.timer.Timer`);
+5. ``retrace`` the first call at batch+1 after the steady state (models with a ``batch`` size only).
+
+Before the first cell, one throwaway pass over every path on a throwaway model pays the process-wide lazy set-up
+(op registration, oneDNN primitive caches, the tracing machinery) and is reported as ``runtime_init_s``, so it is
+not charged to whichever path happens to run first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+
+
+def _emitter(stream):
+    def emit(event: str, **fields) -> None:
+        stream.write(json.dumps({"event": event, **fields}, default=_json_default) + "\n")
+        stream.flush()
+
+    return emit
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def main() -> int:
+    # Keep the protocol stream clean: anything printed by TensorFlow, Keras or a model file goes to stderr.
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    emit = _emitter(proto)
+    plan_text = sys.stdin.read()
+
+    t0 = time.perf_counter()
+    import numpy  # noqa: F401  (timed: the baseline's import cost)
+
+    t1 = time.perf_counter()
+    import keras  # noqa: F401  (timed: Keras plus its backend, KERAS_BACKEND chosen by the parent)
+
+    t2 = time.perf_counter()
+
+    from kbench.envinfo import backend_fingerprint
+    from kbench.errors import KbenchError, one_line
+    from kbench.plan import Plan
+
+    plan = Plan.from_json(plan_text)
+    emit("import", numpy_import_s=t1 - t0, backend_import_s=t2 - t1, env=backend_fingerprint())
+    if plan.mode == "env":
+        emit("done")
+        return 0
+    for index, cell in enumerate(plan.cells):
+        try:
+            emit("cell", index=index, **run_cell(plan, index, cell, emit))
+        except KbenchError as exc:
+            emit("error", index=index, kind=type(exc).__name__, message=one_line(exc), user=exc.exit_code == 2)
+            return 0
+        except Exception as exc:  # a backend failure: report it, keep what was finished
+            emit(
+                "error",
+                index=index,
+                kind=type(exc).__name__,
+                message=f"{type(exc).__name__}: {one_line(exc)}",
+                user=False,
+                traceback=traceback.format_exc(),
+            )
+            return 0
+    emit("done")
+    return 0
+
+
+_SPECS: dict = {}
+_RUNTIME_WARM = False
+
+
+def run_cell(plan, index: int, cell, emit) -> dict:
+    import random
+
+    import keras
+    import numpy as np
+
+    from kbench import parity
+    from kbench.errors import ModelShapeError
+    from kbench.paths import PATHS, PathContext
+    from kbench.spec import load_model_file
+    from kbench.timer import Timer, TimerConfig, time_once
+    from kbench.weights import make_inputs, make_weights
+
+    global _RUNTIME_WARM
+    if cell.model_file not in _SPECS:
+        _SPECS[cell.model_file] = load_model_file(cell.model_file)
+    spec = _SPECS[cell.model_file]
+    sizes, options, dtype = cell.sizes_dict, cell.options_dict, cell.dtype
+    weights = make_weights(spec, sizes, dtype, plan.seed)
+    inputs = make_inputs(spec, sizes, dtype, plan.seed)
+    declared = spec.output_shape(sizes)
+    ref = parity.reference(spec, weights, inputs, options)
+    twin = np.asarray(spec.forward(weights, inputs, **options))
+    if twin.shape != declared:
+        raise ModelShapeError(
+            f"model {spec.name!r}: the NumPy forward returns shape {twin.shape} but MODEL.output declares "
+            f"{declared} at {cell.label}; fix forward() or MODEL.output"
+        )
+    tol = parity.tolerance(dtype, spec.reduction(sizes))
+    ctx = PathContext(spec, weights, sizes, options, dtype)
+    paths = [PATHS[p] for p in plan.paths]
+
+    def build(path):
+        if not path.uses_keras:
+            return path.prepare(ctx, None)
+        return path.prepare(ctx, spec.build_keras(keras, weights, sizes, dtype, **options))
+
+    if plan.mode == "run" and not _RUNTIME_WARM:
+        emit("phase", index=index, phase="runtime init")
+        t = time.perf_counter()
+        for path in paths:
+            build(path)(inputs)()
+        emit("init", runtime_init_s=time.perf_counter() - t)
+        _RUNTIME_WARM = True
+
+    rng = random.Random(f"{plan.seed}:{index}")
+    order = paths[:]
+    rng.shuffle(order)
+    rows: dict[str, dict] = {}
+    fns = {}
+    binds = {}
+    for path in order:
+        emit("phase", index=index, phase=f"cold start: {path.name}")
+        build_s, bind = time_once(lambda: build(path))
+        fn = bind(inputs)
+        first_s, out = time_once(fn)
+        out = np.asarray(out)
+        if out.shape != declared:
+            raise ModelShapeError(
+                f"model {spec.name!r}: path {path.name!r} returns shape {out.shape} but the NumPy twin returns "
+                f"{declared} at {cell.label}; make build_keras() and forward() compute the same thing"
+            )
+        p = parity.check(path.name, out, ref, twin, tol)
+        rows[path.name] = {
+            "path": path.name,
+            "build_s": build_s if path.uses_keras else None,
+            "first_call_s": first_s,
+            "parity_ok": p.ok,
+            "parity_tol": p.tol,
+            "parity_max_abs_err": p.max_abs_err,
+            "parity_max_rel_err": p.max_rel_err,
+            "parity_twin_max_abs_err": p.twin_max_abs_err,
+            "parity_message": p.message,
+            "order": len(rows),
+        }
+        fns[path.name] = fn
+        binds[path.name] = bind
+    if plan.mode == "parity":
+        return {"rows": list(rows.values()), "cold_order": [p.name for p in order]}
+
+    emit("phase", index=index, phase="steady state")
+    config = TimerConfig(**{**plan.timer.__dict__, "seed": rng.randrange(2**31)})
+    measurements = Timer(config).run(fns)
+    for name, m in measurements.items():
+        rows[name].update(
+            samples=list(m.samples),
+            loops=m.loops,
+            stop_reason=m.stop_reason,
+            loop_overhead_s=m.per_loop_overhead_s,
+            fixed_overhead_s=m.fixed_overhead_s,
+        )
+
+    if spec.has_batch:
+        emit("phase", index=index, phase="retrace")
+        new_sizes = {**sizes, "batch": sizes["batch"] + 1}
+        new_inputs = make_inputs(spec, new_sizes, dtype, plan.seed)
+        for path in order:
+            retrace_s, _ = time_once(binds[path.name](new_inputs))
+            rows[path.name].update(retrace_s=retrace_s, retrace_batch=new_sizes["batch"])
+    return {"rows": list(rows.values()), "cold_order": [p.name for p in order]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

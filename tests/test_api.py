@@ -1,0 +1,138 @@
+"""The Python API end to end, through a real TensorFlow worker process."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import WORKER_MODELS
+from kbench import api, errors
+from kbench.paths import PATHS
+from kbench.results import COLUMNS, load_run
+from kbench.timer import TimerConfig
+
+FAST = TimerConfig(budget_s=0.2, min_samples=3, target_ci=0.5, min_sample_s=0.001, warmup_s=0.005)
+
+
+def test_quick_run_measures_every_path_with_parity(quick_run):
+    result, events, _ = quick_run
+    df = result.results
+    assert result.ok, result.failures
+    assert len(df) == 2 * len(PATHS)
+    assert set(df["path"]) == set(PATHS)
+    assert df["parity_ok"].all()
+    assert (df["parity_max_rel_err"] <= df["parity_tol"]).all()
+    assert (df["median_s"] > 0).all() and (df["n_samples"] >= 3).all()
+    assert (df["q1_s"] <= df["median_s"]).all() and (df["median_s"] <= df["q3_s"]).all()
+    assert (df["ci_low_s"] <= df["median_s"]).all() and (df["median_s"] <= df["ci_high_s"]).all()
+    numpy = df[df["path"] == "numpy"]
+    assert (numpy["ratio_to_numpy"] == 1).all()
+    keras_rows = df[df["path"] != "numpy"]
+    assert keras_rows["build_s"].gt(0).all() and numpy["build_s"].isna().all()
+    assert df["first_call_s"].gt(0).all() and df["retrace_s"].gt(0).all()
+    assert set(df["retrace_batch"]) == {2, 3}
+    assert df["import_s"].gt(0).all()
+    # events stream in the documented order
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "import" and kinds[-1] == "exit" and kinds[-2] == "done"
+    assert kinds.count("cell") == 2 and "init" in kinds
+
+
+def test_run_folder_holds_what_the_api_returned(quick_run):
+    result, _, out = quick_run
+    data = load_run(result.run_dir)
+    assert data.meta["status"] == "complete"
+    assert data.meta["command"] == "kbench run --model dense --batch 1,2"
+    assert data.meta["env"]["backend"]["tensorflow"]
+    assert data.meta["env"]["host"]["cpu"]
+    assert data.meta["imports"]["backend"] > data.meta["imports"]["numpy"] > 0
+    assert [c for c in data.results.columns if not c.startswith("size_")] == COLUMNS
+    assert len(data.results) == len(result.results)
+    assert len(data.samples) == int(result.results["n_samples"].sum())
+    assert (result.run_dir / "worker.log").is_file()
+    assert result.run_dir.parent == out
+
+
+def test_parity_mode_times_nothing_and_writes_nothing(tmp_path):
+    plan = api.plan(["dot"], sizes={"batch": "3"}, options={"normalize": "true"}, mode="parity")
+    result = api.run(plan, None)
+    assert result.run_dir is None
+    assert result.ok and len(result.results) == len(PATHS)
+    assert result.results["median_s"].isna().all()
+    assert result.samples.empty
+
+
+@pytest.mark.parametrize("model", ["nobias", "transposed"])
+def test_planted_wrong_build_or_twin_fails_parity(model, tmp_path):
+    plan = api.plan([model], timer=FAST, models_dirs=[WORKER_MODELS])
+    result = api.run(plan, tmp_path)
+    df = result.results
+    assert not result.ok and not result.parity_ok
+    keras_rows = df[df["path"] != "numpy"]
+    assert not keras_rows["parity_ok"].any()
+    assert keras_rows["flags"].str.contains("parity_fail").all()
+    assert (keras_rows["parity_max_rel_err"] > 100 * keras_rows["parity_tol"]).all()
+    # the failure is recorded on disk too, and the timings are still there (flagged, not dropped)
+    saved = load_run(result.run_dir).results
+    assert not saved[saved["path"] != "numpy"]["parity_ok"].any()
+    assert saved["median_s"].notna().all()
+
+
+@pytest.mark.parametrize("model, words", [("kerasshape", "returns shape (2, 1)"), ("twinshape", "MODEL.output declares")])
+def test_shape_disagreement_is_a_usage_error_and_writes_nothing(model, words, tmp_path):
+    plan = api.plan([model], timer=FAST, models_dirs=[WORKER_MODELS])
+    with pytest.raises(errors.ModelShapeError) as err:
+        api.run(plan, tmp_path)
+    assert words in str(err.value) and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_printing_to_stdout_does_not_break_the_protocol(tmp_path):
+    plan = api.plan(["noisy"], timer=FAST, models_dirs=[WORKER_MODELS])
+    result = api.run(plan, tmp_path)
+    assert result.ok and len(result.results) == len(PATHS)
+    assert "noisy forward" in (result.run_dir / "worker.log").read_text()
+
+
+def test_worker_failure_is_reported_not_raised(tmp_path):
+    plan = api.plan(["crash"], timer=FAST, models_dirs=[WORKER_MODELS])
+    result = api.run(plan, tmp_path)
+    assert not result.ok
+    assert len(result.failures) == 1 and "planted failure inside build_keras" in result.failures[0]
+    assert list(tmp_path.iterdir()) == []  # no cell finished, so no run folder
+
+
+def test_finished_cells_are_kept_when_a_later_cell_fails(tmp_path):
+    plan = api.plan(["dense", "crash"], sizes={"batch": "2"}, timer=FAST, models_dirs=[WORKER_MODELS])
+    result = api.run(plan, tmp_path)
+    assert result.failures and "crash" in result.failures[0]
+    saved = load_run(result.run_dir)
+    assert saved.meta["status"] == "failed"
+    assert set(saved.results["model"]) == {"dense"} and len(saved.results) == len(PATHS)
+
+
+def test_environment_reads_backend_versions_from_a_worker():
+    env = api.environment()
+    assert env["backend"]["backend"] == "tensorflow"
+    assert env["backend"]["tensorflow"] == env["host"]["packages"]["tensorflow"]
+    assert env["imports"]["backend_s"] > 0
+
+
+def test_list_models_has_the_builtins():
+    names = {s.name for s in api.list_models()}
+    assert {"dense", "dot", "matmul"} <= names
+
+
+def test_parent_never_imports_tensorflow(tmp_path):
+    code = (
+        "import sys; from kbench import api, cli; from kbench.timer import TimerConfig\n"
+        "plan = api.plan(['dense'], sizes={'batch': '1'}, mode='parity')\n"
+        "r = api.run(plan, None)\n"
+        "assert r.ok\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]

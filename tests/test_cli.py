@@ -1,0 +1,122 @@
+"""The CLI through typer's CliRunner (in process) and through a real child process (what a user types)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import WORKER_MODELS, run_cli
+from kbench.cli import app
+from kbench.paths import PATHS
+
+runner = CliRunner()
+
+BAD_INPUTS = [
+    (["run", "--model", "dens"], "did you mean 'dense'"),
+    (["run", "--model", "dense", "--path", "cal"], "unknown path 'cal'"),
+    (["run", "--model", "dense", "--batch", "0"], "--batch 0 must be positive"),
+    (["run", "--model", "dense", "--batch", "-3"], "--batch -3 must be positive"),
+    (["run", "--model", "dense", "--batch", "1.5"], "'1.5' is not an integer"),
+    (["run", "--model", "dense", "--units", "x"], "'x' is not an integer"),
+    (["run", "--model", "dense", "--batch", "100000000"], "GiB"),
+    (["run", "--model", "dense", "--batch", "1099511627777"], "absurdly large"),
+    (["run", "--model", "dense", "--dtype", "int8"], "unsupported dtype 'int8'"),
+    (["run", "--model", "dense", "--models-dir", "/no/such/dir"], "--models-dir /no/such/dir does not exist"),
+    (["run", "--model", "dense", "--n", "5"], "no selected model has size 'n'"),
+    (["run", "--model", "dense", "--size", "depth=3"], "no selected model has size 'depth'"),
+    (["run", "--model", "dense", "--size", "batch"], "is not KEY=VALUE"),
+    (["run", "--model", "dense", "-o", "activation=tanh"], "use one of linear, relu"),
+    (["run", "--model", "dense", "-o", "foo=1"], "no selected model has option 'foo'"),
+    (["run", "--model", "dense", "--budget", "0"], "--budget 0.0 must be more than 0"),
+    (["run", "--model", "dense", "--target-ci", "2"], "--target-ci 2.0 must be a fraction"),
+    (["run", "--model", "dense", "--min-samples", "0"], "--min-samples 0 must be at least 1"),
+    (["run", "--model", "dense", "--seed", "x"], "Invalid value for '--seed'"),
+    (["run", "--model", "dense", "--bogus"], "No such option: --bogus"),
+    (["run"], "Missing option '--model'"),
+    (["parity", "--model", "matmul", "--batch", "2"], "no selected model has size 'batch'"),
+    (["frobnicate"], "No such command"),
+]
+
+
+@pytest.mark.parametrize("args, words", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, words, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("kbench: error: ")
+    assert words in lines[0]
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_file_that_fails_to_import_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    models = tmp_path / "m"
+    models.mkdir()
+    (models / "broken.py").write_text("def oops(:\n")
+    result = runner.invoke(app, ["run", "--model", "broken", "--models-dir", str(models)])
+    assert result.exit_code == 2
+    assert "broken.py failed to import: SyntaxError" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_list_shows_models_sizes_options_and_paths():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0
+    for word in ("dense", "dot", "matmul", "batch=1,32,1024", "activation=linear|relu", "normalize=False|True", "n=100"):
+        assert word in result.output
+    for path in PATHS:
+        assert path in result.output
+
+
+def test_help_exits_0():
+    result = runner.invoke(app, ["run", "--help"])
+    assert result.exit_code == 0 and "--batch" in result.output
+
+
+def test_parity_command_reports_failures_and_exits_1():
+    result = runner.invoke(app, ["parity", "--model", "nobias", "--models-dir", str(WORKER_MODELS)], terminal_width=200)
+    assert result.exit_code == 1
+    assert result.output.count("✗") == len(PATHS) - 1
+    assert "exceeds tolerance" in result.output
+
+
+def test_shape_mismatch_through_the_cli_is_one_line_exit_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", "--model", "kerasshape", "--models-dir", str(WORKER_MODELS), "--quick"])
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1 and "returns shape" in result.output
+    assert not (tmp_path / "reports").exists()
+
+
+def test_env_prints_json_with_backend_versions():
+    result = runner.invoke(app, ["env"])
+    assert result.exit_code == 0
+    env = json.loads(result.output)
+    assert env["backend"]["backend"] == "tensorflow" and env["host"]["python"]
+
+
+def test_real_subprocess_quick_run_end_to_end(tmp_path):
+    proc = run_cli("run", "--model", "dense", "--quick", "--batch", "1,32", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "Traceback" not in proc.stderr
+    for path in PATHS:
+        assert f" {path} " in out
+    assert out.count("✓") == 2 * len(PATHS) and "✗" not in out
+    assert "import: numpy" in out
+    runs = list((tmp_path / "reports").iterdir())
+    assert len(runs) == 1 and (runs[0] / "results.csv").is_file()
+    assert f"results: reports/{runs[0].name}" in out
+    meta = json.loads((runs[0] / "run.json").read_text())
+    assert meta["status"] == "complete"
+    assert meta["command"] == "kbench run --model dense --quick --batch 1,32"
+
+
+def test_real_subprocess_bad_input_has_no_traceback(tmp_path):
+    proc = run_cli("run", "--model", "dense", "--batch", "0", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip() == "kbench: error: --batch 0 must be positive; give sizes of 1 or more"
