@@ -68,6 +68,8 @@ def plan(
     names = [m.strip() for item in models for m in item.split(",") if m.strip()]
     if not names:
         raise errors.UnknownModelError("no model given; pass --model NAME (see `kbench list`)")
+    if seed < 0:
+        raise errors.BadOptionError(f"--seed {seed} must be 0 or more")
     dirs = tuple(models_dirs)
     specs = [load_model(n, dirs) for n in dict.fromkeys(names)]
     selected = parse_paths(paths)

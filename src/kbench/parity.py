@@ -1,15 +1,17 @@
 """Numerical parity: every call path's output against a float64 reference and against the NumPy twin.
 
 The reference is the model's own NumPy forward run in float64 on the *same* arrays (cast up, so input rounding is
-not counted as error). A path passes when, against both the reference and the twin in the run's dtype,
+not counted as error). A path passes when, for every output element i, against both the reference and the twin in
+the run's dtype,
 
-    max |out - other|  <=  tol * max |reference|,      tol = 16 * eps(dtype) * sqrt(K)
+    |out_i - other_i|  <=  tol * S_i,      tol = 16 * eps(dtype) * sqrt(K),      S_i = max(|ref_i|, M_i)
 
-where K is the model's reduction length (the longest sum in one output element). Rounding error of a length-K dot
-product grows like sqrt(K) * eps for random data; the factor 16 leaves room for blocked/FMA summation orders
-(oneDNN, XLA) while a real bug (a transposed kernel, a missing bias, a wrong axis) misses by orders of magnitude.
-Errors are scaled by the output's largest magnitude, not element by element, so outputs that are legitimately
-near zero (ReLU, cancellation) do not turn rounding noise into a false failure.
+K is the model's reduction length (the longest sum in one output element) and M is the *magnitude of the terms*
+behind each element: the same NumPy forward run in float64 on |weights| and |inputs| (for x @ W + b that is
+|x| @ |W| + |b|). Rounding error of a length-K sum is bounded by eps times the sum of |terms| and grows like
+sqrt(K) * eps for random data; the factor 16 leaves room for blocked/FMA summation orders (oneDNN, XLA). Scaling
+by M rather than by |ref_i| keeps an element that cancels to nearly zero from turning rounding noise into a false
+failure, while a real bug (a transposed kernel, a missing bias, a wrong axis) still misses by orders of magnitude.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class ParityResult:
     ok: bool
     tol: float
     max_abs_err: float  # against the float64 reference
-    max_rel_err: float  # max_abs_err / max|reference|
+    max_rel_err: float  # max over elements of |out - ref| / S (see the module docstring); compared with tol
     twin_max_abs_err: float  # against the NumPy twin in the run's dtype
     message: str = ""
 
@@ -48,18 +50,39 @@ def reference(
     return np.asarray(spec.forward(w64, x64, **options), dtype=np.float64)
 
 
-def check(path: str, out: Any, ref: np.ndarray, twin: np.ndarray, tol: float) -> ParityResult:
+def magnitude(
+    spec: ModelSpec, weights: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray], options: Mapping[str, Any]
+) -> np.ndarray:
+    """M: the forward on |weights| and |inputs| in float64, the size of the terms summed into each output element."""
+    w64 = {k: np.abs(v.astype(np.float64)) for k, v in weights.items()}
+    x64 = {k: np.abs(v.astype(np.float64)) for k, v in inputs.items()}
+    return np.abs(np.asarray(spec.forward(w64, x64, **options), dtype=np.float64))
+
+
+def check(
+    path: str, out: Any, ref: np.ndarray, twin: np.ndarray, tol: float, magnitudes: np.ndarray | None = None
+) -> ParityResult:
+    """Compare ``out`` with the float64 ``ref`` and the ``twin``; without ``magnitudes``, S is max|ref| everywhere."""
     out = np.asarray(out)
+    twin = np.asarray(twin)
     nan = float("nan")
-    if out.shape != ref.shape:
-        return ParityResult(path, False, tol, nan, nan, nan, f"output shape {out.shape} != reference shape {ref.shape}")
-    if not np.all(np.isfinite(out)):
-        return ParityResult(path, False, tol, nan, nan, nan, "output holds NaN or inf")
-    scale = max(float(np.max(np.abs(ref))) if ref.size else 0.0, np.finfo(np.float64).tiny)
+    for name, arr in (("output", out), ("NumPy twin", twin)):
+        if arr.shape != ref.shape:
+            return ParityResult(path, False, tol, nan, nan, nan, f"{name} shape {arr.shape} != reference shape {ref.shape}")
+        if not np.all(np.isfinite(arr)):
+            return ParityResult(path, False, tol, nan, nan, nan, f"{name} holds NaN or inf")
+    if ref.size == 0:
+        return ParityResult(path, True, tol, 0.0, 0.0, 0.0)
+    tiny = np.finfo(np.float64).tiny
+    if magnitudes is None or np.shape(magnitudes) != ref.shape:
+        scale = np.full(ref.shape, max(float(np.max(np.abs(ref))), tiny))
+    else:
+        scale = np.maximum(np.maximum(np.abs(ref), magnitudes), tiny)
     out64 = out.astype(np.float64)
-    abs_err = float(np.max(np.abs(out64 - ref))) if ref.size else 0.0
-    twin_err = float(np.max(np.abs(out64 - twin.astype(np.float64)))) if ref.size else 0.0
-    rel = abs_err / scale
-    ok = abs_err <= tol * scale and twin_err <= tol * scale
-    msg = "" if ok else f"error {rel:.2e} x max|ref| (twin {twin_err / scale:.2e}) exceeds tolerance {tol:.2e}"
-    return ParityResult(path, ok, tol, abs_err, rel, twin_err, msg)
+    err = np.abs(out64 - ref)
+    twin_err = np.abs(out64 - twin.astype(np.float64))
+    rel = float(np.max(err / scale))
+    twin_rel = float(np.max(twin_err / scale))
+    ok = rel <= tol and twin_rel <= tol
+    msg = "" if ok else f"error {rel:.2e} (vs twin {twin_rel:.2e}) of the terms' magnitude exceeds tolerance {tol:.2e}"
+    return ParityResult(path, ok, tol, float(np.max(err)), rel, float(np.max(twin_err)), msg)

@@ -75,10 +75,13 @@ def parse_size_list(name: str, text: str | int | Iterable[int]) -> tuple[int, ..
     parts = [p.strip() for item in items for p in str(item).split(",")]
     values = []
     for p in parts:
-        try:
-            v = int(p)
-        except ValueError:
-            raise BadSizeError(f"--{name} {p!r} is not an integer; give positive whole numbers such as --{name} 1,32") from None
+        if p.startswith("-") and p[1:].isascii() and p[1:].isdigit():
+            raise BadSizeError(f"--{name} {p} must be positive; give sizes of 1 or more")
+        if not p:
+            raise BadSizeError(f"--{name} has an empty entry; give sizes such as --{name} 1,32")
+        if not (p.isascii() and p.isdigit()):
+            raise BadSizeError(f"--{name} {p!r} is not an integer; give positive whole numbers such as --{name} 1,32")
+        v = int(p)
         if v <= 0:
             raise BadSizeError(f"--{name} {v} must be positive; give sizes of 1 or more")
         if v > MAX_SIZE:
@@ -94,6 +97,8 @@ def parse_paths(names: Iterable[str] | None) -> tuple[str, ...]:
     if not names:
         return tuple(PATHS)
     wanted = {n.strip() for item in names for n in item.split(",") if n.strip()}
+    if not wanted:
+        raise UnknownPathError(f"--path is empty; name one or more of {', '.join(PATHS)}")
     for n in sorted(wanted):
         if n not in PATHS:
             close = difflib.get_close_matches(n, list(PATHS), n=2, cutoff=0.5)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ class Tensor:
     scale: float = 1.0
 
     def resolve(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
-        return tuple(sizes[d] if isinstance(d, str) else int(d) for d in self.shape)
+        return tuple(int(sizes[d]) if isinstance(d, str) else int(d) for d in self.shape)
 
 
 @dataclass(frozen=True)
@@ -103,6 +102,8 @@ def validate_spec(spec: object, path: Path) -> ModelSpec:
         for d in shape:
             if isinstance(d, str) and d not in spec.sizes:
                 raise bad(f"shape {tuple(shape)} names size {d!r}, which MODEL.sizes does not declare")
+            if not isinstance(d, str) and not (isinstance(d, int) and not isinstance(d, bool) and d > 0):
+                raise bad(f"shape {tuple(shape)} has fixed dimension {d!r}; use a positive int or a size name")
     names = [t.name for t in (*spec.inputs, *spec.weights)]
     if len(set(names)) != len(names):
         raise bad(f"input and weight names must be unique, got {names}")
@@ -190,9 +191,3 @@ def load_model_file(path: str | Path) -> ModelSpec:
 def load_model(name: str, extra_dirs: tuple[str | Path, ...] = ()) -> ModelSpec:
     return load_model_file(find_model(name, model_dirs(extra_dirs)))
 
-
-def flops_str(n: float) -> str:
-    if n <= 0:
-        return "0"
-    exp = min(int(math.log10(n) // 3), 4)
-    return f"{n / 10 ** (3 * exp):.3g}{['', 'k', 'M', 'G', 'T'][exp]}"

@@ -20,8 +20,9 @@ SUPPORTED_DTYPES = ("float32", "float64")
 
 
 def _stream(seed: int, *key: object) -> np.random.Generator:
-    words = [seed & 0xFFFFFFFF] + [zlib.crc32(repr(k).encode()) for k in key]
-    return np.random.default_rng(words)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return np.random.default_rng([int(seed)] + [zlib.crc32(repr(k).encode()) for k in key])
 
 
 def draw(tensor: Tensor, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -36,7 +37,7 @@ def draw(tensor: Tensor, shape: tuple[int, ...], rng: np.random.Generator) -> np
         values = rng.uniform(-limit, limit, shape)
     else:  # validate_spec rejects this earlier; kept so a bad init can never become zeros silently
         raise ValueError(f"unknown init {tensor.init!r}")
-    return values
+    return np.asarray(values)
 
 
 def make_arrays(
@@ -44,7 +45,7 @@ def make_arrays(
 ) -> dict[str, np.ndarray]:
     out = {}
     for t in tensors:
-        shape = t.resolve(sizes)
+        shape = t.resolve(sizes)  # plain ints: the stream key must not depend on how a size was typed
         values = draw(t, shape, _stream(seed, spec.name, role, t.name, shape)).astype(dtype)
         tiny = np.finfo(dtype).eps
         values[values == 0] = tiny  # measure-zero event, but "never zeros" is a promise

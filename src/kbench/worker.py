@@ -114,6 +114,7 @@ def run_cell(plan, index: int, cell, emit) -> dict:
     inputs = make_inputs(spec, sizes, dtype, plan.seed)
     declared = spec.output_shape(sizes)
     ref = parity.reference(spec, weights, inputs, options)
+    magnitudes = parity.magnitude(spec, weights, inputs, options)
     twin = np.asarray(spec.forward(weights, inputs, **options))
     if twin.shape != declared:
         raise ModelShapeError(
@@ -154,7 +155,7 @@ def run_cell(plan, index: int, cell, emit) -> dict:
                 f"model {spec.name!r}: path {path.name!r} returns shape {out.shape} but the NumPy twin returns "
                 f"{declared} at {cell.label}; make build_keras() and forward() compute the same thing"
             )
-        p = parity.check(path.name, out, ref, twin, tol)
+        p = parity.check(path.name, out, ref, twin, tol, magnitudes)
         rows[path.name] = {
             "path": path.name,
             "build_s": build_s if path.uses_keras else None,
