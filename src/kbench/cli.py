@@ -137,7 +137,7 @@ def run(
     for table in render.results_tables(result.results):
         console.print(table)
     for line in render.summary_lines(result.results, result.meta):
-        console.print(line, markup=False)
+        console.print(line, markup=False, soft_wrap=True)
     for failure in result.failures:
         err.print(f"kbench: worker failure: {failure}", markup=False, style="red")
     for line in render.parity_failure_lines(result.results):

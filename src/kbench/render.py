@@ -33,15 +33,17 @@ def fmt_time(seconds: Any) -> str:
 
 
 def fmt_median_iqr(median: Any, iqr: Any) -> str:
+    """``"2.42 µs (7%)"``: the median and its IQR as a share of it."""
     if pd.isna(median):
         return "—"
-    scale, unit = time_unit(float(median))
-    return f"{median / scale:.3g} ± {iqr / scale:.2g} {unit}"
+    return f"{fmt_time(median)} ({iqr / median:.0%})" if median > 0 else fmt_time(median)
 
 
 def fmt_ratio(r: Any) -> str:
     if pd.isna(r):
         return "—"
+    if r >= 10_000:
+        return f"{r / 1000:.3g}k×"
     return f"{r:,.0f}×" if r >= 100 else f"{r:.3g}×"
 
 
@@ -59,7 +61,7 @@ def results_tables(df: pd.DataFrame) -> list[Table]:
     tables = []
     for title, rows in _cells(df):
         t = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-        for col, just in (("path", "left"), ("median ± IQR", "right"), ("×NumPy", "right"), ("ok", "left"),
+        for col, just in (("path", "left"), ("median (IQR)", "right"), ("×NumPy", "right"), ("ok", "left"),
                           ("1st call", "right"), ("retrace", "right"), ("n×loops", "right")):  # fmt: skip
             t.add_column(col, justify=just, no_wrap=True)
         for _, row in rows.iterrows():
