@@ -110,9 +110,20 @@ def test_real_subprocess_quick_run_end_to_end(tmp_path):
     runs = list((tmp_path / "reports").iterdir())
     assert len(runs) == 1 and (runs[0] / "results.csv").is_file()
     assert f"results: reports/{runs[0].name}" in out
+    assert f"report:  reports/{runs[0].name}/report.html" in out
+    assert (runs[0] / "report.html").stat().st_size > 10_000
     meta = json.loads((runs[0] / "run.json").read_text())
     assert meta["status"] == "complete"
     assert meta["command"] == "kbench run --model dense --quick --batch 1,32"
+
+
+def test_no_report_skips_the_html(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", "--model", "dot", "--batch", "2", "--quick", "--budget", "0.2", "--no-report"])
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "reports").iterdir()
+    assert (run / "results.csv").is_file() and not (run / "report.html").exists()
+    assert "report:" not in result.output
 
 
 def test_real_subprocess_bad_input_has_no_traceback(tmp_path):

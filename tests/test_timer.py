@@ -230,7 +230,7 @@ def test_warnings_text():
     assert calm.warnings() == []
     noisy = Measurement((1.0, 2.0, 3.0), loops=1, stop_reason="ci")
     (w,) = noisy.warnings()
-    assert "unstable" in w and "IQR is 50% of the median" in w  # IQR 1.0, median 2.0
+    assert "unstable" in w and "IQR is 50.0% of the median" in w  # IQR 1.0, median 2.0
     assert "threshold 10%" in w
     budget = Measurement((1.0, 1.0, 1.0, 1.02), loops=1, stop_reason="budget")
     (w,) = budget.warnings()

@@ -111,6 +111,7 @@ def run(
     target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05]."),
     quick: bool = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report (regenerate it later with `kbench report`)."),
     models_dir: Optional[List[Path]] = DirsOpt,
 ) -> int:
     """Check parity, then time every call path against the NumPy twin; write reports/<run-id>/."""
@@ -144,6 +145,13 @@ def run(
         err.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)
     if result.run_dir is not None:
         console.print(f"results: {result.run_dir}  ({time.perf_counter() - started:.1f} s)", markup=False)
+        if not no_report:
+            from kbench import report
+            from kbench.results import load_run
+
+            t = time.perf_counter()
+            path = report.write_report(load_run(result.run_dir))
+            console.print(f"report:  {path}  ({time.perf_counter() - t:.1f} s)", markup=False)
     return 0 if result.ok else 1
 
 
@@ -192,6 +200,22 @@ def parity(
     for failure in result.failures:
         console.print(f"kbench: worker failure: {failure}", markup=False, style="red")
     return 0 if result.ok else 1
+
+
+@app.command("report")
+def report_(
+    run: str = typer.Argument("latest", help="A run folder, a run id under --reports, or `latest`."),
+    reports: Path = typer.Option(Path("reports"), "--reports", help="Where run ids and `latest` are looked up."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the HTML here instead of <run folder>/report.html."),
+) -> int:
+    """Regenerate the self-contained HTML report of a saved run."""
+    from kbench import report
+    from kbench.results import load_run
+
+    t = time.perf_counter()
+    path = report.write_report(load_run(run, reports), out)
+    typer.echo(f"report: {path}  ({time.perf_counter() - t:.1f} s)")
+    return 0
 
 
 @app.command("list")

@@ -62,6 +62,10 @@ class SchemaError(UsageError):
     """Saved results were written by an unknown schema version."""
 
 
+class ReportWriteError(UsageError):
+    """The report cannot be written where it was asked to go."""
+
+
 class WorkerError(KbenchError):
     """The backend worker process failed for a reason that is not the user's input."""
 

@@ -111,11 +111,19 @@ def frame(rows: Iterable[dict]) -> pd.DataFrame:
     return df[COLUMNS[:8] + sizes + COLUMNS[8:]]
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder and rename it into place (readable like any new file)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -134,7 +142,7 @@ class RunWriter:
         self._write_meta()
 
     def _write_meta(self) -> None:
-        _atomic_write(self.run_dir / "run.json", json.dumps(self.meta, indent=2, default=str) + "\n")
+        atomic_write(self.run_dir / "run.json", json.dumps(self.meta, indent=2, default=str) + "\n")
 
     def update_meta(self, **fields: Any) -> None:
         self.meta.update(fields)
@@ -143,8 +151,8 @@ class RunWriter:
     def add(self, rows: list[dict], samples: list[dict]) -> None:
         self.rows += rows
         self.samples += samples
-        _atomic_write(self.run_dir / "results.csv", frame(self.rows).to_csv(index=False))
-        _atomic_write(self.run_dir / "samples.csv", pd.DataFrame(self.samples, columns=SAMPLE_COLUMNS).to_csv(index=False))
+        atomic_write(self.run_dir / "results.csv", frame(self.rows).to_csv(index=False))
+        atomic_write(self.run_dir / "samples.csv", pd.DataFrame(self.samples, columns=SAMPLE_COLUMNS).to_csv(index=False))
 
     def finish(self, status: str, **fields: Any) -> None:
         self.update_meta(status=status, **fields)

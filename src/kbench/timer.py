@@ -159,7 +159,7 @@ class Measurement:
     def warnings(self) -> list[str]:
         out = []
         if self.unstable:
-            out.append(f"unstable: IQR is {100 * self.iqr / self.median:.0f}% of the median (threshold {UNSTABLE_IQR:.0%})")
+            out.append(f"unstable: IQR is {100 * self.iqr / self.median:.1f}% of the median (threshold {UNSTABLE_IQR:.0%})")
         if self.stop_reason == "budget":
             out.append(f"budget spent before the median's 95% CI reached the target (±{100 * self.ci_rel_halfwidth:.1f}%)")
         return out

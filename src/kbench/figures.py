@@ -1,0 +1,183 @@
+"""Figures: pure functions from a results (or samples) DataFrame to a matplotlib Figure, drawn with seaborn.
+
+No global style is set, at import or later: each function styles its own figure inside ``_style()`` and builds a
+``matplotlib.figure.Figure`` directly (no pyplot state). Every path has one fixed colour across all figures
+(:data:`PATH_COLORS`). Time axes are in seconds internally and labelled in the unit that suits them (ns/µs/ms/s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Iterator
+
+import matplotlib
+import matplotlib.ticker as mticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure  # drawn without pyplot: no backend or global figure state is touched
+
+from kbench.paths import PATHS
+from kbench.render import fmt_time
+
+PATH_COLORS: dict[str, tuple[float, float, float]] = dict(zip(PATHS, sns.color_palette("colorblind", len(PATHS))))
+PHASE_COLORS = dict(zip(("build", "first call", "retrace", "steady call"), sns.color_palette("muted", 4)))
+
+
+def path_color(path: str) -> tuple[float, float, float]:
+    return PATH_COLORS.get(path, (0.5, 0.5, 0.5))
+
+
+@contextlib.contextmanager
+def _style() -> Iterator[None]:
+    # text.parse_math off: a "$" in a model name or option must stay a character, never start mathtext
+    with sns.axes_style("whitegrid"), matplotlib.rc_context({"text.parse_math": False, "font.size": 9}):
+        yield
+
+
+def _time_axis(axis, label: str) -> None:
+    axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_time(v) if v > 0 else "0"))
+    axis.set_label_text(label)
+
+
+def _paths_in(df: pd.DataFrame) -> list[str]:
+    present = set(df["path"])
+    return [p for p in PATHS if p in present] + sorted(present - set(PATHS))
+
+
+def size_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith("size_") and df[c].notna().any()]
+
+
+def swept_axis(df: pd.DataFrame) -> str | None:
+    """The size column that varies across this model's cells (``size_batch`` preferred), or None."""
+    varying = [c for c in size_columns(df) if df[c].nunique() > 1]
+    if not varying:
+        return None
+    return "size_batch" if "size_batch" in varying else varying[0]
+
+
+def latency_figure(results: pd.DataFrame, model: str) -> Figure:
+    """Median per call against the swept size, one line per path, IQR as error bars (log-log over decades).
+    With a single cell: one bar per path."""
+    df = results[(results["model"] == model) & results["median_s"].notna()]
+    x = swept_axis(df)
+    with _style():
+        fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+        ax = fig.add_subplot()
+        if x is None:
+            paths = _paths_in(df)
+            rows = df.set_index("path").loc[paths]
+            err = np.vstack([rows["median_s"] - rows["q1_s"], rows["q3_s"] - rows["median_s"]])
+            ax.barh(paths, rows["median_s"], xerr=err, color=[path_color(p) for p in paths], capsize=3)
+            ax.set_xscale("log")
+            ax.invert_yaxis()
+            _time_axis(ax.xaxis, "time per call (median; bars: IQR)")
+            for i, v in enumerate(rows["median_s"]):
+                ax.annotate(fmt_time(v), (v, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+            ax.set_title(f"{model} · {df['sizes'].iloc[0]}: latency per call path", loc="left")
+            return fig
+        for path in _paths_in(df):
+            d = df[df["path"] == path].sort_values(x)
+            ax.errorbar(d[x], d["median_s"], yerr=[d["median_s"] - d["q1_s"], d["q3_s"] - d["median_s"]],
+                        label=path, color=path_color(path), marker="o", ms=4, capsize=3, lw=1.5)  # fmt: skip
+        values = df[x].astype(float)
+        if values.max() / values.min() >= 10:
+            ax.set_xscale("log", base=2 if x == "size_batch" else 10)
+            ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        spread = df["median_s"].max() / df["median_s"].min()
+        if spread >= 10:
+            ax.set_yscale("log")
+        _time_axis(ax.yaxis, "time per call (median; bars: IQR)")
+        ax.set_xlabel(x.removeprefix("size_"))
+        ax.legend(title="path", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(f"{model}: latency per call path", loc="left")
+        return fig
+
+
+def ratio_heatmap(results: pd.DataFrame, model: str) -> Figure:
+    """Ratio of each path's median to NumPy's, path x cell, annotated; > 1 means slower than NumPy."""
+    df = results[(results["model"] == model) & results["ratio_to_numpy"].notna()]
+    x = swept_axis(df)
+    order = df.drop_duplicates("sizes")
+    if x is not None:
+        order = order.sort_values(x)
+    cols = list(order["sizes"])
+    grid = df.pivot_table(index="path", columns="sizes", values="ratio_to_numpy").reindex(_paths_in(df))[cols]
+    labels = grid.map(lambda r: "" if pd.isna(r) else (f"{r:.3g}×" if r < 1000 else f"{r:,.0f}×"))
+    if x is not None:
+        grid.columns = [f"{x.removeprefix('size_')}={int(v)}" for v in order[x]]
+    with _style():
+        fig = Figure(figsize=(max(5.5, 2.6 + 1.25 * len(cols)), 0.45 * len(grid) + 1.4), layout="constrained")
+        ax = fig.add_subplot()
+        log = np.log10(grid.astype(float).clip(lower=1e-3))
+        vmax = max(1.0, float(np.nanmax(np.abs(log.to_numpy()))))
+        sns.heatmap(log, annot=labels, fmt="", cmap="RdBu_r", center=0, vmin=-vmax, vmax=vmax, ax=ax,
+                    cbar_kws={"label": "log10(time / NumPy time)"}, linewidths=0.5)  # fmt: skip
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.set_title(f"{model}: time / NumPy time (red: slower)", loc="left")
+        return fig
+
+
+def cold_start_figure(results: pd.DataFrame, model: str) -> Figure:
+    """Build, first call and retrace beside the steady per-call median, per path (log scale), for each cell."""
+    df = results[results["model"] == model]
+    x = swept_axis(df)
+    cells = df.drop_duplicates("sizes")
+    if x is not None:
+        cells = cells.sort_values(x)
+    cells = list(cells["sizes"])[:4]
+    phases = {"build": "build_s", "first call": "first_call_s", "retrace": "retrace_s", "steady call": "median_s"}
+    with _style():
+        fig = Figure(figsize=(7.5, 1.2 + 2.2 * len(cells)), layout="constrained")
+        axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
+        for ax, sizes in zip(axes, cells):
+            d = df[df["sizes"] == sizes].set_index("path").reindex(_paths_in(df))
+            long = pd.DataFrame(
+                [{"path": p, "phase": ph, "seconds": d.at[p, col]} for p in d.index for ph, col in phases.items()]
+            ).dropna()
+            long = long[long["seconds"] > 0]
+            sns.barplot(long, y="path", x="seconds", hue="phase", palette=PHASE_COLORS, ax=ax, orient="h",
+                        hue_order=list(phases), order=list(d.index))  # fmt: skip
+            ax.set_xscale("log")
+            _time_axis(ax.xaxis, "")
+            ax.set_ylabel("")
+            ax.set_title(sizes, loc="left", fontsize=9)
+            handles, labels = ax.get_legend_handles_labels()
+            ax.get_legend().remove()
+        fig.legend(handles, labels, fontsize=8, ncols=4, loc="outside lower center")
+        axes[-1].set_xlabel("time (log scale)")
+        fig.suptitle(f"{model}: cold start next to the steady per-call time", x=0.01, ha="left")
+        return fig
+
+
+def distribution_figure(samples: pd.DataFrame, model: str) -> Figure:
+    """Every per-call sample per path (box and points, log scale), so noise and outliers are visible."""
+    df = samples[samples["model"] == model]
+    cells = list(dict.fromkeys(df["sizes"]))[:4]
+    with _style():
+        fig = Figure(figsize=(7.5, 1.2 + 2.0 * len(cells)), layout="constrained")
+        axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
+        for ax, sizes in zip(axes, cells):
+            d = df[df["sizes"] == sizes]
+            order = _paths_in(d)
+            palette = {p: path_color(p) for p in order}
+            sns.boxplot(d, x="seconds", y="path", order=order, hue="path", palette=palette, ax=ax, fliersize=0,
+                        width=0.6, boxprops={"alpha": 0.35}, legend=False, log_scale=True)  # fmt: skip
+            sns.stripplot(d, x="seconds", y="path", order=order, hue="path", palette=palette, ax=ax, size=2.5,
+                          jitter=0.25, alpha=0.7, legend=False)  # fmt: skip
+            _time_axis(ax.xaxis, "")
+            ax.set_ylabel("")
+            ax.set_title(sizes, loc="left", fontsize=9)
+        axes[-1].set_xlabel("time per call, every sample (log scale)")
+        fig.suptitle(f"{model}: distribution of samples", x=0.01, ha="left")
+        return fig
+
+
+def to_png(fig: Figure, dpi: int = 96) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
