@@ -36,6 +36,7 @@ MODEL = ModelSpec(
     ),
     output=("batch", "units"),
     options={"activation": tuple(ACTIVATIONS)},
+    sweep={"batch": "2**0..2**14"},
     build_keras=build_keras,
     forward=forward,
     flops=lambda s: 2 * s["batch"] * s["features"] * s["units"] + s["batch"] * s["units"],

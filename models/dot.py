@@ -35,6 +35,7 @@ MODEL = ModelSpec(
     weights=(),
     output=("batch", 1),
     options={"normalize": (False, True)},
+    sweep={"batch": "2**0..2**14"},
     build_keras=build_keras,
     forward=forward,
     flops=lambda s: 2 * s["batch"] * s["features"],

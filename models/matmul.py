@@ -25,6 +25,7 @@ MODEL = ModelSpec(
     inputs=(Tensor("a", ("n", "n"), init="uniform"), Tensor("b", ("n", "n"), init="uniform")),
     weights=(),
     output=("n", "n"),
+    sweep={"n": "2**4..2**10"},
     build_keras=build_keras,
     forward=forward,
     flops=lambda s: 2 * s["n"] ** 3,

@@ -1,12 +1,17 @@
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 WORKER_MODELS = HERE / "worker_models"
+
+# the machine-peak cache of the tests lives in a throwaway folder, never in the user's ~/.cache
+os.environ.setdefault("KBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="kbench-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ def test_quick_run_measures_every_path_with_parity(quick_run):
     assert set(df["retrace_batch"]) == {2, 3}
     assert df["import_s"].gt(0).all()
     # events stream in the documented order
-    kinds = [e["event"] for e in events]
+    kinds = [e["event"] for e in events if e["event"] != "phase"]
     assert kinds[0] == "import" and kinds[-1] == "exit" and kinds[-2] == "done"
     assert kinds.count("cell") == 2 and "init" in kinds
 
@@ -53,6 +53,11 @@ def test_run_folder_holds_what_the_api_returned(quick_run):
     assert len(data.samples) == int(result.results["n_samples"].sum())
     assert (result.run_dir / "worker.log").is_file()
     assert result.run_dir.parent == out
+    assert data.meta["peak"]["gflops_float32"] > 0 and data.meta["skipped"] == []
+    timed = data.results
+    assert (timed["gflops"] > 0).all() and (timed["pct_peak_flops"] > 0).all()
+    expected_bytes = 4 * (1 * 128 + 128 * 128 + 128 + 1 * 128)  # batch 1: x, kernel, bias, output in float32
+    assert set(timed[timed["size_batch"] == 1]["bytes"]) == {expected_bytes}
 
 
 def test_parity_mode_times_nothing_and_writes_nothing(tmp_path):
@@ -136,3 +141,12 @@ def test_parent_never_imports_tensorflow(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_run_budget_spent_before_a_cell_skips_it_with_the_reason(tmp_path):
+    plan = api.plan(["dense"], sizes={"batch": "1,2"}, timer=FAST, run_budget="0.001s")
+    result = api.run(plan, tmp_path)
+    assert result.results.empty and result.run_dir is None
+    assert [s["sizes"] for s in result.meta["skipped"]] == ["batch=1 features=128 units=128",
+                                                           "batch=2 features=128 units=128"]
+    assert all("run budget was spent" in s["reason"] for s in result.meta["skipped"])

@@ -27,7 +27,14 @@ BAD_INPUTS = [
     (["run", "--model", "dense", "--size", "batch"], "is not KEY=VALUE"),
     (["run", "--model", "dense", "-o", "activation=tanh"], "use one of linear, relu"),
     (["run", "--model", "dense", "-o", "foo=1"], "no selected model has option 'foo'"),
-    (["run", "--model", "dense", "--budget", "0"], "--budget 0.0 must be more than 0"),
+    (["run", "--model", "dense", "--budget", "0"], "--budget 0 must be more than 0"),
+    (["run", "--model", "dense", "--budget", "5 minutes"], "is not a duration"),
+    (["run", "--model", "dense", "--cell-budget", "0"], "--cell-budget 0.0 must be more than 0"),
+    (["run", "--model", "dense", "--batch", "64..8"], "is reversed"),
+    (["run", "--model", "dense", "--batch", "8.."], "empty range"),
+    (["run", "--model", "dense", "--batch", "1..300"], "make 300 cells, over --max-cells 200"),
+    (["run", "--model", "dense", "--batch", "1..30", "--max-cells", "10"], "make 30 cells, over --max-cells 10"),
+    (["run", "--model", "matmul", "--sweep", "--batch", "1..8"], "no selected model has size 'batch'"),
     (["run", "--model", "dense", "--target-ci", "2"], "--target-ci 2.0 must be a fraction"),
     (["run", "--model", "dense", "--min-samples", "0"], "--min-samples 0 must be at least 1"),
     (["run", "--model", "dense", "--seed", "x"], "Invalid value for '--seed'"),
@@ -119,7 +126,7 @@ def test_real_subprocess_quick_run_end_to_end(tmp_path):
 
 def test_no_report_skips_the_html(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["run", "--model", "dot", "--batch", "2", "--quick", "--budget", "0.2", "--no-report"])
+    result = runner.invoke(app, ["run", "--model", "dot", "--batch", "2", "--quick", "--cell-budget", "0.2", "--no-report"])
     assert result.exit_code == 0, result.output
     (run,) = (tmp_path / "reports").iterdir()
     assert (run / "results.csv").is_file() and not (run / "report.html").exists()

@@ -103,3 +103,36 @@ def test_dollar_signs_and_markup_in_names_stay_text():
     fig = figures.latency_figure(df, "$x^2$ <b>")
     assert "$x^2$ <b>" in fig.axes[0].get_title(loc="left")
     figures.to_png(fig)  # mathtext would fail to parse or render differently; parse_math is off
+
+
+def test_latency_draws_the_fitted_curve_per_path(data):
+    from kbench.analysis import fit_overhead
+
+    df, _ = data
+    df = df.assign(flops=df["size_batch"] * 2 * 8 * 8)
+    ax = figures.latency_figure(df, "dense", fit_overhead(df)).axes[0]
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == len(PATHS)
+
+
+def test_ratio_figure_marks_crossovers(data):
+    from kbench.analysis import crossovers
+
+    df, _ = data
+    df = df.assign(ratio_ci_low=df["ratio_to_numpy"] * 0.9, ratio_ci_high=df["ratio_to_numpy"] * 1.1)
+    cross = crossovers(df).assign(crossover=[64.0] + [None] * (len(PATHS) - 2))
+    ax = figures.ratio_figure(df, "dense", cross).axes[0]
+    assert ax.get_yscale() == "log" and len(ax.containers) == len(PATHS) - 1  # numpy is the 1x line itself
+    markers = [ln for ln in ax.get_lines() if ln.get_marker() == "X"]
+    assert len(markers) == 1 and list(markers[0].get_xdata()) == [64.0]
+
+
+def test_roofline_puts_every_timed_cell_under_the_roof(data):
+    df, _ = data
+    df = df.assign(flops=df["size_batch"] * 2 * 8 * 8, bytes=4 * (df["size_batch"] * 16 + 72))
+    df = df.assign(gflops=df["flops"] / df["median_s"] / 1e9, dtype="float32")
+    ax = figures.roofline_figure(df, {"gflops_float32": 100.0, "gflops_float64": 50.0, "copy_gbps": 10.0}).axes[0]
+    points = sum(len(c.get_offsets()) for c in ax.collections)
+    assert points == len(df)
+    roof = ax.get_lines()[0]
+    assert max(roof.get_ydata()) == 100.0

@@ -220,7 +220,7 @@ def test_parse_options_multiline_value_gives_one_line_error(dense):
 
 
 def test_make_cells_default_dense_grid(dense):
-    cells = make_cells([dense], {}, {}, "float32", 6, mem_available=BIG)
+    cells, _ = make_cells([dense], {}, {}, "float32", 6, mem_available=BIG)
     assert len(cells) == 3
     assert [c.sizes_dict["batch"] for c in cells] == [1, 32, 1024]
     for c in cells:
@@ -232,7 +232,7 @@ def test_make_cells_default_dense_grid(dense):
 
 
 def test_make_cells_sizes_and_options(dense):
-    cells = make_cells([dense], {"batch": (2, 8), "units": (3, 5)}, {"activation": "ReLU"}, "float64", 1,
+    cells, _ = make_cells([dense], {"batch": (2, 8), "units": (3, 5)}, {"activation": "ReLU"}, "float64", 1,
                        mem_available=BIG)
     assert [(c.sizes_dict["batch"], c.sizes_dict["units"]) for c in cells] == [(2, 3), (2, 5), (8, 3), (8, 5)]
     assert all(c.options == (("activation", "relu"),) and c.dtype == "float64" for c in cells)
@@ -247,7 +247,7 @@ def test_make_cells_unknown_size(dense, dot):
 
 
 def test_make_cells_sizes_apply_only_to_models_that_have_them(dense, dot, matmul):
-    cells = make_cells([dense, dot, matmul], {"batch": (8,), "n": (4, 16)}, {"normalize": "true"}, "float32", 2,
+    cells, _ = make_cells([dense, dot, matmul], {"batch": (8,), "n": (4, 16)}, {"normalize": "true"}, "float32", 2,
                        mem_available=BIG)
     assert [(c.model, c.label) for c in cells] == [
         ("dense", "batch=8 features=128 units=128"),
@@ -257,7 +257,7 @@ def test_make_cells_sizes_apply_only_to_models_that_have_them(dense, dot, matmul
     ]
     assert [c.options_dict for c in cells] == [{"activation": "linear"}, {"normalize": True}, {}, {}]
     # a model without the given size keeps its own defaults
-    cells = make_cells([dense, matmul], {"batch": (2,)}, {}, "float32", 2, mem_available=BIG)
+    cells, _ = make_cells([dense, matmul], {"batch": (2,)}, {}, "float32", 2, mem_available=BIG)
     assert [(c.model, c.label) for c in cells] == [("dense", "batch=2 features=128 units=128"), ("matmul", "n=100")]
 
 
@@ -270,10 +270,18 @@ def test_make_cells_checks_dtype_and_options(dense):
         make_cells([dense], {}, {"normalize": "true"}, "float32", 1, mem_available=BIG)
 
 
-def test_memory_guard(dense):
+def test_memory_guard_skips_cells_over_the_limit_and_records_why(dense):
+    gib = 2**30
+    cells, skipped = make_cells([dense], {"batch": (1, 2**20)}, {}, "float32", 6, mem_available=gib)
+    assert [c.sizes_dict["batch"] for c in cells] == [1]
+    ((model, sizes, reason),) = skipped
+    assert model == "dense" and sizes == "batch=1048576 features=128 units=128" and "GiB" in reason
+
+
+def test_memory_guard_refuses_when_no_cell_fits(dense):
     gib = 2**30
     with pytest.raises(MemoryLimitError) as ei:
-        make_cells([dense], {"batch": (1, 2**20)}, {}, "float32", 6, mem_available=gib)
+        make_cells([dense], {"batch": (2**20,)}, {}, "float32", 6, mem_available=gib)
     msg = one_line(ei.value)
     need = estimate_bytes(dense, {"batch": 2**20, "features": 128, "units": 128}, 6)
     assert f"about {need / gib:.1f} GiB" in msg
@@ -285,7 +293,7 @@ def test_memory_guard_boundary(dense):
     point = {"batch": 32, "features": 128, "units": 128}
     need = estimate_bytes(dense, point, 3)
     exact = int(need / MEMORY_SHARE)
-    cells = make_cells([dense], {"batch": (32,)}, {}, "float32", 3, mem_available=exact)
+    cells, _ = make_cells([dense], {"batch": (32,)}, {}, "float32", 3, mem_available=exact)
     assert len(cells) == 1
     with pytest.raises(MemoryLimitError):
         make_cells([dense], {"batch": (32,)}, {}, "float32", 3, mem_available=exact - 2)
@@ -298,7 +306,7 @@ def test_memory_guard_uses_available_memory_by_default(dense, monkeypatch):
     with pytest.raises(MemoryLimitError):
         make_cells([dense], {}, {}, "float32", 1)
     monkeypatch.setattr(plan_mod, "available_memory", lambda: BIG)
-    assert len(make_cells([dense], {}, {}, "float32", 1)) == 3
+    assert len(make_cells([dense], {}, {}, "float32", 1)[0]) == 3
 
 
 def test_available_memory_is_positive():
@@ -331,7 +339,7 @@ def test_estimate_bytes_dot_and_matmul(dot, matmul):
 
 
 def test_plan_json_round_trip(dense, dot, matmul):
-    cells = make_cells([dense, dot, matmul], {"batch": (1, 8)}, {"normalize": "TRUE", "activation": "relu"},
+    cells, _ = make_cells([dense, dot, matmul], {"batch": (1, 8)}, {"normalize": "TRUE", "activation": "relu"},
                        "float64", 3, mem_available=BIG)
     plan = Plan(
         cells,
@@ -364,3 +372,47 @@ def test_reproduce_command():
     assert reproduce_command(["run", "--model", "dense", "--activation", "a b"]) == (
         "kbench run --model dense --activation 'a b'"
     )
+
+
+def test_max_cells_refuses_with_the_count(dense, dot):
+    with pytest.raises(BadSizeError, match="make 30 cells, over --max-cells 20"):
+        make_cells([dense, dot], {"batch": tuple(range(1, 16))}, {}, "float32", 1, mem_available=BIG, max_cells=20)
+
+
+def test_sweep_uses_each_models_preset_and_explicit_sizes_win(dense, matmul):
+    cells, _ = make_cells([dense, matmul], {}, {}, "float32", 1, mem_available=BIG, sweep=True)
+    assert [c.sizes_dict["batch"] for c in cells if c.model == "dense"] == [2**i for i in range(15)]
+    assert [c.sizes_dict["n"] for c in cells if c.model == "matmul"] == [16, 32, 64, 128, 256, 512, 1024]
+    cells, _ = make_cells([dense], {"batch": (1, 4)}, {}, "float32", 1, mem_available=BIG, sweep=True)
+    assert [c.sizes_dict["batch"] for c in cells] == [1, 4]
+
+
+@pytest.mark.parametrize("text, seconds", [("300", 300), ("90s", 90), ("5m", 300), ("1.5h", 5400), (2.5, 2.5)])
+def test_parse_duration(text, seconds):
+    from kbench.plan import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "-5m", "5 minutes", "abc", "", "0s"])
+def test_parse_duration_rejects(text):
+    from kbench.plan import parse_duration
+
+    with pytest.raises(BadSizeError) as ei:
+        parse_duration(text)
+    assert "--budget" in str(ei.value) and "\n" not in str(ei.value)
+
+
+@pytest.mark.parametrize("text, values", [("2**0..2**4", (1, 2, 4, 8, 16)), ("8..12", (8, 9, 10, 11, 12)),
+                                          ("8..64:8", (8, 16, 24, 32, 40, 48, 56, 64)), ("1,2**3,5..6", (1, 5, 6, 8))])
+def test_ranges(text, values):
+    assert parse_size_list("batch", text) == values
+
+
+@pytest.mark.parametrize("text, needle", [("64..8", "is reversed"), ("8..", "empty range"), ("..8", "empty range"),
+                                          ("1..100000", "expands to 100000 sizes"), ("2**0..2**70", "exponent up to 64"),
+                                          ("8..64:0", "step 0")])
+def test_bad_ranges(text, needle):
+    with pytest.raises(BadSizeError) as ei:
+        parse_size_list("batch", text)
+    assert needle in str(ei.value) and "\n" not in str(ei.value)

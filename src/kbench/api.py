@@ -18,7 +18,7 @@ import pandas as pd
 
 from kbench import errors
 from kbench.envinfo import host_fingerprint
-from kbench.plan import Plan, make_cells, parse_paths, parse_size_list
+from kbench.plan import MAX_CELLS, Plan, make_cells, parse_duration, parse_paths, parse_size_list
 from kbench.results import RunWriter, SAMPLE_COLUMNS, cell_rows, frame
 from kbench.runner import stream
 from kbench.spec import ModelSpec, available_models, load_model, load_model_file, model_dirs
@@ -63,6 +63,9 @@ def plan(
     mode: str = "run",
     command: str = "",
     mem_available: int | None = None,
+    sweep: bool = False,
+    run_budget: str | float | None = None,
+    max_cells: int = MAX_CELLS,
 ) -> Plan:
     """Validate a request and return the plan; raises a :class:`kbench.errors.UsageError` on bad input."""
     names = [m.strip() for item in models for m in item.split(",") if m.strip()]
@@ -74,8 +77,10 @@ def plan(
     specs = [load_model(n, dirs) for n in dict.fromkeys(names)]
     selected = parse_paths(paths)
     size_lists = {k: parse_size_list(k, v) for k, v in (sizes or {}).items() if v is not None}
-    cells = make_cells(specs, size_lists, dict(options or {}), dtype, len(selected), mem_available)
-    return Plan(cells, selected, seed, timer or TimerConfig(), "tensorflow", mode, command)
+    budget_s = parse_duration(run_budget)
+    cells, skipped = make_cells(specs, size_lists, dict(options or {}), dtype, len(selected), mem_available, max_cells,
+                                sweep)  # fmt: skip
+    return Plan(cells, selected, seed, timer or TimerConfig(), "tensorflow", mode, command, budget_s, skipped)
 
 
 def _new_run_dir(out_dir: Path, plan: Plan) -> Path:
@@ -96,6 +101,12 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
     """
     specs = {c.model_file: load_model_file(c.model_file) for c in plan.cells}
     hook = on_event or (lambda event: None)
+    peak_figures = None
+    if plan.mode == "run":
+        from kbench import peak
+
+        hook({"event": "phase", "index": 0, "phase": "machine peak (cached after the first run)"})
+        peak_figures, _ = peak.load_or_measure()
     meta: dict[str, Any] = {
         "command": plan.command,
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -105,6 +116,8 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
                  "cells": [{"model": c.model, "sizes": c.label, "options": c.options_dict, "dtype": c.dtype}
                            for c in plan.cells]},
         "env": {"host": host_fingerprint()},
+        "peak": None if peak_figures is None else peak_figures.__dict__,
+        "skipped": [{"model": m, "sizes": z, "reason": r} for m, z, r in plan.skipped],
     }  # fmt: skip
     rows: list[dict] = []
     samples: list[dict] = []
@@ -129,8 +142,10 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
                 meta["runtime_init_s"] = event["runtime_init_s"]
             elif kind == "cell":
                 cell = plan.cells[event["index"]]
-                flops = specs[cell.model_file].flops(cell.sizes_dict)
-                new_rows, new_samples = cell_rows(run_id_of(run_dir), plan.backend, cell, flops, event, imports)
+                spec = specs[cell.model_file]
+                flops = spec.flops(cell.sizes_dict)
+                new_rows, new_samples = cell_rows(run_id_of(run_dir), plan.backend, cell, flops, event, imports,
+                                                  array_bytes(spec, cell), peak_figures)  # fmt: skip
                 rows += new_rows
                 samples += new_samples
                 cells_done += 1
@@ -138,6 +153,11 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
                     if writer is None:
                         writer = RunWriter(run_dir, {"run_id": run_dir.name, **meta})
                     writer.add(new_rows, new_samples)
+            elif kind == "skip":
+                cell = plan.cells[event["index"]]
+                meta["skipped"].append({"model": cell.model, "sizes": cell.label, "reason": event["reason"]})
+                if writer is not None:
+                    writer.update_meta(skipped=meta["skipped"])
             elif kind == "error":
                 if event.get("user"):
                     cls = getattr(errors, event["kind"], errors.UsageError)
@@ -174,6 +194,17 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
         meta,
         tuple(failures),
     )
+
+
+def array_bytes(spec: ModelSpec, cell) -> int:
+    """Bytes of the cell's inputs, weights and output in its dtype: what any path must read or write at least once."""
+    import math
+
+    import numpy as np
+
+    sizes = cell.sizes_dict
+    elements = sum(math.prod(t.resolve(sizes)) for t in (*spec.inputs, *spec.weights)) + math.prod(spec.output_shape(sizes))
+    return elements * np.dtype(cell.dtype).itemsize
 
 
 def run_id_of(run_dir: Path | None) -> str:

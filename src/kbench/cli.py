@@ -106,7 +106,10 @@ def run(
     option: Optional[List[str]] = OptionOpt,
     dtype: str = DtypeOpt,
     seed: int = SeedOpt,
-    budget: Optional[float] = typer.Option(None, "--budget", help="Seconds of steady-state sampling per cell, shared by its paths [default: 4, --quick: 1]."),
+    sweep: bool = typer.Option(False, "--sweep", help="Use each model's sweep preset (e.g. batch 2**0..2**14) instead of its defaults."),
+    budget: Optional[str] = typer.Option(None, "--budget", help="Whole-run budget shared by the cells, e.g. 90s, 5m; cells that would not fit are skipped."),
+    cell_budget: Optional[float] = typer.Option(None, "--cell-budget", help="Seconds of steady-state sampling per cell, shared by its paths [default: 4, --quick: 1]."),
+    max_cells: int = typer.Option(200, "--max-cells", help="Refuse size grids with more cells than this."),
     min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Samples per path before the stopping rule applies [default: 10, --quick: 5]."),
     target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05]."),
     quick: bool = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI."),
@@ -118,9 +121,11 @@ def run(
     from dataclasses import replace
 
     base = api.QUICK if quick else api.TimerConfig()
-    overrides = {k: v for k, v in (("budget_s", budget), ("min_samples", min_samples), ("target_ci", target_ci)) if v is not None}
-    if budget is not None and not budget > 0:
-        raise errors.UsageError(f"--budget {budget} must be more than 0 seconds")
+    overrides = {k: v for k, v in (("budget_s", cell_budget), ("min_samples", min_samples), ("target_ci", target_ci)) if v is not None}
+    if cell_budget is not None and not cell_budget > 0:
+        raise errors.UsageError(f"--cell-budget {cell_budget} must be more than 0 seconds")
+    if max_cells < 1:
+        raise errors.UsageError(f"--max-cells {max_cells} must be at least 1")
     if min_samples is not None and min_samples < 1:
         raise errors.UsageError(f"--min-samples {min_samples} must be at least 1")
     if target_ci is not None and not 0 < target_ci < 1:
@@ -129,6 +134,7 @@ def run(
     plan = api.plan(
         model, path, _sizes(batch, features, units, n, size), _pairs(option, "--option"), dtype, seed, timer,
         models_dir or (), command="kbench " + " ".join(_argv() or ["run", *[f"--model={m}" for m in model]]),
+        sweep=sweep, run_budget=budget, max_cells=max_cells,
     )  # fmt: skip
     if out.exists() and not out.is_dir():
         raise errors.UsageError(f"--out {out} is a file; pass a folder")
@@ -137,12 +143,17 @@ def run(
     result = _with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook))
     for table in render.results_tables(result.results):
         console.print(table)
+    for table in render.sweep_tables(result.results):
+        console.print(table)
     for line in render.summary_lines(result.results, result.meta):
         console.print(line, markup=False, soft_wrap=True)
     for failure in result.failures:
         err.print(f"kbench: worker failure: {failure}", markup=False, style="red")
     for line in render.parity_failure_lines(result.results):
         err.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)
+    if result.results.empty and result.meta.get("skipped"):
+        err.print("kbench: no cell was measured: every cell was skipped (see above); raise --budget", style="red")
+        return 1
     if result.run_dir is not None:
         console.print(f"results: {result.run_dir}  ({time.perf_counter() - started:.1f} s)", markup=False)
         if not no_report:
@@ -156,11 +167,12 @@ def run(
 
 
 def _with_progress(console, plan, fn):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     total = len(plan.cells)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} cells"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:  # fmt: skip
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                  transient=True) as progress:  # fmt: skip
         task = progress.add_task("starting the tensorflow worker (importing TensorFlow)", total=total)
 
         def hook(event: dict) -> None:
@@ -168,7 +180,7 @@ def _with_progress(console, plan, fn):
             if kind == "phase":
                 c = plan.cells[event["index"]]
                 progress.update(task, description=f"{c.model} {c.label}: {event['phase']}")
-            elif kind == "cell":
+            elif kind in ("cell", "skip"):
                 progress.advance(task)
 
         return fn(hook)
@@ -215,6 +227,19 @@ def report_(
     t = time.perf_counter()
     path = report.write_report(load_run(run, reports), out)
     typer.echo(f"report: {path}  ({time.perf_counter() - t:.1f} s)")
+    return 0
+
+
+@app.command()
+def peak(refresh: bool = typer.Option(False, "--refresh", help="Measure again even when this machine is cached.")) -> int:
+    """Measure (or read the cached) GEMM GFLOP/s through NumPy's BLAS and memory copy bandwidth."""
+    from kbench import peak as peak_mod
+
+    p, cached = peak_mod.load_or_measure(refresh)
+    typer.echo(f"float32 GEMM (n={p.gemm_n}): {p.gflops_float32:.1f} GFLOP/s")
+    typer.echo(f"float64 GEMM (n={p.gemm_n}): {p.gflops_float64:.1f} GFLOP/s")
+    typer.echo(f"memory copy: {p.copy_gbps:.1f} GB/s")
+    typer.echo(f"{'cached' if cached else 'measured'} {p.measured} for machine {p.fingerprint} ({peak_mod.cache_dir()})")
     return 0
 
 

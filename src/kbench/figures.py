@@ -18,6 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure  # drawn without pyplot: no backend or global figure state is touched
 
+from kbench.analysis import swept_axis
 from kbench.paths import PATHS
 from kbench.render import fmt_time
 
@@ -46,20 +47,9 @@ def _paths_in(df: pd.DataFrame) -> list[str]:
     return [p for p in PATHS if p in present] + sorted(present - set(PATHS))
 
 
-def size_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c.startswith("size_") and df[c].notna().any()]
-
-
-def swept_axis(df: pd.DataFrame) -> str | None:
-    """The size column that varies across this model's cells (``size_batch`` preferred), or None."""
-    varying = [c for c in size_columns(df) if df[c].nunique() > 1]
-    if not varying:
-        return None
-    return "size_batch" if "size_batch" in varying else varying[0]
-
-
-def latency_figure(results: pd.DataFrame, model: str) -> Figure:
-    """Median per call against the swept size, one line per path, IQR as error bars (log-log over decades).
+def latency_figure(results: pd.DataFrame, model: str, fits: pd.DataFrame | None = None) -> Figure:
+    """Median per call against the swept size, one line per path, IQR as error bars (log-log over decades);
+    with ``fits`` (:func:`kbench.analysis.fit_overhead`), each path's fitted overhead + FLOPs/throughput dashed.
     With a single cell: one bar per path."""
     df = results[(results["model"] == model) & results["median_s"].notna()]
     x = swept_axis(df)
@@ -82,6 +72,10 @@ def latency_figure(results: pd.DataFrame, model: str) -> Figure:
             d = df[df["path"] == path].sort_values(x)
             ax.errorbar(d[x], d["median_s"], yerr=[d["median_s"] - d["q1_s"], d["q3_s"] - d["median_s"]],
                         label=path, color=path_color(path), marker="o", ms=4, capsize=3, lw=1.5)  # fmt: skip
+            f = None if fits is None or fits.empty else fits[(fits["model"] == model) & (fits["path"] == path)]
+            if f is not None and len(f) == 1 and d["flops"].nunique() == len(d):
+                a, gf = float(f["overhead_s"].iloc[0]), float(f["throughput_gflops"].iloc[0])
+                ax.plot(d[x], a + d["flops"] / (gf * 1e9), ls="--", lw=1, color=path_color(path), alpha=0.8)
         values = df[x].astype(float)
         if values.max() / values.min() >= 10:
             ax.set_xscale("log", base=2 if x == "size_batch" else 10)
@@ -93,6 +87,65 @@ def latency_figure(results: pd.DataFrame, model: str) -> Figure:
         ax.set_xlabel(x.removeprefix("size_"))
         ax.legend(title="path", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title(f"{model}: latency per call path", loc="left")
+        return fig
+
+
+def ratio_figure(results: pd.DataFrame, model: str, crossovers: pd.DataFrame | None = None) -> Figure:
+    """Ratio to NumPy against the swept size, one line per Keras path, the 1× line, and each crossover marked."""
+    df = results[(results["model"] == model) & results["ratio_to_numpy"].notna() & (results["path"] != "numpy")]
+    x = swept_axis(df)
+    with _style():
+        fig = Figure(figsize=(7.5, 4.0), layout="constrained")
+        ax = fig.add_subplot()
+        for path in _paths_in(df):
+            d = df[df["path"] == path].sort_values(x)
+            ax.errorbar(d[x], d["ratio_to_numpy"], yerr=[d["ratio_to_numpy"] - d["ratio_ci_low"],
+                        d["ratio_ci_high"] - d["ratio_to_numpy"]], label=path, color=path_color(path), marker="o",
+                        ms=3, capsize=2, lw=1.4)  # fmt: skip
+        ax.axhline(1.0, color="black", lw=1, ls=":")
+        if crossovers is not None and not crossovers.empty:
+            for _, c in crossovers[(crossovers["model"] == model) & crossovers["crossover"].notna()].iterrows():
+                ax.plot([c["crossover"]], [1.0], marker="X", ms=10, color=path_color(c["path"]), mec="black")
+                ax.annotate(f"{c['path']} ≈ {c['crossover']:.3g}", (c["crossover"], 1.0), xytext=(4, 8),
+                            textcoords="offset points", fontsize=8)  # fmt: skip
+        ax.set_xscale("log", base=2 if x == "size_batch" else 10)
+        ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}×"))
+        ax.set_xlabel(x.removeprefix("size_"))
+        ax.set_ylabel("time / NumPy time (bars: from the medians' CIs)")
+        ax.legend(title="path", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(f"{model}: ratio to NumPy; below the dotted 1× line Keras wins (X: crossover)", loc="left")
+        return fig
+
+
+def roofline_figure(results: pd.DataFrame, peak: dict) -> Figure:
+    """Achieved GFLOP/s against arithmetic intensity (FLOPs per byte of inputs, weights and output), under the
+    machine's roofline: min(peak GEMM GFLOP/s, intensity x copy bandwidth). One colour per path, one marker per
+    model; larger markers for larger cells."""
+    df = results[results["gflops"].notna()].copy()
+    df["intensity"] = df["flops"] / df["bytes"]
+    dtype = df["dtype"].iloc[0] if len(df) else "float32"
+    gflops_peak = peak["gflops_float64" if dtype == "float64" else "gflops_float32"]
+    with _style():
+        fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+        ax = fig.add_subplot()
+        ridge = gflops_peak / peak["copy_gbps"]  # where the roof turns flat: always in view
+        lo, hi = max(min(df["intensity"].min(), ridge) / 2, 1e-3), max(df["intensity"].max(), ridge) * 2
+        xs = np.geomspace(lo, hi, 200)
+        ax.plot(xs, np.minimum(gflops_peak, xs * peak["copy_gbps"]), color="black", lw=1.5,
+                label=f"roofline ({gflops_peak:.0f} GFLOP/s, {peak['copy_gbps']:.1f} GB/s)")  # fmt: skip
+        markers = dict(zip(dict.fromkeys(df["model"]), "osD^vP*"))
+        for (model, path), d in df.groupby(["model", "path"], sort=False):
+            sizes = 15 + 60 * (np.log(d["flops"]) - np.log(df["flops"].min())) / max(np.log(df["flops"].max() / df["flops"].min()), 1e-9)
+            ax.scatter(d["intensity"], d["gflops"], s=sizes, color=path_color(path), marker=markers[model],
+                       edgecolor="black", linewidth=0.3, alpha=0.85, label=f"{model} · {path}")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("arithmetic intensity (FLOP per byte of inputs, weights and output)")
+        ax.set_ylabel("achieved GFLOP/s (FLOPs / median)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(f"roofline ({dtype}): how far each path is from what this machine can do", loc="left")
         return fig
 
 

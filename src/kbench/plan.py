@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
@@ -23,6 +24,7 @@ from kbench.weights import SUPPORTED_DTYPES
 
 MEMORY_SHARE = 0.5  # refuse a cell whose estimate exceeds this share of available memory
 MAX_SIZE = 2**40
+MAX_CELLS = 200  # default --max-cells: a grid bigger than this is refused, with its size
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Plan:
     backend: str = "tensorflow"
     mode: str = "run"  # "run" (cold + parity + steady) or "parity"
     command: str = ""
+    run_budget_s: float | None = None  # whole-run budget shared by the cells (the worker skips what will not fit)
+    skipped: tuple[tuple[str, str, str], ...] = ()  # (model, sizes, reason) refused by the memory guard
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -66,27 +70,71 @@ class Plan:
             Cell(c["model"], c["model_file"], tuple(map(tuple, c["sizes"])), tuple(map(tuple, c["options"])), c["dtype"])
             for c in d["cells"]
         )
-        return cls(cells, tuple(d["paths"]), d["seed"], TimerConfig(**d["timer"]), d["backend"], d["mode"], d["command"])
+        return cls(cells, tuple(d["paths"]), d["seed"], TimerConfig(**d["timer"]), d["backend"], d["mode"], d["command"],
+                   d["run_budget_s"], tuple(map(tuple, d["skipped"])))  # fmt: skip
+
+
+_NUMBER = re.compile(r"(\d+)(?:\*\*(\d+))?")
+MAX_RANGE_VALUES = 10_000  # a hard stop before expanding a range; the run's --max-cells applies after the grid
+
+
+def _number(name: str, text: str) -> tuple[int, int | None, int | None]:
+    """``"64"`` -> (64, None, None); ``"2**6"`` -> (64, 2, 6)."""
+    m = _NUMBER.fullmatch(text) if text.isascii() else None
+    if m is None:
+        if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+            raise BadSizeError(f"--{name} {text} must be positive; give sizes of 1 or more")
+        raise BadSizeError(
+            f"--{name} {text!r} is not an integer; give positive whole numbers such as --{name} 1,32 or 2**0..2**10"
+        )
+    if m.group(2) is None:
+        return int(m.group(1)), None, None
+    base, exp = int(m.group(1)), int(m.group(2))
+    if base < 2 or exp > 64:
+        raise BadSizeError(f"--{name} {text}: use a base of 2 or more and an exponent up to 64")
+    return base**exp, base, exp
+
+
+def _expand(name: str, item: str) -> list[int]:
+    if ".." not in item:
+        return [_number(name, item)[0]]
+    lo_text, _, rest = item.partition("..")
+    hi_text, _, step_text = rest.partition(":")
+    if not lo_text or not hi_text:
+        raise BadSizeError(f"--{name} {item!r} is an empty range; give both ends, e.g. --{name} 1..64")
+    lo, lo_base, lo_exp = _number(name, lo_text)
+    hi, hi_base, hi_exp = _number(name, hi_text)
+    if lo > hi:
+        raise BadSizeError(f"--{name} {item!r} is reversed; write it small to large, e.g. {hi_text}..{lo_text}")
+    geometric = lo_base is not None and lo_base == hi_base and not step_text
+    count = (hi_exp - lo_exp + 1) if geometric else None
+    if not geometric:
+        step = _number(name, step_text)[0] if step_text else 1
+        if step < 1:
+            raise BadSizeError(f"--{name} {item!r} has step {step}; use a step of 1 or more")
+        count = (hi - lo) // step + 1
+    if count > MAX_RANGE_VALUES:
+        raise BadSizeError(f"--{name} {item!r} expands to {count} sizes (limit {MAX_RANGE_VALUES}); use a coarser range")
+    if geometric:
+        return [lo_base**e for e in range(lo_exp, hi_exp + 1)]
+    return list(range(lo, hi + 1, step))
 
 
 def parse_size_list(name: str, text: str | int | Iterable[int]) -> tuple[int, ...]:
-    """``"1,32,1024"`` -> (1, 32, 1024): positive integers, sorted small to large, duplicates dropped."""
+    """Sizes, sorted small to large, duplicates dropped. Items are comma-separated: ``1,32,1024``; powers
+    ``2**10``; ranges ``8..64`` (every integer), ``8..64:8`` (a step), ``2**0..2**14`` (every power of 2)."""
     items = [text] if isinstance(text, (str, int)) else list(text)
     parts = [p.strip() for item in items for p in str(item).split(",")]
     values = []
     for p in parts:
-        if p.startswith("-") and p[1:].isascii() and p[1:].isdigit():
-            raise BadSizeError(f"--{name} {p} must be positive; give sizes of 1 or more")
         if not p:
             raise BadSizeError(f"--{name} has an empty entry; give sizes such as --{name} 1,32")
-        if not (p.isascii() and p.isdigit()):
-            raise BadSizeError(f"--{name} {p!r} is not an integer; give positive whole numbers such as --{name} 1,32")
-        v = int(p)
-        if v <= 0:
-            raise BadSizeError(f"--{name} {v} must be positive; give sizes of 1 or more")
-        if v > MAX_SIZE:
-            raise BadSizeError(f"--{name} {v} is absurdly large (over 2**40); give a size that fits in memory")
-        values.append(v)
+        for v in _expand(name, p):
+            if v <= 0:
+                raise BadSizeError(f"--{name} {v} must be positive; give sizes of 1 or more")
+            if v > MAX_SIZE:
+                raise BadSizeError(f"--{name} {v} is absurdly large (over 2**40); give a size that fits in memory")
+            values.append(v)
     if not values:
         raise BadSizeError(f"--{name} is empty; give one or more sizes such as --{name} 1,32")
     return tuple(sorted(set(values)))
@@ -165,7 +213,11 @@ def make_cells(
     dtype: str,
     n_paths: int,
     mem_available: int | None = None,
-) -> tuple[Cell, ...]:
+    max_cells: int = MAX_CELLS,
+    sweep: bool = False,
+) -> tuple[tuple[Cell, ...], tuple[tuple[str, str, str], ...]]:
+    """(cells, skipped). Cells over the memory guard are skipped with their reason; if every cell is, the run is
+    refused. With ``sweep``, each model's ``MODEL.sweep`` preset replaces its defaults (explicit sizes still win)."""
     check_dtype(dtype)
     for name in sizes:
         if not any(name in s.sizes for s in specs):
@@ -173,21 +225,45 @@ def make_cells(
             raise BadSizeError(f"no selected model has size {name!r} ({have}); drop --{name} or pick another model")
     opts = parse_options(specs, options)
     limit = (available_memory() if mem_available is None else mem_available) * MEMORY_SHARE
-    cells = []
+    grids = []
     for s in specs:
-        grid = {k: sizes.get(k, v) for k, v in s.sizes.items()}
+        if sweep and not s.sweep:
+            raise BadSizeError(f"model {s.name!r} has no sweep preset; give ranges instead, e.g. --batch 2**0..2**10")
+        preset = {k: parse_size_list(k, v) for k, v in s.sweep.items()} if sweep else {}
+        grids.append((s, {k: sizes.get(k, preset.get(k, v)) for k, v in s.sizes.items()}))
+    total = sum(math.prod(len(v) for v in g.values()) for _, g in grids)
+    if total > max_cells:
+        raise BadSizeError(f"these sizes make {total} cells, over --max-cells {max_cells}; narrow the ranges or raise --max-cells")
+    cells, skipped, refusals = [], [], []
+    for s, grid in grids:
         # the last size varies fastest; the product is small to large along every axis
         for combo in itertools.product(*grid.values()):
             point = dict(zip(grid, combo))
+            label = " ".join(f"{k}={v}" for k, v in point.items())
             need = estimate_bytes(s, point, n_paths)
             if need > limit:
-                raise MemoryLimitError(
-                    f"{s.name} at {' '.join(f'{k}={v}' for k, v in point.items())} needs about {need / 2**30:.1f} GiB "
-                    f"((weights+inputs+output) x 8 B x {n_paths + 3} copies), over {MEMORY_SHARE:.0%} of the "
-                    f"{limit / MEMORY_SHARE / 2**30:.1f} GiB available; choose smaller sizes"
-                )
+                reason = (f"needs about {need / 2**30:.1f} GiB ((weights+inputs+output) x 8 B x {n_paths + 3} copies), "
+                          f"over {MEMORY_SHARE:.0%} of the {limit / MEMORY_SHARE / 2**30:.1f} GiB available")  # fmt: skip
+                skipped.append((s.name, label, reason))
+                refusals.append(f"{s.name} at {label} {reason}; choose smaller sizes")
+                continue
             cells.append(Cell(s.name, s.source, tuple(point.items()), tuple(opts[s.name].items()), dtype))
-    return tuple(cells)
+    if not cells and refusals:
+        raise MemoryLimitError(refusals[0])
+    return tuple(cells), tuple(skipped)
+
+
+def parse_duration(text: str | float | None) -> float | None:
+    """``"300"``, ``"300s"``, ``"5m"``, ``"1.5h"`` -> seconds; None stays None."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|m|h|min)?\s*", str(text))
+    if m is None:
+        raise BadSizeError(f"--budget {text!r} is not a duration; write e.g. --budget 90s, --budget 5m or --budget 1h")
+    seconds = float(m.group(1)) * {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+    if seconds <= 0:
+        raise BadSizeError(f"--budget {text} must be more than 0; write e.g. --budget 5m")
+    return seconds
 
 
 def reproduce_command(argv: list[str]) -> str:

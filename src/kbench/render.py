@@ -107,18 +107,66 @@ def parity_failure_lines(df: pd.DataFrame) -> list[str]:
 
 
 def summary_lines(df: pd.DataFrame, meta: dict) -> list[str]:
-    """Cold-start context and warnings, one line each."""
-    lines = []
+    """Headlines of sweeps, cold-start context, skipped cells and warnings, one line each."""
+    from kbench.analysis import headlines
+
+    lines = list(headlines(df))
     imports = meta.get("imports") or {}
     if imports:
         lines.append(
             f"import: numpy {fmt_time(imports.get('numpy'))}, keras+{meta.get('backend', 'backend')} "
             f"{fmt_time(imports.get('backend'))}; runtime first use {fmt_time(meta.get('runtime_init_s'))}"
         )
+    peak = meta.get("peak")
+    if peak:
+        lines.append(f"machine peak (NumPy BLAS): float32 {peak['gflops_float32']:.0f} GFLOP/s, float64 "
+                     f"{peak['gflops_float64']:.0f} GFLOP/s, copy {peak['copy_gbps']:.1f} GB/s")  # fmt: skip
+    for s in meta.get("skipped") or []:
+        lines.append(f"skipped: {s['model']} {s['sizes']}: {s['reason']}")
     for _, row in df.iterrows():
         if isinstance(row.get("warnings"), str) and row["warnings"]:
             lines.append(f"warning: {row['model']} {row['sizes']} {row['path']}: {row['warnings']}")
     return lines
+
+
+def _crossover_text(r: Any) -> str:
+    if r["crossover"] is None or pd.isna(r["crossover"]):
+        return f"never; closest {fmt_ratio(r['nearest_ratio'])} at {r['nearest_at']}"
+    side = "Keras faster above" if r["direction"] == "keras_above" else "Keras faster below"
+    extra = f", {int(r['crossings'])} crossings" if r["crossings"] > 1 else ""
+    return f"≈ {r['crossover']:.3g} [{r['crossover_low']:.3g}–{r['crossover_high']:.3g}] ({side}{extra})"
+
+
+def sweep_tables(results: pd.DataFrame) -> list[Table]:
+    """Per sweep: each Keras path's crossover against NumPy and its fitted overhead and throughput."""
+    from kbench.analysis import crossovers, fit_overhead
+
+    cross, fits = crossovers(results), fit_overhead(results)
+    tables = []
+    for (model, swept, fixed), g in cross.groupby(["model", "swept", "fixed"], sort=False) if not cross.empty else []:
+        f = fits[(fits["model"] == model) & (fits["fixed"] == fixed)].set_index("path") if not fits.empty else None
+        t = Table(title=f"{model}{' · ' + fixed if fixed else ''}, {swept} {g['range'].iloc[0]}: crossover against NumPy; "
+                  "fit of time = overhead + FLOPs / throughput", title_justify="left", title_style="bold",
+                  box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
+        for col, just in (("path", "left"), (f"NumPy = Keras at {swept}", "left"), ("overhead", "right"),
+                          ("GFLOP/s", "right"), (f"vs {swept}={g['range'].iloc[0].split('..')[0]}", "right"),
+                          ("fit err", "right")):  # fmt: skip
+            t.add_column(col, justify=just)
+        rows = list(g.iterrows())
+        if f is not None and "numpy" in f.index:
+            rows.insert(0, (None, {"path": "numpy"}))
+        for _, r in rows:
+            fit = f.loc[r["path"]] if f is not None and r["path"] in f.index else None
+            t.add_row(
+                r["path"],
+                "—" if r["path"] == "numpy" else _crossover_text(r),
+                "—" if fit is None else fmt_time(fit["overhead_s"]),
+                "—" if fit is None else f"{fit['throughput_gflops']:.3g}",
+                "—" if fit is None else f"{fit['overhead_vs_smallest']:.2f}×",
+                "—" if fit is None else f"{100 * fit['fit_median_rel_err']:.0f}%",
+            )
+        tables.append(t)
+    return tables
 
 
 def list_lines(specs: Iterable[ModelSpec]) -> list[str]:

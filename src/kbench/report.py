@@ -95,24 +95,63 @@ def _png(fig) -> str:
     return base64.b64encode(to_png(fig)).decode("ascii")
 
 
-def model_figures(run: RunData) -> list[dict]:
+def model_figures(run: RunData, fits: pd.DataFrame, cross: pd.DataFrame) -> list[dict]:
     from kbench import figures
+    from kbench.analysis import swept_axis
 
     out = []
     timed = run.results[run.results["median_s"].notna()]
     for model in dict.fromkeys(timed["model"]):
+        swept = swept_axis(timed[timed["model"] == model]) is not None
         out.append({
             "name": model,
-            "latency": _png(figures.latency_figure(timed, model)),
+            "latency": _png(figures.latency_figure(timed, model, fits)),
             "ratio": _png(figures.ratio_heatmap(timed, model)),
+            "ratio_line": _png(figures.ratio_figure(timed, model, cross)) if swept else "",
             "cold": _png(figures.cold_start_figure(timed, model)),
             "dist": _png(figures.distribution_figure(run.samples, model)),
         })  # fmt: skip
     return out
 
 
+def verdict_rows(results: pd.DataFrame) -> list[dict]:
+    from kbench.analysis import verdict_table
+
+    table = verdict_table(results)
+    keras = {v.sizes + v.model: v for v in verdicts(results)}
+    return [{
+        "model": r.model, "sizes": r.sizes, "recommended": r.recommended, "median": fmt_time(r.median_s),
+        "margin": "—" if pd.isna(r.margin) else f"{_times(r.margin)} faster than {r.runner_up}",
+        "keras": keras[r.sizes + r.model].best_path if r.sizes + r.model in keras else "—",
+        "keras_ratio": _times(keras[r.sizes + r.model].best_ratio) if r.sizes + r.model in keras else "—",
+    } for r in table.itertuples()]  # fmt: skip
+
+
+def crossover_rows(cross: pd.DataFrame, fits: pd.DataFrame) -> list[dict]:
+    from kbench.render import _crossover_text
+
+    rows = []
+    fit_index = {(f.model, f.fixed, f.path): f for f in fits.itertuples()} if not fits.empty else {}
+    keys = [(r["model"], r["swept"], r["fixed"], r["path"], r) for _, r in cross.iterrows()]
+    numpy_keys = {(m, s, f) for m, s, f, _, _ in keys}
+    keys = [(m, s, f, "numpy", None) for m, s, f in numpy_keys] + keys
+    for model, swept, fixed, path, r in sorted(keys, key=lambda k: (k[0], k[2], k[3] != "numpy")):
+        fit = fit_index.get((model, fixed, path))
+        rows.append({
+            "model": model + (f" · {fixed}" if fixed else ""), "swept": swept, "path": path,
+            "crossover": "—" if r is None else _crossover_text(r),
+            "overhead": "—" if fit is None else fmt_time(fit.overhead_s),
+            "gflops": "—" if fit is None else f"{fit.throughput_gflops:.3g} GFLOP/s",
+            "vs_smallest": "—" if fit is None else f"{fit.overhead_vs_smallest:.2f}× (at {swept}={fit.smallest_size})",
+            "fit_err": "—" if fit is None else f"{100 * fit.fit_median_rel_err:.0f}%",
+        })  # fmt: skip
+    return rows
+
+
 def build_html(run: RunData) -> str:
     import jinja2
+
+    from kbench.analysis import crossovers, fit_overhead, headlines
 
     template = resources.files("kbench").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -120,6 +159,13 @@ def build_html(run: RunData) -> str:
     imports = meta.get("imports") or {}
     warnings = [f"{r.model} {r.sizes} {r.path}: {r.warnings}" for r in df.itertuples() if isinstance(r.warnings, str) and r.warnings]
     models = list(dict.fromkeys(df["model"]))
+    cross, fits = crossovers(df), fit_overhead(df)
+    peak = meta.get("peak")
+    roofline = ""
+    if peak and "gflops" in df and df["gflops"].notna().any():
+        from kbench.figures import roofline_figure
+
+        roofline = _png(roofline_figure(df, peak))
     return env.from_string(template).render(
         title=", ".join(models) or "empty run",
         run_id=meta.get("run_id", run.run_dir.name),
@@ -128,8 +174,15 @@ def build_html(run: RunData) -> str:
         status=meta.get("status", "unknown"),
         failures=meta.get("failures") or [],
         verdicts=verdicts(df),
+        verdict_rows=verdict_rows(df),
+        headlines=headlines(df),
+        crossovers=crossover_rows(cross, fits) if not cross.empty else [],
         parity=parity_rows(df),
-        models=model_figures(run),
+        models=model_figures(run, fits, cross),
+        roofline=roofline,
+        peak={k: (f"{v:.0f}" if k.startswith("gflops") else f"{v:.1f}" if k == "copy_gbps" else v)
+              for k, v in (peak or {}).items()},  # fmt: skip
+        skipped=[f"{s['model']} {s['sizes']}: {s['reason']}" for s in meta.get("skipped") or []],
         imports=(f"numpy {fmt_time(imports.get('numpy'))}, keras with its backend {fmt_time(imports.get('backend'))}, "
                  f"runtime first use {fmt_time(meta.get('runtime_init_s'))}") if imports else "not recorded",  # fmt: skip
         warnings=warnings,

@@ -37,6 +37,7 @@ COLUMNS = [
     "median_s", "q1_s", "q3_s", "iqr_s", "min_s", "max_s", "mean_s", "stdev_s", "ci_low_s", "ci_high_s",
     "n_samples", "loops", "stop_reason", "loop_overhead_pct",
     "ratio_to_numpy", "ratio_ci_low", "ratio_ci_high",
+    "bytes", "gflops", "gbps", "pct_peak_flops", "pct_peak_bw",
     "import_s", "build_s", "first_call_s", "retrace_s", "retrace_batch", "cold_order",
     "flags", "warnings",
 ]  # fmt: skip
@@ -48,9 +49,13 @@ def _num(v: Any) -> float:
 
 
 def cell_rows(
-    run_id: str, backend: str, cell: Cell, flops: int, payload: dict, imports: dict[str, float]
+    run_id: str, backend: str, cell: Cell, flops: int, payload: dict, imports: dict[str, float],
+    nbytes: int | None = None, peak: Any = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Turn one worker ``cell`` event into result rows and sample rows (statistics computed here, once)."""
+    """Turn one worker ``cell`` event into result rows and sample rows (statistics computed here, once).
+
+    Achieved rates use the median: GFLOP/s = flops / median; GB/s = the bytes of inputs, weights and output (each
+    touched once, the least any path must move) / median; % of peak against :mod:`kbench.peak`'s figures."""
     rows, samples = [], []
     measured = {r["path"]: Measurement(tuple(r["samples"]), r["loops"], r["stop_reason"], r["loop_overhead_s"],
                                        r["fixed_overhead_s"])
@@ -87,6 +92,11 @@ def cell_rows(
                     ratio_ci_low=m.ci[0] / base.ci[1],
                     ratio_ci_high=m.ci[1] / base.ci[0],
                 )
+            if nbytes is not None and m.median > 0:
+                row.update(bytes=nbytes, gflops=flops / m.median / 1e9, gbps=nbytes / m.median / 1e9)
+                if peak is not None:
+                    row.update(pct_peak_flops=100 * row["gflops"] / peak.gflops(cell.dtype),
+                               pct_peak_bw=100 * row["gbps"] / peak.copy_gbps)  # fmt: skip
             if m.unstable:
                 flags.append("unstable")
             if m.stop_reason == "budget":

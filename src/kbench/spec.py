@@ -46,6 +46,7 @@ class ModelSpec:
     - ``forward(weights, inputs, **options) -> np.ndarray``: the hand-written NumPy twin.
     - ``flops(sizes)``: floating point operations of one forward call.
     - ``reduction(sizes)``: length of the longest sum in the forward; parity tolerances scale with its square root.
+    - ``sweep``: what ``--sweep`` measures, size name -> range (``{"batch": "2**0..2**14"}``).
     """
 
     name: str
@@ -59,11 +60,13 @@ class ModelSpec:
     flops: Callable[[Mapping[str, int]], int]
     reduction: Callable[[Mapping[str, int]], int]
     options: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    sweep: Mapping[str, str] = field(default_factory=dict)  # `--sweep` preset: size -> range, e.g. "2**0..2**14"
     source: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", MappingProxyType({k: tuple(v) for k, v in self.sizes.items()}))
         object.__setattr__(self, "options", MappingProxyType({k: tuple(v) for k, v in self.options.items()}))
+        object.__setattr__(self, "sweep", MappingProxyType(dict(self.sweep)))
 
     @property
     def default_options(self) -> dict[str, Any]:
@@ -110,6 +113,9 @@ def validate_spec(spec: object, path: Path) -> ModelSpec:
     for fn in ("build_keras", "forward", "flops", "reduction"):
         if not callable(getattr(spec, fn)):
             raise bad(f"MODEL.{fn} must be callable")
+    for name in spec.sweep:
+        if name not in spec.sizes:
+            raise bad(f"MODEL.sweep names size {name!r}, which MODEL.sizes does not declare")
     for name, allowed in spec.options.items():
         if not allowed:
             raise bad(f"option {name!r} lists no allowed values")

@@ -44,6 +44,7 @@ def _json_default(obj):
 
 
 def main() -> int:
+    started = time.perf_counter()
     # Keep the protocol stream clean: anything printed by TensorFlow, Keras or a model file goes to stderr.
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -68,9 +69,18 @@ def main() -> int:
     if plan.mode == "env":
         emit("done")
         return 0
+    history: dict | None = None
     for index, cell in enumerate(plan.cells):
         try:
-            emit("cell", index=index, **run_cell(plan, index, cell, emit))
+            budget_s, skip = cell_budget(plan, index, time.perf_counter() - started, history)
+            if skip:
+                emit("skip", index=index, reason=skip)
+                continue
+            t0 = time.perf_counter()
+            payload = run_cell(plan, index, cell, emit, budget_s)
+            flops = _spec(cell.model_file).flops(cell.sizes_dict)
+            history = _history(history, cell.model, payload, time.perf_counter() - t0, flops)
+            emit("cell", index=index, **payload)
         except KbenchError as exc:
             emit("error", index=index, kind=type(exc).__name__, message=one_line(exc), user=exc.exit_code == 2)
             return 0
@@ -92,7 +102,64 @@ _SPECS: dict = {}
 _RUNTIME_WARM = False
 
 
-def run_cell(plan, index: int, cell, emit) -> dict:
+def _spec(model_file: str):
+    from kbench.spec import load_model_file
+
+    if model_file not in _SPECS:
+        _SPECS[model_file] = load_model_file(model_file)
+    return _SPECS[model_file]
+
+
+def _history(previous: dict | None, model: str, payload: dict, wall_s: float, flops: int) -> dict:
+    """What the next cell's cost is predicted from: per path, the (FLOPs, median) points of this model so far, and
+    the time the last cell spent outside sampling."""
+    import statistics
+
+    points = dict(previous["points"]) if previous and previous["model"] == model else {}
+    for r in payload["rows"]:
+        if r.get("samples"):
+            points[r["path"]] = [*points.get(r["path"], []), (max(flops, 1), statistics.median(r["samples"]))]
+    sampling = sum(sum(r["samples"]) * r["loops"] for r in payload["rows"] if r.get("samples"))
+    return {"model": model, "points": points, "cold_s": max(wall_s - sampling, 0.0)}
+
+
+def _predict_call(points: list[tuple[int, float]], flops: int) -> float:
+    """Per-call time at ``flops``: extrapolated along the last two measured points (time grows with work, never
+    shrinks); from a single point, conservatively in proportion to the FLOPs."""
+    f1, t1 = points[-1]
+    if len(points) >= 2 and points[-2][0] < f1:
+        f0, t0 = points[-2]
+        return t1 + max(0.0, (t1 - t0) / (f1 - f0)) * max(0, flops - f1)
+    return t1 * max(1.0, flops / f1)
+
+
+def cell_budget(plan, index: int, elapsed_s: float, history: dict | None) -> tuple[float, str]:
+    """(steady-state budget for this cell, skip reason). Without a run budget every cell gets ``plan.timer.budget_s``.
+
+    With one, the time left is shared equally by the cells left, less the cold-start time the last cell took; a
+    cell whose *minimum* cost (``min_samples`` samples of every path, plus warm-up, first call and retrace, each
+    path's per-call time extrapolated from the model's earlier cells, see :func:`_predict_call`) exceeds the time
+    left is skipped, with that reason."""
+    cfg = plan.timer
+    if plan.run_budget_s is None or plan.mode != "run":
+        return cfg.budget_s, ""
+    left = plan.run_budget_s - elapsed_s
+    cells_left = len(plan.cells) - index
+    if history is None:
+        if left <= 0:
+            return 0.0, f"the run budget was spent ({plan.run_budget_s:g} s, of which the backend import took part)"
+        return max(0.05, min(cfg.budget_s, left / cells_left)), ""
+    cell = plan.cells[index]
+    flops = _spec(cell.model_file).flops(cell.sizes_dict)
+    per_call = [_predict_call(pts, flops) for pts in history["points"].values()]
+    minimum = sum(cfg.min_samples * max(cfg.min_sample_s, t) + 4 * t for t in per_call) + history["cold_s"]
+    if minimum > left:
+        return 0.0, (f"predicted to need at least {minimum:.1f} s ({cfg.min_samples} samples of every path plus cold "
+                     f"start), {max(left, 0):.1f} s of the {plan.run_budget_s:g} s run budget left")  # fmt: skip
+    return max(0.05, min(cfg.budget_s, left / cells_left - history["cold_s"])), ""
+
+
+def run_cell(plan, index: int, cell, emit, budget_s: float | None = None) -> dict:
     import random
 
     import keras
@@ -101,14 +168,11 @@ def run_cell(plan, index: int, cell, emit) -> dict:
     from kbench import parity
     from kbench.errors import ModelShapeError
     from kbench.paths import PATHS, PathContext
-    from kbench.spec import load_model_file
     from kbench.timer import Timer, TimerConfig, time_once
     from kbench.weights import make_inputs, make_weights
 
     global _RUNTIME_WARM
-    if cell.model_file not in _SPECS:
-        _SPECS[cell.model_file] = load_model_file(cell.model_file)
-    spec = _SPECS[cell.model_file]
+    spec = _spec(cell.model_file)
     sizes, options, dtype = cell.sizes_dict, cell.options_dict, cell.dtype
     weights = make_weights(spec, sizes, dtype, plan.seed)
     inputs = make_inputs(spec, sizes, dtype, plan.seed)
@@ -174,7 +238,8 @@ def run_cell(plan, index: int, cell, emit) -> dict:
         return {"rows": list(rows.values()), "cold_order": [p.name for p in order]}
 
     emit("phase", index=index, phase="steady state")
-    config = TimerConfig(**{**plan.timer.__dict__, "seed": rng.randrange(2**31)})
+    config = TimerConfig(**{**plan.timer.__dict__, "seed": rng.randrange(2**31),
+                            "budget_s": plan.timer.budget_s if budget_s is None else budget_s})  # fmt: skip
     measurements = Timer(config).run(fns)
     for name, m in measurements.items():
         rows[name].update(
