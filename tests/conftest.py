@@ -28,6 +28,27 @@ def quick_run(tmp_path_factory):
     return result, events, out
 
 
+@pytest.fixture(scope="session")
+def dense():
+    from kbench.spec import load_model
+
+    return load_model("dense")
+
+
+@pytest.fixture(scope="session")
+def dot():
+    from kbench.spec import load_model
+
+    return load_model("dot")
+
+
+@pytest.fixture(scope="session")
+def matmul():
+    from kbench.spec import load_model
+
+    return load_model("matmul")
+
+
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 

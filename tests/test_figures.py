@@ -20,7 +20,7 @@ def synthetic(batches=(1, 32, 1024), model="dense"):
                 "model": model, "sizes": f"batch={b} features=8", "dtype": "float32", "options": "{}", "path": path,
                 "size_batch": b, "size_features": 8, "median_s": median, "q1_s": median * 0.95, "q3_s": median * 1.05,
                 "iqr_s": median * 0.1, "build_s": np.nan if path == "numpy" else 0.01, "first_call_s": median * 30,
-                "retrace_s": median * 20, "parity_ok": True,
+                "retrace_s": median * 20, "parity_ok": True, "import_s": 0.05 if path == "numpy" else 2.5,
             })  # fmt: skip
             for s in rng.normal(median, median * 0.05, 12):
                 samples.append({"model": model, "sizes": f"batch={b} features=8", "path": path, "seconds": abs(s)})
@@ -136,3 +136,14 @@ def test_roofline_puts_every_timed_cell_under_the_roof(data):
     assert points == len(df)
     roof = ax.get_lines()[0]
     assert max(roof.get_ydata()) == 100.0
+
+
+def test_cold_start_shows_import_build_first_retrace_and_steady_per_path(data):
+    df, _ = data
+    fig = figures.cold_start_figure(df, "dense")
+    assert len(fig.axes) == 3  # one per cell
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["import", "build", "first call", "retrace", "steady call"]
+    # numpy has no build: 4 bars for it, 5 for each Keras path, per cell
+    bars = [p for p in fig.axes[0].patches if p.get_width() > 0]
+    assert len(bars) == 4 + 5 * (len(PATHS) - 1)

@@ -41,21 +41,6 @@ def one_line(err: BaseException) -> str:
     return text
 
 
-@pytest.fixture(scope="module")
-def dense() -> ModelSpec:
-    return load_model("dense")
-
-
-@pytest.fixture(scope="module")
-def dot() -> ModelSpec:
-    return load_model("dot")
-
-
-@pytest.fixture(scope="module")
-def matmul() -> ModelSpec:
-    return load_model("matmul")
-
-
 # ---------------------------------------------------------------------------------------------- parse_size_list
 
 

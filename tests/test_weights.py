@@ -14,16 +14,6 @@ from kbench.weights import SUPPORTED_DTYPES, draw, make_arrays, make_inputs, mak
 DENSE_SIZES = {"batch": 32, "features": 128, "units": 128}
 
 
-@pytest.fixture(scope="module")
-def dense() -> ModelSpec:
-    return load_model("dense")
-
-
-@pytest.fixture(scope="module")
-def dot() -> ModelSpec:
-    return load_model("dot")
-
-
 def make_spec(weights=(), inputs=None, sizes=None, name="m") -> ModelSpec:
     return ModelSpec(
         name=name,

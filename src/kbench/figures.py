@@ -23,7 +23,7 @@ from kbench.paths import PATHS
 from kbench.render import fmt_time
 
 PATH_COLORS: dict[str, tuple[float, float, float]] = dict(zip(PATHS, sns.color_palette("colorblind", len(PATHS))))
-PHASE_COLORS = dict(zip(("build", "first call", "retrace", "steady call"), sns.color_palette("muted", 4)))
+PHASE_COLORS = dict(zip(("import", "build", "first call", "retrace", "steady call"), sns.color_palette("muted", 5)))
 
 
 def path_color(path: str) -> tuple[float, float, float]:
@@ -175,14 +175,17 @@ def ratio_heatmap(results: pd.DataFrame, model: str) -> Figure:
 
 
 def cold_start_figure(results: pd.DataFrame, model: str) -> Figure:
-    """Build, first call and retrace beside the steady per-call median, per path (log scale), for each cell."""
+    """Import (NumPy for the twin, Keras with its backend for the rest), build, first call and retrace beside the
+    steady per-call median, per path (log scale), for each cell."""
     df = results[results["model"] == model]
     x = swept_axis(df)
     cells = df.drop_duplicates("sizes")
     if x is not None:
         cells = cells.sort_values(x)
     cells = list(cells["sizes"])[:4]
-    phases = {"build": "build_s", "first call": "first_call_s", "retrace": "retrace_s", "steady call": "median_s"}
+    phases = {"import": "import_s", "build": "build_s", "first call": "first_call_s", "retrace": "retrace_s",
+              "steady call": "median_s"}  # fmt: skip
+    phases = {name: col for name, col in phases.items() if col in df.columns}
     with _style():
         fig = Figure(figsize=(7.5, 1.2 + 2.2 * len(cells)), layout="constrained")
         axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
@@ -200,7 +203,7 @@ def cold_start_figure(results: pd.DataFrame, model: str) -> Figure:
             ax.set_title(sizes, loc="left", fontsize=9)
             handles, labels = ax.get_legend_handles_labels()
             ax.get_legend().remove()
-        fig.legend(handles, labels, fontsize=8, ncols=4, loc="outside lower center")
+        fig.legend(handles, labels, fontsize=8, ncols=5, loc="outside lower center")
         axes[-1].set_xlabel("time (log scale)")
         fig.suptitle(f"{model}: cold start next to the steady per-call time", x=0.01, ha="left")
         return fig

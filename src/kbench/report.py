@@ -183,8 +183,9 @@ def build_html(run: RunData) -> str:
         peak={k: (f"{v:.0f}" if k.startswith("gflops") else f"{v:.1f}" if k == "copy_gbps" else v)
               for k, v in (peak or {}).items()},  # fmt: skip
         skipped=[f"{s['model']} {s['sizes']}: {s['reason']}" for s in meta.get("skipped") or []],
-        imports=(f"numpy {fmt_time(imports.get('numpy'))}, keras with its backend {fmt_time(imports.get('backend'))}, "
-                 f"runtime first use {fmt_time(meta.get('runtime_init_s'))}") if imports else "not recorded",  # fmt: skip
+        imports=(f"Imports: numpy {fmt_time(imports.get('numpy'))}, keras with its backend "
+                 f"{fmt_time(imports.get('backend'))}; the runtime's first use in the process (paid once, before "
+                 f"the first cell) {fmt_time(meta.get('runtime_init_s'))}") if imports else "Imports not recorded",  # fmt: skip
         warnings=warnings,
         command=meta.get("command", ""),
         timer=", ".join(f"{k}={v}" for k, v in (meta.get("plan", {}).get("timer") or {}).items()),
