@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from conftest import WORKER_MODELS, run_cli
 from kbench.cli import app
 from kbench.paths import PATHS
+from kbench.results import COLUMNS
 
 runner = CliRunner()
 
@@ -42,12 +43,41 @@ BAD_INPUTS = [
     (["run"], "Missing option '--model'"),
     (["parity", "--model", "matmul", "--batch", "2"], "no selected model has size 'batch'"),
     (["frobnicate"], "No such command"),
+    (["run", "--model", "dense", "--sweep", "--batch", "32"], "--sweep conflicts with --batch 32"),
+    (["run", "--model", "dense", "--cell-timeout", "0"], "--cell-timeout 0.0 must be more than 0"),
+    (["run", "--model", "dense", "--out", "/proc/kbench-out"], "cannot be written"),
+    (["run", "--model", "dense", "--out", "reports/existing/run.json"], "is a file"),
+    (["run", "--model", "syntaxerror", "--models-dir", str(WORKER_MODELS)], "syntaxerror.py failed to import: SyntaxError"),
+    (["run", "--model", "missingfields", "--models-dir", str(WORKER_MODELS)], "missing 3 required positional arguments"),
+    (["parity", "--model", "dense", "--dtype", "float16"], "unsupported dtype 'float16'"),
+    (["parity", "--model", "nosuch"], "unknown model 'nosuch'"),
+    (["parity", "--model", "dense", "--seed", "-1"], "--seed -1 must be 0 or more"),
+    (["list", "--models-dir", "/no/such/dir"], "--models-dir /no/such/dir does not exist"),
+    (["list", "--models-dir", str(WORKER_MODELS)], "failed to import"),
+    (["report", "no-such-run"], "no run 'no-such-run'"),
+    (["report", "reports/existing", "--out", "/proc/r.html"], "cannot write the report"),
+    (["report", "reports/newer"], "schema version 99"),
+    (["report", "reports/damaged"], "lacks the columns"),
+    (["env", "--bogus"], "No such option: --bogus"),
+    (["peak", "--bogus"], "No such option: --bogus"),
 ]
 
 
+def _existing_results(root):
+    """Earlier runs a bad command must leave alone: one current, one written by a newer kbench."""
+    for name, version in (("existing", 1), ("newer", 99), ("damaged", 1)):
+        d = root / "reports" / name
+        d.mkdir(parents=True)
+        (d / "run.json").write_text(json.dumps({"schema_version": version, "run_id": name, "status": "complete"}))
+        (d / "results.csv").write_text("model,path\ndense,call\n" if name == "damaged" else ",".join(COLUMNS) + "\n")
+        (d / "report.html").write_text("<p>an earlier report</p>")
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 @pytest.mark.parametrize("args, words", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, words, tmp_path, monkeypatch):
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(args, words, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    before = _existing_results(tmp_path)
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
@@ -55,7 +85,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, words, tmp_path, 
     assert lines[0].startswith("kbench: error: ")
     assert words in lines[0]
     assert "Traceback" not in result.output
-    assert list(tmp_path.iterdir()) == []
+    after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    assert after == before
+
+
+def test_the_bad_input_catalogue_covers_every_command():
+    assert len(BAD_INPUTS) >= 20
+    assert {a[0] for a, _ in BAD_INPUTS} >= {"run", "parity", "list", "report", "env", "peak"}
 
 
 def test_model_file_that_fails_to_import_names_the_file(tmp_path, monkeypatch):

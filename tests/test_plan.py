@@ -401,3 +401,8 @@ def test_bad_ranges(text, needle):
     with pytest.raises(BadSizeError) as ei:
         parse_size_list("batch", text)
     assert needle in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_force_keeps_cells_over_the_memory_guard(dense):
+    cells, skipped = make_cells([dense], {"batch": (2**20,)}, {}, "float32", 6, mem_available=2**30, force=True)
+    assert len(cells) == 1 and skipped == ()

@@ -118,3 +118,19 @@ def test_resolve_run_errors_are_one_line(tmp_path, ref):
 def test_latest_with_no_runs(tmp_path):
     with pytest.raises(RunNotFoundError, match="no runs"):
         results.resolve_run("latest", tmp_path)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(1e-9, 1.0, allow_nan=False), min_size=1, max_size=60))
+def test_a_sample_set_compared_with_itself_has_ratio_one(samples):
+    payload = _payload()
+    for row in payload["rows"]:
+        row["samples"] = list(samples)
+    rows, _ = results.cell_rows("r", "tensorflow", _cell(), 1, payload, {"numpy": 0, "backend": 0})
+    call = rows[1]
+    assert call["ratio_to_numpy"] == 1.0
+    assert call["ratio_ci_low"] <= 1.0 <= call["ratio_ci_high"]

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from kbench import errors
 from kbench.envinfo import host_fingerprint
 from kbench.plan import MAX_CELLS, Plan, make_cells, parse_duration, parse_paths, parse_size_list
 from kbench.results import RunWriter, SAMPLE_COLUMNS, cell_rows, frame
-from kbench.runner import stream
+from kbench.runner import describe_exit, stream
 from kbench.spec import ModelSpec, available_models, load_model, load_model_file, model_dirs
 from kbench.timer import TimerConfig
 
@@ -36,6 +38,7 @@ class RunResult:
     samples: pd.DataFrame
     meta: dict = field(default_factory=dict)
     failures: tuple[str, ...] = ()  # worker failures that were not the user's input
+    interrupted: bool = False  # Ctrl-C: the finished cells are kept, the rest recorded as not run
 
     @property
     def parity_ok(self) -> bool:
@@ -43,7 +46,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.parity_ok and not self.failures
+        return self.parity_ok and not self.failures and not self.interrupted
 
 
 def list_models(models_dirs: Iterable[str | Path] = ()) -> list[ModelSpec]:
@@ -66,6 +69,7 @@ def plan(
     sweep: bool = False,
     run_budget: str | float | None = None,
     max_cells: int = MAX_CELLS,
+    force: bool = False,
 ) -> Plan:
     """Validate a request and return the plan; raises a :class:`kbench.errors.UsageError` on bad input."""
     names = [m.strip() for item in models for m in item.split(",") if m.strip()]
@@ -79,7 +83,7 @@ def plan(
     size_lists = {k: parse_size_list(k, v) for k, v in (sizes or {}).items() if v is not None}
     budget_s = parse_duration(run_budget)
     cells, skipped = make_cells(specs, size_lists, dict(options or {}), dtype, len(selected), mem_available, max_cells,
-                                sweep)  # fmt: skip
+                                sweep, force)  # fmt: skip
     return Plan(cells, selected, seed, timer or TimerConfig(), "tensorflow", mode, command, budget_s, skipped)
 
 
@@ -93,12 +97,46 @@ def _new_run_dir(out_dir: Path, plan: Plan) -> Path:
     return run_dir
 
 
-def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook | None = None) -> RunResult:
+def check_out_dir(out_dir: str | Path) -> None:
+    """Refuse, before anything runs, an output folder that cannot be created or written."""
+    p = Path(out_dir)
+    if p.exists() and not p.is_dir():
+        raise errors.UsageError(f"--out {p} is a file; pass a folder for the run folders")
+    probe = p.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    try:  # try it for real: access() says yes to root even where nothing can be created (/proc)
+        if not probe.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".kbench-probe-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise errors.UsageError(f"--out {p} cannot be written ({probe}: {exc.strerror}); pass a writable folder") from None
+
+
+def default_cell_timeout(plan: Plan) -> float:
+    """A cell that has not finished after this long is a hang: two minutes for the backend import and cold start,
+    plus 20 times the cell's sampling budget."""
+    return 120.0 + 20.0 * plan.timer.budget_s
+
+
+def run(
+    plan: Plan,
+    out_dir: str | Path | None = "reports",
+    on_event: EventHook | None = None,
+    cell_timeout_s: float | None = None,
+) -> RunResult:
     """Run a plan in a worker process. With ``out_dir`` (the default ``reports``) results are written to a new
     run folder as each cell finishes; the folder is created only once the first cell has finished.
 
+    A worker that crashes or hangs (no cell finished within ``cell_timeout_s``, default
+    :func:`default_cell_timeout`) is stopped; the cell it was on and the ones after it are recorded as failed with
+    the reason, and every finished cell is kept. Ctrl-C does the same and returns with ``interrupted`` set.
     Raises a :class:`kbench.errors.UsageError` when the worker finds a bad model (after saving finished cells).
     """
+    if out_dir is not None:
+        check_out_dir(out_dir)
     specs = {c.model_file: load_model_file(c.model_file) for c in plan.cells}
     hook = on_event or (lambda event: None)
     peak_figures = None
@@ -118,6 +156,7 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
         "env": {"host": host_fingerprint()},
         "peak": None if peak_figures is None else peak_figures.__dict__,
         "skipped": [{"model": m, "sizes": z, "reason": r} for m, z, r in plan.skipped],
+        "failed_cells": [],
     }  # fmt: skip
     rows: list[dict] = []
     samples: list[dict] = []
@@ -126,18 +165,26 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
     writer: RunWriter | None = None
     run_dir = _new_run_dir(Path(out_dir), plan) if out_dir is not None else None
     imports: dict[str, float] = {}
+    settled: set[int] = set()  # finished or skipped cells
     tmp = Path(tempfile.mkdtemp(prefix="kbench-"))
     log = tmp / "worker.log"
-    finished = False
-    cells_done = 0
+    finished = interrupted = False
+    timeout = default_cell_timeout(plan) if cell_timeout_s is None else cell_timeout_s
+
+    def fail_cell(index: int, reason: str) -> None:
+        cell = plan.cells[index]
+        meta["failed_cells"].append({"model": cell.model, "sizes": cell.label, "reason": reason})
+        settled.add(index)
+
     try:
-        for event in stream(plan, log):
+        for event in stream(plan, log, timeout):
             hook(event)
             kind = event["event"]
             if kind == "import":
                 imports = {"numpy": event["numpy_import_s"], "backend": event["backend_import_s"]}
                 meta["env"]["backend"] = event["env"]
                 meta["imports"] = imports
+                meta["worker_pid"] = event.get("pid")
             elif kind == "init":
                 meta["runtime_init_s"] = event["runtime_init_s"]
             elif kind == "cell":
@@ -148,7 +195,7 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
                                                   array_bytes(spec, cell), peak_figures)  # fmt: skip
                 rows += new_rows
                 samples += new_samples
-                cells_done += 1
+                settled.add(event["index"])
                 if run_dir is not None:
                     if writer is None:
                         writer = RunWriter(run_dir, {"run_id": run_dir.name, **meta})
@@ -156,6 +203,7 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
             elif kind == "skip":
                 cell = plan.cells[event["index"]]
                 meta["skipped"].append({"model": cell.model, "sizes": cell.label, "reason": event["reason"]})
+                settled.add(event["index"])
                 if writer is not None:
                     writer.update_meta(skipped=meta["skipped"])
             elif kind == "error":
@@ -165,25 +213,37 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
                 else:
                     where = plan.cells[event["index"]]
                     failures.append(f"{where.model} {where.label}: {event['message']}")
+                    fail_cell(event["index"], event["message"])
+            elif kind == "timeout":
+                index = min(event["index"], len(plan.cells) - 1)
+                reason = f"hung: no cell finished within {event['after_s']:g} s (--cell-timeout), so the worker was killed"
+                failures.append(f"{plan.cells[index].model} {plan.cells[index].label}: {reason}")
+                fail_cell(index, reason)
             elif kind == "done":
                 finished = True
-            elif kind == "exit" and not finished and user_error is None and not failures:
-                failures.append(
-                    f"the {plan.backend} worker exited with code {event['returncode']} before finishing "
-                    f"({cells_done} of {len(plan.cells)} cells kept); last stderr: "
-                    f"{event['stderr_tail'] or 'nothing'}"
-                )
+            elif kind == "exit" and not finished and user_error is None and len(settled) < len(plan.cells):
+                index = min(set(range(len(plan.cells))) - settled)
+                tail = f"; its last words: {event['stderr_tail']}" if event["stderr_tail"] else ""
+                reason = f"the {plan.backend} worker {describe_exit(event['returncode'])} (see worker.log){tail}"
+                if not failures:
+                    failures.append(f"{plan.cells[index].model} {plan.cells[index].label}: {reason}")
+                    fail_cell(index, reason)
     except KeyboardInterrupt:
-        if writer is not None:
-            writer.finish("interrupted", finished=_dt.datetime.now().isoformat(timespec="seconds"))
-        raise
+        interrupted = True
     finally:
+        if user_error is None and (interrupted or failures):
+            why = "not run: interrupted (Ctrl-C)" if interrupted else "not run: the worker stopped before it"
+            for i in range(len(plan.cells)):
+                if i not in settled:
+                    fail_cell(i, why)
         if writer is not None and log.exists():
             shutil.copy(log, writer.run_dir / "worker.log")
         shutil.rmtree(tmp, ignore_errors=True)
-    status = "complete" if finished else "failed"
+    status = "interrupted" if interrupted else "complete" if finished else "failed"
+    meta["status"] = status
     if writer is not None:
-        writer.finish(status, finished=_dt.datetime.now().isoformat(timespec="seconds"), failures=failures)
+        writer.finish(status, finished=_dt.datetime.now().isoformat(timespec="seconds"), failures=failures,
+                      failed_cells=meta["failed_cells"])  # fmt: skip
         meta = writer.meta
     if user_error is not None:
         raise user_error
@@ -193,6 +253,7 @@ def run(plan: Plan, out_dir: str | Path | None = "reports", on_event: EventHook 
         pd.DataFrame(samples, columns=SAMPLE_COLUMNS),
         meta,
         tuple(failures),
+        interrupted,
     )
 
 

@@ -33,8 +33,6 @@ class _OneLineErrors(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             _fail("interrupted; finished cells are kept in the run folder", 130)
         code = rv if isinstance(rv, int) else 0
-        if code == 130:
-            _fail("interrupted; finished cells are kept in the run folder", 130)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -110,6 +108,8 @@ def run(
     budget: Optional[str] = typer.Option(None, "--budget", help="Whole-run budget shared by the cells, e.g. 90s, 5m; cells that would not fit are skipped."),
     cell_budget: Optional[float] = typer.Option(None, "--cell-budget", help="Seconds of steady-state sampling per cell, shared by its paths [default: 4, --quick: 1]."),
     max_cells: int = typer.Option(200, "--max-cells", help="Refuse size grids with more cells than this."),
+    cell_timeout: Optional[float] = typer.Option(None, "--cell-timeout", help="Seconds without a finished cell before the worker counts as hung and is killed [default: 120 + 20 x cell budget]."),
+    force: bool = typer.Option(False, "--force", help="Run cells even when their memory estimate is over the guard."),
     min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Samples per path before the stopping rule applies [default: 10, --quick: 5]."),
     target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05]."),
     quick: bool = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI."),
@@ -126,6 +126,8 @@ def run(
         raise errors.UsageError(f"--cell-budget {cell_budget} must be more than 0 seconds")
     if max_cells < 1:
         raise errors.UsageError(f"--max-cells {max_cells} must be at least 1")
+    if cell_timeout is not None and not cell_timeout > 0:
+        raise errors.UsageError(f"--cell-timeout {cell_timeout} must be more than 0 seconds")
     if min_samples is not None and min_samples < 1:
         raise errors.UsageError(f"--min-samples {min_samples} must be at least 1")
     if target_ci is not None and not 0 < target_ci < 1:
@@ -134,13 +136,14 @@ def run(
     plan = api.plan(
         model, path, _sizes(batch, features, units, n, size), _pairs(option, "--option"), dtype, seed, timer,
         models_dir or (), command="kbench " + " ".join(_argv() or ["run", *[f"--model={m}" for m in model]]),
-        sweep=sweep, run_budget=budget, max_cells=max_cells,
+        sweep=sweep, run_budget=budget, max_cells=max_cells, force=force,
     )  # fmt: skip
     if out.exists() and not out.is_dir():
         raise errors.UsageError(f"--out {out} is a file; pass a folder")
     console, err = _console(), _console(stderr=True)
     started = time.perf_counter()
-    result = _with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook))
+    api.check_out_dir(out)
+    result = _with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook, cell_timeout_s=cell_timeout))
     for table in render.results_tables(result.results):
         console.print(table)
     for table in render.sweep_tables(result.results):
@@ -148,9 +151,23 @@ def run(
     for line in render.summary_lines(result.results, result.meta):
         console.print(line, markup=False, soft_wrap=True)
     for failure in result.failures:
-        err.print(f"kbench: worker failure: {failure}", markup=False, style="red")
+        err.print(f"kbench: worker failure: {failure}", markup=False, style="red", soft_wrap=True)
+    not_run = [f for f in result.meta.get("failed_cells", []) if f["reason"].startswith("not run")]
+    if not_run:
+        err.print(f"kbench: {len(not_run)} cell(s) not run: {not_run[0]['reason'].removeprefix('not run: ')}",
+                  markup=False, style="red", soft_wrap=True)  # fmt: skip
     for line in render.parity_failure_lines(result.results):
         err.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)
+    if result.interrupted:
+        done = result.results["sizes"].nunique() if not result.results.empty else 0
+        if result.run_dir is not None and not no_report:
+            from kbench import report
+            from kbench.results import load_run
+
+            report.write_report(load_run(result.run_dir))
+        where = f"kept in {result.run_dir} (report marked partial)" if result.run_dir else "none had finished"
+        err.print(f"kbench: interrupted; {done} finished cell(s) {where}", markup=False, soft_wrap=True)
+        return 130
     if result.results.empty and result.meta.get("skipped"):
         err.print("kbench: no cell was measured: every cell was skipped (see above); raise --budget", style="red")
         return 1
@@ -225,6 +242,8 @@ def report_(
     from kbench.results import load_run
 
     t = time.perf_counter()
+    if out is not None:
+        report.check_writable(out)  # before reading anything: a bad --out is the user's first problem
     path = report.write_report(load_run(run, reports), out)
     typer.echo(f"report: {path}  ({time.perf_counter() - t:.1f} s)")
     return 0

@@ -215,9 +215,10 @@ def make_cells(
     mem_available: int | None = None,
     max_cells: int = MAX_CELLS,
     sweep: bool = False,
+    force: bool = False,
 ) -> tuple[tuple[Cell, ...], tuple[tuple[str, str, str], ...]]:
-    """(cells, skipped). Cells over the memory guard are skipped with their reason; if every cell is, the run is
-    refused. With ``sweep``, each model's ``MODEL.sweep`` preset replaces its defaults (explicit sizes still win)."""
+    """(cells, skipped). Cells over the memory guard are skipped with their reason (kept with ``force``); if every
+    cell is, the run is refused. With ``sweep``, each model's ``MODEL.sweep`` preset replaces its defaults."""
     check_dtype(dtype)
     for name in sizes:
         if not any(name in s.sizes for s in specs):
@@ -230,6 +231,9 @@ def make_cells(
         if sweep and not s.sweep:
             raise BadSizeError(f"model {s.name!r} has no sweep preset; give ranges instead, e.g. --batch 2**0..2**10")
         preset = {k: parse_size_list(k, v) for k, v in s.sweep.items()} if sweep else {}
+        if sweep and all(k in sizes for k in preset):
+            given = " ".join(f"--{k} {','.join(map(str, sizes[k]))}" for k in preset)
+            raise BadSizeError(f"--sweep conflicts with {given}: the preset would sweep nothing; drop one of them")
         grids.append((s, {k: sizes.get(k, preset.get(k, v)) for k, v in s.sizes.items()}))
     total = sum(math.prod(len(v) for v in g.values()) for _, g in grids)
     if total > max_cells:
@@ -241,7 +245,7 @@ def make_cells(
             point = dict(zip(grid, combo))
             label = " ".join(f"{k}={v}" for k, v in point.items())
             need = estimate_bytes(s, point, n_paths)
-            if need > limit:
+            if need > limit and not force:
                 reason = (f"needs about {need / 2**30:.1f} GiB ((weights+inputs+output) x 8 B x {n_paths + 3} copies), "
                           f"over {MEMORY_SHARE:.0%} of the {limit / MEMORY_SHARE / 2**30:.1f} GiB available")  # fmt: skip
                 skipped.append((s.name, label, reason))
@@ -249,7 +253,7 @@ def make_cells(
                 continue
             cells.append(Cell(s.name, s.source, tuple(point.items()), tuple(opts[s.name].items()), dtype))
     if not cells and refusals:
-        raise MemoryLimitError(refusals[0])
+        raise MemoryLimitError(refusals[0] + " (or pass --force)")
     return tuple(cells), tuple(skipped)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -193,14 +194,22 @@ def build_html(run: RunData) -> str:
     )
 
 
+def check_writable(path: Path) -> None:
+    """Refuse a report path that cannot be written, by trying (access() says yes to root even in /proc)."""
+    if path.is_dir():
+        raise ReportWriteError(f"--out {path} is a folder; pass a file path such as {path / 'report.html'}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".kbench-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write the report to {path}: {exc.strerror}; pass --out to a writable file") from None
+
+
 def write_report(run: RunData, out: str | Path | None = None) -> Path:
     """Render and write atomically (temporary file + rename): a failure never leaves a half report or clobbers one."""
     path = Path(out) if out is not None else run.run_dir / "report.html"
-    if path.is_dir():
-        raise ReportWriteError(f"--out {path} is a folder; pass a file path such as {path / 'report.html'}")
-    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-        raise ReportWriteError(f"cannot write the report to {path}: its folder is missing or not writable; "
-                               "pass --out to a writable file")  # fmt: skip
+    check_writable(path)
     html = build_html(run)  # render first: a failure here leaves any existing report untouched
     try:
         atomic_write(path, html)

@@ -206,5 +206,9 @@ def load_run(ref: str | Path, reports_dir: str | Path = "reports") -> RunData:
         )
     results_csv, samples_csv = run_dir / "results.csv", run_dir / "samples.csv"
     results = pd.read_csv(results_csv) if results_csv.is_file() else frame([])
+    missing = [c for c in COLUMNS if c not in results.columns]
+    if missing:
+        raise SchemaError(f"{results_csv} lacks the columns {', '.join(missing[:4])}{'…' if len(missing) > 4 else ''}; "
+                          "the run folder is damaged, rerun the benchmark")  # fmt: skip
     samples = pd.read_csv(samples_csv) if samples_csv.is_file() else pd.DataFrame(columns=SAMPLE_COLUMNS)
     return RunData(run_dir, meta, results, samples)

@@ -20,8 +20,10 @@ not charged to whichever path happens to run first.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -45,6 +47,8 @@ def _json_default(obj):
 
 def main() -> int:
     started = time.perf_counter()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us and keeps results
+    faulthandler.enable()  # a segfault leaves a Python traceback in worker.log
     # Keep the protocol stream clean: anything printed by TensorFlow, Keras or a model file goes to stderr.
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -65,7 +69,7 @@ def main() -> int:
     from kbench.plan import Plan
 
     plan = Plan.from_json(plan_text)
-    emit("import", numpy_import_s=t1 - t0, backend_import_s=t2 - t1, env=backend_fingerprint())
+    emit("import", numpy_import_s=t1 - t0, backend_import_s=t2 - t1, env=backend_fingerprint(), pid=os.getpid())
     if plan.mode == "env":
         emit("done")
         return 0

@@ -1,0 +1,2 @@
+"""Planted fault: not valid Python."""
+MODEL = ModelSpec(name="syntaxerror",
