@@ -368,8 +368,10 @@ def test_sweep_uses_each_models_preset_and_explicit_sizes_win(dense, matmul):
     cells, _ = make_cells([dense, matmul], {}, {}, "float32", 1, mem_available=BIG, sweep=True)
     assert [c.sizes_dict["batch"] for c in cells if c.model == "dense"] == [2**i for i in range(15)]
     assert [c.sizes_dict["n"] for c in cells if c.model == "matmul"] == [16, 32, 64, 128, 256, 512, 1024]
-    cells, _ = make_cells([dense], {"batch": (1, 4)}, {}, "float32", 1, mem_available=BIG, sweep=True)
-    assert [c.sizes_dict["batch"] for c in cells] == [1, 4]
+    cells, _ = make_cells([dense], {"features": (64,)}, {}, "float32", 1, mem_available=BIG, sweep=True)
+    assert len(cells) == 15 and {c.sizes_dict["features"] for c in cells} == {64}
+    with pytest.raises(BadSizeError, match="--sweep conflicts with --batch 1,4"):
+        make_cells([dense], {"batch": (1, 4)}, {}, "float32", 1, mem_available=BIG, sweep=True)
 
 
 @pytest.mark.parametrize("text, seconds", [("300", 300), ("90s", 90), ("5m", 300), ("1.5h", 5400), (2.5, 2.5)])
