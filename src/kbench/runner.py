@@ -100,5 +100,7 @@ def stream(plan: Plan, log_path: Path, cell_timeout_s: float | None = None) -> I
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-    tail = [ln for ln in Path(log_path).read_text(errors="replace").splitlines() if ln.strip() and not _TF_LOG.match(ln)]
-    yield {"event": "exit", "returncode": rc, "stderr_tail": tail[-1][:300] if tail else ""}
+    lines_ = [ln for ln in Path(log_path).read_text(errors="replace").splitlines() if ln.strip() and not _TF_LOG.match(ln)]
+    fatal = [ln for ln in lines_ if ln.startswith("Fatal Python error")]  # faulthandler's headline beats its module list
+    last = (fatal or lines_)[-1][:200] if lines_ else ""
+    yield {"event": "exit", "returncode": rc, "stderr_tail": last}
