@@ -138,11 +138,9 @@ def run(
         models_dir or (), command="kbench " + " ".join(_argv() or ["run", *[f"--model={m}" for m in model]]),
         sweep=sweep, run_budget=budget, max_cells=max_cells, force=force,
     )  # fmt: skip
-    if out.exists() and not out.is_dir():
-        raise errors.UsageError(f"--out {out} is a file; pass a folder")
+    api.check_out_dir(out)
     console, err = _console(), _console(stderr=True)
     started = time.perf_counter()
-    api.check_out_dir(out)
     result = _with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook, cell_timeout_s=cell_timeout))
     for table in render.results_tables(result.results):
         console.print(table)
@@ -161,10 +159,7 @@ def run(
     if result.interrupted:
         done = result.results["sizes"].nunique() if not result.results.empty else 0
         if result.run_dir is not None and not no_report:
-            from kbench import report
-            from kbench.results import load_run
-
-            report.write_report(load_run(result.run_dir))
+            _write_report(result.run_dir)
         where = f"kept in {result.run_dir} (report marked partial)" if result.run_dir else "none had finished"
         err.print(f"kbench: interrupted; {done} finished cell(s) {where}", markup=False, soft_wrap=True)
         return 130
@@ -174,13 +169,17 @@ def run(
     if result.run_dir is not None:
         console.print(f"results: {result.run_dir}  ({time.perf_counter() - started:.1f} s)", markup=False)
         if not no_report:
-            from kbench import report
-            from kbench.results import load_run
-
             t = time.perf_counter()
-            path = report.write_report(load_run(result.run_dir))
+            path = _write_report(result.run_dir)
             console.print(f"report:  {path}  ({time.perf_counter() - t:.1f} s)", markup=False)
     return 0 if result.ok else 1
+
+
+def _write_report(run_dir: Path) -> Path:
+    from kbench import report
+    from kbench.results import load_run
+
+    return report.write_report(load_run(run_dir))
 
 
 def _with_progress(console, plan, fn):
