@@ -116,7 +116,8 @@ PATHS: dict[str, CallPath] = {
         CallPath(
             "numpy",
             "the model file's hand-written NumPy forward, e.g. act(x @ kernel + bias)",
-            "the NumPy expression only; no Keras, no conversion",
+            "one call of the model file's forward(weights, inputs, **options): its NumPy expression plus the Python "
+            "call around it (about 0.2 µs on this project's machine); no Keras, no conversion",
             "nothing",
             False,
             _prepare_numpy,
