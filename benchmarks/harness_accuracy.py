@@ -50,7 +50,7 @@ def build_callables(seed: int = 0) -> dict[str, object]:
         options = spec.default_options
         ctx = PathContext(spec, weights, sizes, options, "float32")
         model = spec.build_keras(keras, weights, sizes, "float32", **options) if PATHS[path].uses_keras else None
-        fn = PATHS[path].prepare(ctx, model)(inputs)
+        fn = PATHS[path].prepare(ctx, model, "tensorflow")(inputs)
         fn()  # first call (trace) outside both harnesses
         out[f"{path} batch={batch}"] = fn
     return out

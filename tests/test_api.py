@@ -45,13 +45,13 @@ def test_run_folder_holds_what_the_api_returned(quick_run):
     data = load_run(result.run_dir)
     assert data.meta["status"] == "complete"
     assert data.meta["command"] == "kbench run --model dense --batch 1,2"
-    assert data.meta["env"]["backend"]["tensorflow"]
+    assert data.meta["env"]["backends"]["tensorflow"]["tensorflow"]
     assert data.meta["env"]["host"]["cpu"]
-    assert data.meta["imports"]["backend"] > data.meta["imports"]["numpy"] > 0
+    assert data.meta["imports"]["tensorflow"]["backend"] > data.meta["imports"]["tensorflow"]["numpy"] > 0
     assert [c for c in data.results.columns if not c.startswith("size_")] == COLUMNS
     assert len(data.results) == len(result.results)
     assert len(data.samples) == int(result.results["n_samples"].sum())
-    assert (result.run_dir / "worker.log").is_file()
+    assert (result.run_dir / "worker-tensorflow.log").is_file()
     assert result.run_dir.parent == out
     assert data.meta["peak"]["gflops_float32"] > 0 and data.meta["skipped"] == []
     timed = data.results
@@ -98,7 +98,7 @@ def test_a_model_printing_to_stdout_does_not_break_the_protocol(tmp_path):
     plan = api.plan(["noisy"], timer=FAST, models_dirs=[WORKER_MODELS])
     result = api.run(plan, tmp_path)
     assert result.ok and len(result.results) == len(PATHS)
-    assert "noisy forward" in (result.run_dir / "worker.log").read_text()
+    assert "noisy forward" in (result.run_dir / "worker-tensorflow.log").read_text()
 
 
 def test_worker_failure_is_reported_not_raised(tmp_path):

@@ -149,7 +149,7 @@ def test_real_subprocess_quick_run_end_to_end(tmp_path):
     for path in PATHS:
         assert f" {path} " in out
     assert out.count("✓") == 2 * len(PATHS) and "✗" not in out
-    assert "import: numpy" in out
+    assert "import (tensorflow worker): numpy" in out
     runs = list((tmp_path / "reports").iterdir())
     assert len(runs) == 1 and (runs[0] / "results.csv").is_file()
     assert f"results: reports/{runs[0].name}" in out

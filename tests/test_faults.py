@@ -32,11 +32,11 @@ def test_a_dying_worker_keeps_finished_cells_and_names_the_cause(fault, words, t
     saved = load_run(result.run_dir)
     assert saved.meta["status"] == "failed"
     assert set(saved.results["sizes"]) == {"batch=1 features=8"} and len(saved.results) == len(PATHS)
-    assert saved.meta["failed_cells"] == [{"model": "faulty", "sizes": "batch=3 features=8",
+    assert saved.meta["failed_cells"] == [{"model": "faulty", "sizes": "batch=3 features=8", "backend": "tensorflow",
                                            "reason": result.meta["failed_cells"][0]["reason"]}]  # fmt: skip
     assert words in saved.meta["failed_cells"][0]["reason"]
     if fault == "segfault":
-        assert "Fatal Python error: Segmentation fault" in (result.run_dir / "worker.log").read_text()
+        assert "Fatal Python error: Segmentation fault" in (result.run_dir / "worker-tensorflow.log").read_text()
 
 
 def test_a_hung_worker_is_killed_after_the_cell_timeout(tmp_path):
@@ -55,7 +55,7 @@ def test_cells_after_the_fault_are_recorded_as_not_run(tmp_path):
     result = api.run(plan, tmp_path)
     failed = {f["sizes"]: f["reason"] for f in load_run(result.run_dir).meta["failed_cells"]}
     assert "exited with code 3" in failed["batch=3 features=8"]
-    assert failed["batch=5 features=8"] == "not run: the worker stopped before it"
+    assert failed["batch=5 features=8"] == "not run: the tensorflow worker stopped before it"
 
 
 def test_sigint_keeps_finished_cells_writes_a_partial_report_and_exits_130(tmp_path):
@@ -77,10 +77,10 @@ def test_sigint_keeps_finished_cells_writes_a_partial_report_and_exits_130(tmp_p
     assert err.strip().splitlines()[-1] == f"kbench: interrupted; 1 finished cell(s) kept in reports/{run_dir.name} (report marked partial)"
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "interrupted"
-    assert meta["failed_cells"] == [{"model": "faulty", "sizes": "batch=3 features=8",
+    assert meta["failed_cells"] == [{"model": "faulty", "sizes": "batch=3 features=8", "backend": "tensorflow",
                                      "reason": "not run: interrupted (Ctrl-C)"}]  # fmt: skip
     html = (run_dir / "report.html").read_text()
     assert "did not finish (interrupted)" in html
     # the worker was stopped, not left behind
     with pytest.raises(ProcessLookupError):
-        os.kill(meta["worker_pid"], 0)
+        os.kill(meta["worker_pid"]["tensorflow"], 0)

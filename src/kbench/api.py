@@ -12,7 +12,7 @@ import errno
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -20,8 +20,9 @@ import pandas as pd
 
 from kbench import errors
 from kbench.envinfo import host_fingerprint
-from kbench.plan import MAX_CELLS, Plan, make_cells, parse_duration, parse_paths, parse_size_list
+from kbench.plan import MAX_CELLS, Plan, make_cells, parse_backends, parse_duration, parse_paths, parse_size_list
 from kbench.results import RunWriter, SAMPLE_COLUMNS, cell_rows, frame
+from kbench.paths import paths_for
 from kbench.runner import describe_exit, stream
 from kbench.spec import ModelSpec, available_models, load_model, load_model_file, model_dirs
 from kbench.timer import TimerConfig
@@ -70,6 +71,7 @@ def plan(
     run_budget: str | float | None = None,
     max_cells: int = MAX_CELLS,
     force: bool = False,
+    backends: Iterable[str] | None = None,
 ) -> Plan:
     """Validate a request and return the plan; raises a :class:`kbench.errors.UsageError` on bad input."""
     names = [m.strip() for item in models for m in item.split(",") if m.strip()]
@@ -80,11 +82,15 @@ def plan(
     dirs = tuple(models_dirs)
     specs = [load_model(n, dirs) for n in dict.fromkeys(names)]
     selected = parse_paths(paths)
+    chosen = parse_backends(backends)
+    if "jax" in chosen and dtype == "float64" and os.environ.get("JAX_ENABLE_X64", "").lower() not in ("1", "true"):
+        raise errors.DtypeError("float64 on the jax backend needs 64-bit mode; set JAX_ENABLE_X64=1 or use float32")
     size_lists = {k: parse_size_list(k, v) for k, v in (sizes or {}).items() if v is not None}
     budget_s = parse_duration(run_budget)
     cells, skipped = make_cells(specs, size_lists, dict(options or {}), dtype, len(selected), mem_available, max_cells,
                                 sweep, force)  # fmt: skip
-    return Plan(cells, selected, seed, timer or TimerConfig(), "tensorflow", mode, command, budget_s, skipped)
+    return Plan(cells, selected, seed, timer or TimerConfig(), backend=chosen[0], mode=mode, command=command,
+                run_budget_s=budget_s, skipped=skipped, backends=chosen)
 
 
 def _new_run_dir(out_dir: Path, plan: Plan) -> Path:
@@ -148,7 +154,8 @@ def run(
     meta: dict[str, Any] = {
         "command": plan.command,
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
-        "backend": plan.backend,
+        "backend": ",".join(plan.backends),
+        "backends": list(plan.backends),
         "mode": plan.mode,
         "plan": {"paths": plan.paths, "seed": plan.seed, "timer": plan.timer.__dict__,
                  "cells": [{"model": c.model, "sizes": c.label, "options": c.options_dict, "dtype": c.dtype}
@@ -164,80 +171,98 @@ def run(
     user_error: errors.UsageError | None = None
     writer: RunWriter | None = None
     run_dir = _new_run_dir(Path(out_dir), plan) if out_dir is not None else None
-    imports: dict[str, float] = {}
-    settled: set[int] = set()  # finished or skipped cells
+    meta.update(imports={}, runtime_init_s={}, worker_pid={})
+    meta["env"]["backends"] = {}
     tmp = Path(tempfile.mkdtemp(prefix="kbench-"))
-    log = tmp / "worker.log"
     finished = interrupted = False
     timeout = default_cell_timeout(plan) if cell_timeout_s is None else cell_timeout_s
+    backend = plan.backends[0]
+    settled: set[int] = set()  # this backend's finished or skipped cells
 
     def fail_cell(index: int, reason: str) -> None:
         cell = plan.cells[index]
-        meta["failed_cells"].append({"model": cell.model, "sizes": cell.label, "reason": reason})
+        meta["failed_cells"].append({"model": cell.model, "sizes": cell.label, "backend": backend, "reason": reason})
         settled.add(index)
 
+    def fail_rest(why: str) -> None:
+        for i in range(len(plan.cells)):
+            if i not in settled:
+                fail_cell(i, why)
+
     try:
-        for event in stream(plan, log, timeout):
-            hook(event)
-            kind = event["event"]
-            if kind == "import":
-                imports = {"numpy": event["numpy_import_s"], "backend": event["backend_import_s"]}
-                meta["env"]["backend"] = event["env"]
-                meta["imports"] = imports
-                meta["worker_pid"] = event.get("pid")
-            elif kind == "init":
-                meta["runtime_init_s"] = event["runtime_init_s"]
-            elif kind == "cell":
-                cell = plan.cells[event["index"]]
-                spec = specs[cell.model_file]
-                flops = spec.flops(cell.sizes_dict)
-                new_rows, new_samples = cell_rows(run_id_of(run_dir), plan.backend, cell, flops, event, imports,
-                                                  array_bytes(spec, cell), peak_figures)  # fmt: skip
-                rows += new_rows
-                samples += new_samples
-                settled.add(event["index"])
-                if run_dir is not None:
-                    if writer is None:
-                        writer = RunWriter(run_dir, {"run_id": run_dir.name, **meta})
-                    writer.add(new_rows, new_samples)
-            elif kind == "skip":
-                cell = plan.cells[event["index"]]
-                meta["skipped"].append({"model": cell.model, "sizes": cell.label, "reason": event["reason"]})
-                settled.add(event["index"])
-                if writer is not None:
-                    writer.update_meta(skipped=meta["skipped"])
-            elif kind == "error":
-                if event.get("user"):
-                    cls = getattr(errors, event["kind"], errors.UsageError)
-                    user_error = cls(event["message"]) if issubclass(cls, errors.UsageError) else errors.UsageError(event["message"])
-                else:
-                    where = plan.cells[event["index"]]
-                    failures.append(f"{where.model} {where.label}: {event['message']}")
-                    fail_cell(event["index"], event["message"])
-            elif kind == "timeout":
-                index = min(event["index"], len(plan.cells) - 1)
-                reason = f"hung: no cell finished within {event['after_s']:g} s (--cell-timeout), so the worker was killed"
-                failures.append(f"{plan.cells[index].model} {plan.cells[index].label}: {reason}")
-                fail_cell(index, reason)
-            elif kind == "done":
-                finished = True
-            elif kind == "exit" and not finished and user_error is None and len(settled) < len(plan.cells):
-                index = min(set(range(len(plan.cells))) - settled)
-                tail = f"; its last words: {event['stderr_tail']}" if event["stderr_tail"] else ""
-                reason = f"the {plan.backend} worker {describe_exit(event['returncode'])} (see worker.log){tail}"
-                if not failures:
-                    failures.append(f"{plan.cells[index].model} {plan.cells[index].label}: {reason}")
+        finished = True
+        for backend in plan.backends:  # one worker per backend, one after the other
+            sub = replace(plan, backend=backend, paths=paths_for(backend, plan.paths))
+            settled = set()
+            backend_failed, backend_done = False, False
+            for event in stream(sub, tmp / f"worker-{backend}.log", timeout):
+                event = {**event, "backend": backend}
+                hook(event)
+                kind = event["event"]
+                if kind == "import":
+                    meta["imports"][backend] = {"numpy": event["numpy_import_s"], "backend": event["backend_import_s"]}
+                    meta["env"]["backends"][backend] = event["env"]
+                    meta["worker_pid"][backend] = event.get("pid")
+                elif kind == "init":
+                    meta["runtime_init_s"][backend] = event["runtime_init_s"]
+                elif kind == "cell":
+                    cell = plan.cells[event["index"]]
+                    spec = specs[cell.model_file]
+                    new_rows, new_samples = cell_rows(run_id_of(run_dir), backend, cell, spec.flops(cell.sizes_dict),
+                                                      event, meta["imports"][backend], array_bytes(spec, cell),
+                                                      peak_figures)  # fmt: skip
+                    rows += new_rows
+                    samples += new_samples
+                    settled.add(event["index"])
+                    if run_dir is not None:
+                        if writer is None:
+                            writer = RunWriter(run_dir, {"run_id": run_dir.name, **meta})
+                        writer.add(new_rows, new_samples)
+                elif kind == "skip":
+                    cell = plan.cells[event["index"]]
+                    meta["skipped"].append({"model": cell.model, "sizes": cell.label, "backend": backend,
+                                            "reason": event["reason"]})  # fmt: skip
+                    settled.add(event["index"])
+                    if writer is not None:
+                        writer.update_meta(skipped=meta["skipped"])
+                elif kind == "error":
+                    if event.get("user"):
+                        cls = getattr(errors, event["kind"], errors.UsageError)
+                        user_error = cls(event["message"]) if issubclass(cls, errors.UsageError) else errors.UsageError(event["message"])
+                    else:
+                        where = plan.cells[event["index"]]
+                        failures.append(f"{backend}: {where.model} {where.label}: {event['message']}")
+                        fail_cell(event["index"], event["message"])
+                        backend_failed = True
+                elif kind == "timeout":
+                    index = min(event["index"], len(plan.cells) - 1)
+                    reason = f"hung: no cell finished within {event['after_s']:g} s (--cell-timeout), so the worker was killed"
+                    failures.append(f"{backend}: {plan.cells[index].model} {plan.cells[index].label}: {reason}")
                     fail_cell(index, reason)
+                    backend_failed = True
+                elif kind == "done":
+                    backend_done = True
+                elif kind == "exit" and not backend_done and user_error is None and not backend_failed:
+                    if len(settled) < len(plan.cells):
+                        index = min(set(range(len(plan.cells))) - settled)
+                        tail = f"; its last words: {event['stderr_tail']}" if event["stderr_tail"] else ""
+                        reason = (f"the {backend} worker {describe_exit(event['returncode'])} "
+                                  f"(see worker-{backend}.log){tail}")  # fmt: skip
+                        failures.append(f"{backend}: {plan.cells[index].model} {plan.cells[index].label}: {reason}")
+                        fail_cell(index, reason)
+                        backend_failed = True
+            if user_error is not None:
+                break
+            if backend_failed:  # the other backends go on
+                fail_rest(f"not run: the {backend} worker stopped before it")
+            finished = finished and backend_done
     except KeyboardInterrupt:
         interrupted = True
+        fail_rest("not run: interrupted (Ctrl-C)")
     finally:
-        if user_error is None and (interrupted or failures):
-            why = "not run: interrupted (Ctrl-C)" if interrupted else "not run: the worker stopped before it"
-            for i in range(len(plan.cells)):
-                if i not in settled:
-                    fail_cell(i, why)
-        if writer is not None and log.exists():
-            shutil.copy(log, writer.run_dir / "worker.log")
+        if writer is not None:
+            for log in tmp.glob("worker-*.log"):
+                shutil.copy(log, writer.run_dir / log.name)
         shutil.rmtree(tmp, ignore_errors=True)
     status = "interrupted" if interrupted else "complete" if finished else "failed"
     meta["status"] = status

@@ -86,6 +86,7 @@ OptionOpt = typer.Option(None, "--option", "-o", help="Model option KEY=VALUE, e
 DtypeOpt = typer.Option("float32", "--dtype", help="float32 or float64.")
 SeedOpt = typer.Option(0, "--seed", help="Seed of the shared weights and inputs.")
 DirsOpt = typer.Option(None, "--models-dir", help="Extra folder of model files (they are Python and run as code).")
+BackendOpt = typer.Option(None, "--backend", "-b", help="Keras backend(s): tensorflow, jax, torch; repeatable or comma-separated [default: tensorflow].")
 
 
 def _argv() -> list[str]:
@@ -115,6 +116,7 @@ def run(
     quick: bool = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report (regenerate it later with `kbench report`)."),
+    backend: Optional[List[str]] = BackendOpt,
     models_dir: Optional[List[Path]] = DirsOpt,
 ) -> int:
     """Check parity, then time every call path against the NumPy twin; write reports/<run-id>/."""
@@ -136,17 +138,18 @@ def run(
     plan = api.plan(
         model, path, _sizes(batch, features, units, n, size), _pairs(option, "--option"), dtype, seed, timer,
         models_dir or (), command="kbench " + " ".join(_argv() or ["run", *[f"--model={m}" for m in model]]),
-        sweep=sweep, run_budget=budget, max_cells=max_cells, force=force,
+        sweep=sweep, run_budget=budget, max_cells=max_cells, force=force, backends=backend,
     )  # fmt: skip
     api.check_out_dir(out)
     console, err = _console(), _console(stderr=True)
     started = time.perf_counter()
     result = _with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook, cell_timeout_s=cell_timeout))
-    for table in render.results_tables(result.results):
+    shown = render.by_backend(result.results)
+    for table in render.results_tables(shown):
         console.print(table)
-    for table in render.sweep_tables(result.results):
+    for table in render.sweep_tables(shown):
         console.print(table)
-    for line in render.summary_lines(result.results, result.meta):
+    for line in render.summary_lines(shown, result.meta):
         console.print(line, markup=False, soft_wrap=True)
     for failure in result.failures:
         err.print(f"kbench: worker failure: {failure}", markup=False, style="red", soft_wrap=True)
@@ -185,17 +188,18 @@ def _write_report(run_dir: Path) -> Path:
 def _with_progress(console, plan, fn):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    total = len(plan.cells)
+    total = len(plan.cells) * len(plan.backends)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} cells"),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                   transient=True) as progress:  # fmt: skip
-        task = progress.add_task("starting the tensorflow worker (importing TensorFlow)", total=total)
+        task = progress.add_task(f"starting the {plan.backends[0]} worker (importing Keras and the backend)", total=total)
 
         def hook(event: dict) -> None:
             kind = event["event"]
             if kind == "phase":
                 c = plan.cells[event["index"]]
-                progress.update(task, description=f"{c.model} {c.label}: {event['phase']}")
+                where = f"{event['backend']} · " if "backend" in event else ""
+                progress.update(task, description=f"{where}{c.model} {c.label}: {event['phase']}")
             elif kind in ("cell", "skip"):
                 progress.advance(task)
 
@@ -214,14 +218,15 @@ def parity(
     option: Optional[List[str]] = OptionOpt,
     dtype: str = DtypeOpt,
     seed: int = SeedOpt,
+    backend: Optional[List[str]] = BackendOpt,
     models_dir: Optional[List[Path]] = DirsOpt,
 ) -> int:
     """Check every call path's output against the float64 reference and the NumPy twin; no timing, nothing written."""
     plan = api.plan(model, path, _sizes(batch, features, units, n, size), _pairs(option, "--option"), dtype, seed,
-                    models_dirs=models_dir or (), mode="parity")  # fmt: skip
+                    models_dirs=models_dir or (), mode="parity", backends=backend)  # fmt: skip
     console = _console()
     result = _with_progress(_console(stderr=True), plan, lambda hook: api.run(plan, None, on_event=hook))
-    for table in render.parity_tables(result.results):
+    for table in render.parity_tables(render.by_backend(result.results)):
         console.print(table)
     for line in render.parity_failure_lines(result.results):
         console.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)

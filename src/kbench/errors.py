@@ -38,6 +38,10 @@ class DtypeError(UsageError):
     pass
 
 
+class BackendError(UsageError):
+    """An unknown Keras backend, or one that is not installed."""
+
+
 class ModelsDirError(UsageError):
     pass
 

@@ -1,14 +1,16 @@
-"""The call-path registry: a path name -> how to turn (model, inputs) into a zero-argument callable.
+"""The call-path registry: a path name -> per Keras backend, how to turn (model, inputs) into a zero-argument callable.
 
 Every timed region is end to end, **NumPy in -> NumPy out**, so all paths stand on the same footing: input
 conversion, dispatch, the computation and the copy of the result back into a NumPy array are all inside.
-Adding a path is one :class:`CallPath` entry in :data:`PATHS`. Backend modules are imported inside the
-``prepare`` functions only, so this module is cheap to import in the parent process.
+Paths share a name across backends where the meaning matches (``call``, ``compiled``, ...); each backend's
+:class:`Impl` says exactly what it runs and what makes it recompile. Adding a path is one :class:`CallPath` entry
+in :data:`PATHS`. Backend modules are imported inside the ``prepare`` functions only, so this module is cheap to
+import in the parent process.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -17,6 +19,13 @@ from kbench.spec import ModelSpec
 
 Arrays = Mapping[str, np.ndarray]
 Bind = Callable[[Arrays], Callable[[], Any]]
+ANY = "*"  # an Impl that serves every backend
+
+BACKENDS: dict[str, tuple[str, str]] = {  # backend -> (module to find, how to install it)
+    "tensorflow": ("tensorflow", "pip install kbench (TensorFlow is a core dependency)"),
+    "jax": ("jax", "pip install 'kbench[jax]'"),
+    "torch": ("torch", "pip install torch==2.13.0 'kbench[torch]' (pin torch: an unpinned one pulls a CUDA build)"),
+}
 
 
 @dataclass(frozen=True)
@@ -29,13 +38,30 @@ class PathContext:
 
 
 @dataclass(frozen=True)
+class Impl:
+    runs: str  # the exact call
+    recompiles: str  # what makes it trace or compile again
+    prepare: Callable[[PathContext, Any], Bind]  # (context, keras model or None) -> bind(inputs) -> fn()
+
+
+@dataclass(frozen=True)
 class CallPath:
     name: str
-    runs: str  # the exact call
     timed_region: str  # what one timed call contains
-    recompiles: str  # what makes it trace or compile again
     uses_keras: bool
-    prepare: Callable[[PathContext, Any], Bind]  # (context, keras model or None) -> bind(inputs) -> fn()
+    impls: Mapping[str, Impl] = field(default_factory=dict)
+
+    def impl(self, backend: str) -> Impl | None:
+        return self.impls.get(backend) or self.impls.get(ANY)
+
+    def available(self, backend: str) -> bool:
+        return self.impl(backend) is not None
+
+    def prepare(self, ctx: PathContext, model: Any, backend: str = "tensorflow") -> Bind:
+        impl = self.impl(backend)
+        if impl is None:
+            raise KeyError(f"path {self.name!r} has no {backend} implementation")
+        return impl.prepare(ctx, model)
 
 
 def _keras_x(spec: ModelSpec, arrays: Arrays) -> Any:
@@ -82,6 +108,24 @@ def _prepare_call(ctx: PathContext, model: Any) -> Bind:
     return bind
 
 
+def _prepare_call_torch(ctx: PathContext, model: Any) -> Bind:
+    import keras
+    import torch
+
+    to_numpy = keras.ops.convert_to_numpy
+
+    def bind(arrays: Arrays) -> Callable[[], Any]:
+        x = _keras_x(ctx.spec, arrays)
+
+        def fn():
+            with torch.no_grad():
+                return to_numpy(model(x, training=False))
+
+        return fn
+
+    return bind
+
+
 def _tf_function(ctx: PathContext, model: Any, jit_compile: bool) -> Bind:
     import tensorflow as tf
 
@@ -102,7 +146,7 @@ def _tf_function(ctx: PathContext, model: Any, jit_compile: bool) -> Bind:
     return bind
 
 
-def _prepare_compiled(ctx: PathContext, model: Any) -> Bind:
+def _prepare_compiled_tf(ctx: PathContext, model: Any) -> Bind:
     return _tf_function(ctx, model, jit_compile=False)
 
 
@@ -110,61 +154,127 @@ def _prepare_xla(ctx: PathContext, model: Any) -> Bind:
     return _tf_function(ctx, model, jit_compile=True)
 
 
+def _prepare_compiled_jax(ctx: PathContext, model: Any) -> Bind:
+    import jax
+
+    multi = len(ctx.spec.inputs) > 1
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    @jax.jit
+    def forward(tv, ntv, *xs):
+        y, _ = model.stateless_call(tv, ntv, list(xs) if multi else xs[0], training=False)
+        return y
+
+    def bind(arrays: Arrays) -> Callable[[], Any]:
+        xs = [arrays[t.name] for t in ctx.spec.inputs]
+        # np.asarray waits for the result and copies it to the host: a fresh output each call, nothing cached
+        return lambda: np.asarray(forward(trainable, non_trainable, *xs))
+
+    return bind
+
+
+def _prepare_compiled_torch(ctx: PathContext, model: Any) -> Bind:
+    import torch
+
+    compiled = torch.compile(model)
+    multi = len(ctx.spec.inputs) > 1
+
+    def bind(arrays: Arrays) -> Callable[[], Any]:
+        xs = [arrays[t.name] for t in ctx.spec.inputs]
+
+        def fn():
+            with torch.no_grad():
+                ts = [torch.from_numpy(x) for x in xs]
+                return compiled(ts if multi else ts[0]).cpu().numpy()
+
+        return fn
+
+    return bind
+
+
 PATHS: dict[str, CallPath] = {
     p.name: p
     for p in (
         CallPath(
             "numpy",
-            "the model file's hand-written NumPy forward, e.g. act(x @ kernel + bias)",
             "one call of the model file's forward(weights, inputs, **options): its NumPy expression plus the Python "
             "call around it (about 0.2 µs on this project's machine); no Keras, no conversion",
-            "nothing",
             False,
-            _prepare_numpy,
+            {ANY: Impl("the model file's hand-written NumPy forward, e.g. act(x @ kernel + bias)", "nothing",
+                       _prepare_numpy)},  # fmt: skip
         ),
         CallPath(
             "predict",
-            "model.predict(x, batch_size=len(x), verbose=0)",
-            "data adapter and epoch iterator set-up, callbacks, one predict step (a tf.function), "
-            "concatenation of the outputs into a NumPy array",
-            "first call; a new input shape retraces the step function",
+            "data adapter and epoch iterator set-up, callbacks, one predict step, concatenation of the outputs into a "
+            "NumPy array",
             True,
-            _prepare_predict,
+            {
+                "tensorflow": Impl("model.predict(x, batch_size=len(x), verbose=0): builds a tf.data pipeline per call",
+                                   "first call; a new input shape retraces the step function", _prepare_predict),
+                "jax": Impl("model.predict(x, batch_size=len(x), verbose=0): a jax.jit-compiled predict step",
+                            "first call; every new input shape (jit compiles per shape)", _prepare_predict),
+                "torch": Impl("model.predict(x, batch_size=len(x), verbose=0): eager steps under torch.no_grad",
+                              "nothing (eager)", _prepare_predict),
+            },  # fmt: skip
         ),
         CallPath(
             "predict_on_batch",
-            "model.predict_on_batch(x)",
-            "one predict step (Keras' tf.function with reduce_retracing) and conversion of the result to NumPy",
-            "first call; the first new input shape retraces with a relaxed shape",
+            "one predict step and conversion of the result to NumPy",
             True,
-            _prepare_predict_on_batch,
+            {
+                "tensorflow": Impl("model.predict_on_batch(x): Keras' tf.function with reduce_retracing",
+                                   "first call; the first new input shape retraces with a relaxed shape",
+                                   _prepare_predict_on_batch),
+                "jax": Impl("model.predict_on_batch(x): Keras' jax.jit-compiled predict step",
+                            "first call; every new input shape", _prepare_predict_on_batch),
+                "torch": Impl("model.predict_on_batch(x): one eager step under torch.no_grad", "nothing (eager)",
+                              _prepare_predict_on_batch),
+            },  # fmt: skip
         ),
         CallPath(
             "call",
-            "keras.ops.convert_to_numpy(model(x, training=False))",
-            "eager execution of the functional model: NumPy -> tensor conversion, each layer's op dispatch, "
-            "result copied back to NumPy",
-            "nothing (eager)",
+            "eager execution of the functional model: NumPy -> tensor conversion, each layer's op dispatch, result "
+            "copied back to NumPy",
             True,
-            _prepare_call,
+            {
+                "tensorflow": Impl("keras.ops.convert_to_numpy(model(x, training=False))", "nothing (eager)",
+                                   _prepare_call),
+                "jax": Impl("keras.ops.convert_to_numpy(model(x, training=False)), op by op", "nothing (eager)",
+                            _prepare_call),
+                "torch": Impl("with torch.no_grad(): keras.ops.convert_to_numpy(model(x, training=False))",
+                              "nothing (eager)", _prepare_call_torch),
+            },  # fmt: skip
         ),
         CallPath(
             "compiled",
-            "tf.function(model, input_signature=[TensorSpec((None, ...))])(x).numpy()",
-            "NumPy -> tensor conversion, one graph-function call, result copied back to NumPy",
-            "first call only: the batch dimension is relaxed (None) in the input signature",
+            "NumPy -> tensor conversion, one compiled call, result copied back to NumPy",
             True,
-            _prepare_compiled,
+            {
+                "tensorflow": Impl("tf.function(model, input_signature=[TensorSpec((None, ...))])(x).numpy()",
+                                   "first call only: the batch dimension is relaxed (None) in the input signature",
+                                   _prepare_compiled_tf),
+                "jax": Impl("np.asarray(jax.jit(stateless_call)(trainable, non_trainable, x))",
+                            "first call and every new input shape (jit compiles per shape)", _prepare_compiled_jax),
+                "torch": Impl("with torch.no_grad(): torch.compile(model)(torch.from_numpy(x)).numpy()",
+                              "first call; new shapes recompile (then dynamic shapes) per torch.compile's rules",
+                              _prepare_compiled_torch),
+            },  # fmt: skip
         ),
         CallPath(
             "xla",
-            "tf.function(model, input_signature=[TensorSpec((None, ...))], jit_compile=True)(x).numpy()",
             "NumPy -> tensor conversion, one XLA-compiled call, result copied back to NumPy",
-            "first call and every new concrete input shape (XLA compiles per shape)",
             True,
-            _prepare_xla,
+            {"tensorflow": Impl("tf.function(model, input_signature=[TensorSpec((None, ...))], jit_compile=True)(x)"
+                                ".numpy()", "first call and every new concrete input shape (XLA compiles per shape)",
+                                _prepare_xla)},  # fmt: skip
         ),
     )
 }
 
 BASELINE = "numpy"
+
+
+def paths_for(backend: str, selected: tuple[str, ...]) -> tuple[str, ...]:
+    """The selected paths this backend implements, in registry order."""
+    return tuple(p for p in selected if PATHS[p].available(backend))

@@ -58,6 +58,7 @@ class Plan:
     mode: str = "run"  # "run" (cold + parity + steady) or "parity"
     command: str = ""
     run_budget_s: float | None = None  # whole-run budget shared by the cells (the worker skips what will not fit)
+    backends: tuple[str, ...] = ("tensorflow",)  # one worker each, in this order; ``backend`` is the one a worker runs
     skipped: tuple[tuple[str, str, str], ...] = ()  # (model, sizes, reason) refused by the memory guard
 
     def to_json(self) -> str:
@@ -70,8 +71,9 @@ class Plan:
             Cell(c["model"], c["model_file"], tuple(map(tuple, c["sizes"])), tuple(map(tuple, c["options"])), c["dtype"])
             for c in d["cells"]
         )
-        return cls(cells, tuple(d["paths"]), d["seed"], TimerConfig(**d["timer"]), d["backend"], d["mode"], d["command"],
-                   d["run_budget_s"], tuple(map(tuple, d["skipped"])))  # fmt: skip
+        return cls(cells, tuple(d["paths"]), d["seed"], TimerConfig(**d["timer"]), backend=d["backend"], mode=d["mode"],
+                   command=d["command"], run_budget_s=d["run_budget_s"], skipped=tuple(map(tuple, d["skipped"])),
+                   backends=tuple(d["backends"]))  # fmt: skip
 
 
 _NUMBER = re.compile(r"(\d+)(?:\*\*(\d+))?")
@@ -154,6 +156,28 @@ def parse_paths(names: Iterable[str] | None) -> tuple[str, ...]:
             raise UnknownPathError(f"unknown path {n!r}; {hint}known paths: {', '.join(PATHS)}")
     wanted.add(BASELINE)
     return tuple(p for p in PATHS if p in wanted)
+
+
+def parse_backends(names: Iterable[str] | None) -> tuple[str, ...]:
+    """``["tensorflow,jax"]`` -> ("tensorflow", "jax"); each must be known and importable (checked without
+    importing it: the parent never imports a backend)."""
+    import importlib.util
+
+    from kbench.errors import BackendError
+    from kbench.paths import BACKENDS
+
+    wanted = tuple(dict.fromkeys(n.strip() for item in (names or ["tensorflow"]) for n in item.split(",") if n.strip()))
+    if not wanted:
+        raise BackendError(f"--backend is empty; name one or more of {', '.join(BACKENDS)}")
+    for b in wanted:
+        if b not in BACKENDS:
+            close = difflib.get_close_matches(b, list(BACKENDS), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise BackendError(f"unknown backend {b!r}; {hint}use one of {', '.join(BACKENDS)}")
+        module, install = BACKENDS[b]
+        if importlib.util.find_spec(module) is None:
+            raise BackendError(f"backend {b!r} is not installed; {install}")
+    return wanted
 
 
 def check_dtype(dtype: str) -> str:

@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from kbench.paths import BASELINE, PATHS
+from kbench.paths import BACKENDS, BASELINE, PATHS
 from kbench.spec import ModelSpec
 
 UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
@@ -106,17 +106,30 @@ def parity_failure_lines(df: pd.DataFrame) -> list[str]:
     return [f"parity FAILED: {r.model} {r.sizes} {r.dtype} {r.path}: {r.parity_message}" for r in bad.itertuples()]
 
 
+def import_lines(meta: dict) -> list[str]:
+    """Per backend: the imports timed in its fresh worker and the runtime's first use."""
+    init = meta.get("runtime_init_s") or {}
+    return [
+        f"import ({backend} worker): numpy {fmt_time(i.get('numpy'))}, keras+{backend} {fmt_time(i.get('backend'))}; "
+        f"runtime first use {fmt_time(init.get(backend))}"
+        for backend, i in (meta.get("imports") or {}).items()
+    ]
+
+
+def by_backend(df: pd.DataFrame) -> pd.DataFrame:
+    """With several backends, label each model with its backend so every table, figure and analysis groups by
+    both (each backend's worker measures its own NumPy baseline, so ratios stay within one process)."""
+    if "backend" not in df.columns or df["backend"].nunique() <= 1:
+        return df
+    return df.assign(model=df["model"].astype(str) + " · " + df["backend"].astype(str))
+
+
 def summary_lines(df: pd.DataFrame, meta: dict) -> list[str]:
     """Headlines of sweeps, cold-start context, skipped cells and warnings, one line each."""
     from kbench.analysis import headlines
 
     lines = list(headlines(df))
-    imports = meta.get("imports") or {}
-    if imports:
-        lines.append(
-            f"import: numpy {fmt_time(imports.get('numpy'))}, keras+{meta.get('backend', 'backend')} "
-            f"{fmt_time(imports.get('backend'))}; runtime first use {fmt_time(meta.get('runtime_init_s'))}"
-        )
+    lines += import_lines(meta)
     peak = meta.get("peak")
     if peak:
         lines.append(f"machine peak (NumPy BLAS): float32 {peak['gflops_float32']:.0f} GFLOP/s, float64 "
@@ -177,10 +190,15 @@ def list_lines(specs: Iterable[ModelSpec]) -> list[str]:
         opts = " ".join(f"{k}={'|'.join(map(str, v))}" for k, v in s.options.items())
         lines += [f"  {s.name:<10} {sizes}" + (f"   options: {opts}" if opts else ""),
                   f"  {'':<10} {s.summary}", f"  {'':<10} file: {s.source}"]  # fmt: skip
-    lines += ["", "call paths (tensorflow backend; every timed region is NumPy in -> NumPy out):"]
+    lines += ["", "call paths (every timed region is NumPy in -> NumPy out):"]
     for p in PATHS.values():
-        lines += [f"  {p.name:<17} runs:       {p.runs}", f"  {'':<17} timed:      {p.timed_region}",
-                  f"  {'':<17} recompiles: {p.recompiles}"]  # fmt: skip
+        lines.append(f"  {p.name:<17} timed: {p.timed_region}")
+        for backend in BACKENDS:
+            impl = p.impl(backend)
+            if impl is None:
+                lines.append(f"  {'':<17} {backend:<10} — (not on this backend)")
+            else:
+                lines += [f"  {'':<17} {backend:<10} runs: {impl.runs}", f"  {'':<17} {'':<10} recompiles: {impl.recompiles}"]
     return lines
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from kbench.errors import ReportWriteError
 from kbench.paths import BASELINE
-from kbench.render import fmt_ratio, fmt_time
+from kbench.render import by_backend, fmt_ratio, fmt_time, import_lines
 from kbench.results import RunData, atomic_write
 
 
@@ -156,6 +156,7 @@ def build_html(run: RunData) -> str:
 
     template = resources.files("kbench").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    run = RunData(run.run_dir, run.meta, by_backend(run.results), by_backend(run.samples))
     meta, df = run.meta, run.results
     imports = meta.get("imports") or {}
     warnings = [f"{r.model} {r.sizes} {r.path}: {r.warnings}" for r in df.itertuples() if isinstance(r.warnings, str) and r.warnings]
@@ -184,9 +185,8 @@ def build_html(run: RunData) -> str:
         peak={k: (f"{v:.0f}" if k.startswith("gflops") else f"{v:.1f}" if k == "copy_gbps" else v)
               for k, v in (peak or {}).items()},  # fmt: skip
         skipped=[f"{s['model']} {s['sizes']}: {s['reason']}" for s in meta.get("skipped") or []],
-        imports=(f"Imports: numpy {fmt_time(imports.get('numpy'))}, keras with its backend "
-                 f"{fmt_time(imports.get('backend'))}; the runtime's first use in the process (paid once, before "
-                 f"the first cell) {fmt_time(meta.get('runtime_init_s'))}") if imports else "Imports not recorded",  # fmt: skip
+        imports=("; ".join(import_lines(meta)) + " (the runtime's first use is paid once per worker, before its "
+                 "first cell)") if imports else "Imports not recorded",  # fmt: skip
         warnings=warnings,
         command=meta.get("command", ""),
         timer=", ".join(f"{k}={v}" for k, v in (meta.get("plan", {}).get("timer") or {}).items()),

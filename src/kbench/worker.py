@@ -171,7 +171,7 @@ def run_cell(plan, index: int, cell, emit, budget_s: float | None = None) -> dic
 
     from kbench import parity
     from kbench.errors import ModelShapeError
-    from kbench.paths import PATHS, PathContext
+    from kbench.paths import PATHS, PathContext, paths_for
     from kbench.timer import Timer, TimerConfig, time_once
     from kbench.weights import make_inputs, make_weights
 
@@ -191,12 +191,12 @@ def run_cell(plan, index: int, cell, emit, budget_s: float | None = None) -> dic
         )
     tol = parity.tolerance(dtype, spec.reduction(sizes))
     ctx = PathContext(spec, weights, sizes, options, dtype)
-    paths = [PATHS[p] for p in plan.paths]
+    paths = [PATHS[p] for p in paths_for(plan.backend, plan.paths)]
 
     def build(path):
         if not path.uses_keras:
-            return path.prepare(ctx, None)
-        return path.prepare(ctx, spec.build_keras(keras, weights, sizes, dtype, **options))
+            return path.prepare(ctx, None, plan.backend)
+        return path.prepare(ctx, spec.build_keras(keras, weights, sizes, dtype, **options), plan.backend)
 
     if plan.mode == "run" and not _RUNTIME_WARM:
         emit("phase", index=index, phase="runtime init")
