@@ -76,3 +76,40 @@ def test_float64_on_jax_needs_x64(monkeypatch):
     need("jax")
     with pytest.raises(errors.DtypeError, match="JAX_ENABLE_X64=1"):
         api.plan(["dense"], dtype="float64", backends=["jax"])
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_resident_paths_and_transfers_run_on_the_cpu_too(backend, tmp_path):
+    need(backend)
+    plan = api.plan(["dense"], sizes={"batch": "2"}, timer=FAST, backends=[backend], resident=True,
+                    precision="highest")  # fmt: skip
+    result = api.run(plan, tmp_path)
+    df = result.results.set_index("path")
+    assert result.ok, result.failures
+    assert {"call@device", "compiled@device", "h2d", "d2h"} <= set(df.index)
+    assert (df.loc[["call@device", "compiled@device", "h2d", "d2h"], "placement"] == "device").all()
+    assert df.loc["call", "placement"] == "host"
+    assert df.loc["call@device", "parity_ok"] and df.loc["call@device", "parity_max_rel_err"] <= df.loc["call@device", "parity_tol"]
+    assert df.loc["h2d", "parity_message"] == "transfer: no parity"
+    assert (df["device"] == "cpu").all() and (df["precision"] == "float32").all()
+    env = load_run(result.run_dir).meta["env"]["backends"][backend]
+    assert env["device"] == "cpu" and env["matmul_precision"] == "float32"
+
+
+def test_resident_paths_are_off_by_default_on_the_cpu(quick_run):
+    result, _, _ = quick_run
+    assert set(result.results["placement"]) == {"host"}
+
+
+def test_device_gpu_without_a_gpu_is_a_usage_error(tmp_path):
+    plan = api.plan(["dense"], sizes={"batch": "2"}, timer=FAST, device="gpu")
+    with pytest.raises(errors.DeviceError, match="no GPU is visible to the tensorflow backend"):
+        api.run(plan, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tf32_widens_the_float32_tolerance_only():
+    from kbench.parity import tolerance
+
+    assert tolerance("float32", 128, "tf32") == pytest.approx(tolerance("float32", 128) * 2.0**-10 / 2.0**-23)
+    assert tolerance("float64", 128, "tf32") == tolerance("float64", 128)

@@ -7,7 +7,10 @@ from typer.testing import CliRunner
 
 from conftest import WORKER_MODELS, run_cli
 from kbench.cli import app
-from kbench.paths import PATHS
+from kbench.paths import PATHS as ALL_PATHS
+from kbench.paths import paths_for
+
+PATHS = paths_for("tensorflow", tuple(ALL_PATHS))  # what a default run measures
 from kbench.results import COLUMNS
 
 runner = CliRunner()
@@ -59,6 +62,9 @@ BAD_INPUTS = [
     (["report", "reports/newer"], "schema version 99"),
     (["report", "reports/damaged"], "lacks the columns"),
     (["env", "--bogus"], "No such option: --bogus"),
+    (["run", "--model", "dense", "--backend", "jx"], "unknown backend 'jx'"),
+    (["run", "--model", "dense", "--device", "tpu"], "unknown --device 'tpu'"),
+    (["parity", "--model", "dense", "--precision", "low"], "unknown --precision 'low'"),
     (["peak", "--bogus"], "No such option: --bogus"),
 ]
 

@@ -11,7 +11,10 @@ import pytest
 
 from conftest import chromium
 from kbench import report
-from kbench.paths import PATHS
+from kbench.paths import PATHS as ALL_PATHS
+from kbench.paths import paths_for
+
+PATHS = paths_for("tensorflow", tuple(ALL_PATHS))  # what a default run measures
 from kbench.results import load_run
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

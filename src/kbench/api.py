@@ -72,6 +72,9 @@ def plan(
     max_cells: int = MAX_CELLS,
     force: bool = False,
     backends: Iterable[str] | None = None,
+    device: str = "cpu",
+    precision: str = "default",
+    resident: bool | None = None,
 ) -> Plan:
     """Validate a request and return the plan; raises a :class:`kbench.errors.UsageError` on bad input."""
     names = [m.strip() for item in models for m in item.split(",") if m.strip()]
@@ -89,8 +92,13 @@ def plan(
     budget_s = parse_duration(run_budget)
     cells, skipped = make_cells(specs, size_lists, dict(options or {}), dtype, len(selected), mem_available, max_cells,
                                 sweep, force)  # fmt: skip
+    if device not in ("cpu", "gpu", "auto"):
+        raise errors.DeviceError(f"unknown --device {device!r}; use cpu, gpu or auto")
+    if precision not in ("default", "highest"):
+        raise errors.DeviceError(f"unknown --precision {precision!r}; use default or highest")
     return Plan(cells, selected, seed, timer or TimerConfig(), backend=chosen[0], mode=mode, command=command,
-                run_budget_s=budget_s, skipped=skipped, backends=chosen)
+                run_budget_s=budget_s, skipped=skipped, backends=chosen, device=device, precision=precision,
+                resident=resident)
 
 
 def _new_run_dir(out_dir: Path, plan: Plan) -> Path:
@@ -192,7 +200,7 @@ def run(
     try:
         finished = True
         for backend in plan.backends:  # one worker per backend, one after the other
-            sub = replace(plan, backend=backend, paths=paths_for(backend, plan.paths))
+            sub = replace(plan, backend=backend, paths=paths_for(backend, plan.paths, resident=True))
             settled = set()
             backend_failed, backend_done = False, False
             for event in stream(sub, tmp / f"worker-{backend}.log", timeout):

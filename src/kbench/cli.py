@@ -87,6 +87,9 @@ DtypeOpt = typer.Option("float32", "--dtype", help="float32 or float64.")
 SeedOpt = typer.Option(0, "--seed", help="Seed of the shared weights and inputs.")
 DirsOpt = typer.Option(None, "--models-dir", help="Extra folder of model files (they are Python and run as code).")
 BackendOpt = typer.Option(None, "--backend", "-b", help="Keras backend(s): tensorflow, jax, torch; repeatable or comma-separated [default: tensorflow].")
+DeviceOpt = typer.Option("cpu", "--device", help="cpu, gpu (an error when none is visible) or auto.")
+PrecisionOpt = typer.Option("default", "--precision", help="default, or highest: full float32 matmuls (no TF32 on GPUs).")
+ResidentOpt = typer.Option(None, "--resident/--host-only", help="Also time device-resident paths and the transfers apart [default: on a GPU only].")
 
 
 def _argv() -> list[str]:
@@ -117,6 +120,9 @@ def run(
     out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report (regenerate it later with `kbench report`)."),
     backend: Optional[List[str]] = BackendOpt,
+    device: str = DeviceOpt,
+    precision: str = PrecisionOpt,
+    resident: Optional[bool] = ResidentOpt,
     models_dir: Optional[List[Path]] = DirsOpt,
 ) -> int:
     """Check parity, then time every call path against the NumPy twin; write reports/<run-id>/."""
@@ -138,7 +144,8 @@ def run(
     plan = api.plan(
         model, path, _sizes(batch, features, units, n, size), _pairs(option, "--option"), dtype, seed, timer,
         models_dir or (), command="kbench " + " ".join(_argv() or ["run", *[f"--model={m}" for m in model]]),
-        sweep=sweep, run_budget=budget, max_cells=max_cells, force=force, backends=backend,
+        sweep=sweep, run_budget=budget, max_cells=max_cells, force=force, backends=backend, device=device,
+        precision=precision, resident=resident,
     )  # fmt: skip
     api.check_out_dir(out)
     console, err = _console(), _console(stderr=True)
@@ -219,11 +226,15 @@ def parity(
     dtype: str = DtypeOpt,
     seed: int = SeedOpt,
     backend: Optional[List[str]] = BackendOpt,
+    device: str = DeviceOpt,
+    precision: str = PrecisionOpt,
+    resident: Optional[bool] = ResidentOpt,
     models_dir: Optional[List[Path]] = DirsOpt,
 ) -> int:
     """Check every call path's output against the float64 reference and the NumPy twin; no timing, nothing written."""
     plan = api.plan(model, path, _sizes(batch, features, units, n, size), _pairs(option, "--option"), dtype, seed,
-                    models_dirs=models_dir or (), mode="parity", backends=backend)  # fmt: skip
+                    models_dirs=models_dir or (), mode="parity", backends=backend, device=device,
+                    precision=precision, resident=resident)  # fmt: skip
     console = _console()
     result = _with_progress(_console(stderr=True), plan, lambda hook: api.run(plan, None, on_event=hook))
     for table in render.parity_tables(render.by_backend(result.results)):

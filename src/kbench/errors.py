@@ -38,6 +38,10 @@ class DtypeError(UsageError):
     pass
 
 
+class DeviceError(UsageError):
+    """The device asked for is not there."""
+
+
 class BackendError(UsageError):
     """An unknown Keras backend, or one that is not installed."""
 

@@ -38,8 +38,13 @@ class ParityResult:
     message: str = ""
 
 
-def tolerance(dtype: str, reduction: int) -> float:
-    return TOL_FACTOR * float(np.finfo(dtype).eps) * math.sqrt(max(int(reduction), 1))
+TF32_EPS = 2.0**-10  # TF32 keeps 10 mantissa bits: float32 matmuls on a GPU in TF32 mode round to this
+
+
+def tolerance(dtype: str, reduction: int, precision: str = "float32") -> float:
+    """16 * eps * sqrt(K); eps is TF32's when float32 matmuls run in TF32 (``precision == "tf32"``)."""
+    eps = TF32_EPS if precision == "tf32" and dtype == "float32" else float(np.finfo(dtype).eps)
+    return TOL_FACTOR * eps * math.sqrt(max(int(reduction), 1))
 
 
 def reference(

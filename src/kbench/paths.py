@@ -50,6 +50,8 @@ class CallPath:
     timed_region: str  # what one timed call contains
     uses_keras: bool
     impls: Mapping[str, Impl] = field(default_factory=dict)
+    placement: str = "host"  # "host": NumPy in -> NumPy out; "device": inputs placed once, output synchronised
+    transfer: bool = False  # times a copy of the cell's input or output, not the model: no parity, no shape check
 
     def impl(self, backend: str) -> Impl | None:
         return self.impls.get(backend) or self.impls.get(ANY)
@@ -272,9 +274,131 @@ PATHS: dict[str, CallPath] = {
     )
 }
 
+def _device(backend: str):
+    """The accelerator the backend computes on (or its CPU device when there is none)."""
+    if backend == "jax":
+        import jax
+
+        return jax.devices()[0]
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _sync(backend: str):
+    if backend == "jax":
+        return lambda y: y.block_until_ready()
+    import torch
+
+    if torch.cuda.is_available():
+        return lambda y: (torch.cuda.synchronize(), y)[1]
+    return lambda y: y
+
+
+def _place(backend: str, arrays: list[np.ndarray]) -> list[Any]:
+    if backend == "jax":
+        import jax
+
+        return [jax.device_put(a, _device(backend)).block_until_ready() for a in arrays]
+    import torch
+
+    return [torch.from_numpy(a).to(_device(backend)) for a in arrays]
+
+
+def _resident(backend: str, compiled: bool) -> Callable[[PathContext, Any], Bind]:
+    def prepare(ctx: PathContext, model: Any) -> Bind:
+        sync = _sync(backend)
+        multi = len(ctx.spec.inputs) > 1
+        if backend == "jax" and compiled:
+            import jax
+
+            tv = [v.value for v in model.trainable_variables]
+            ntv = [v.value for v in model.non_trainable_variables]
+            fn = jax.jit(lambda tv, ntv, *xs: model.stateless_call(tv, ntv, list(xs) if multi else xs[0],
+                                                                    training=False)[0])  # fmt: skip
+            call = lambda xs: fn(tv, ntv, *xs)  # noqa: E731
+        elif backend == "torch":
+            import torch
+
+            target = torch.compile(model) if compiled else model
+
+            def call(xs):
+                with torch.no_grad():
+                    return target(xs if multi else xs[0], training=False) if not compiled else target(xs if multi else xs[0])
+        else:
+            call = lambda xs: model(xs if multi else xs[0], training=False)  # noqa: E731
+
+        def bind(arrays: Arrays) -> Callable[[], Any]:
+            xs = _place(backend, [arrays[t.name] for t in ctx.spec.inputs])
+            return lambda: sync(call(xs))
+
+        return bind
+
+    return prepare
+
+
+def _h2d(backend: str) -> Callable[[PathContext, Any], Bind]:
+    def prepare(ctx: PathContext, model: Any) -> Bind:
+        def bind(arrays: Arrays) -> Callable[[], Any]:
+            xs = [arrays[t.name] for t in ctx.spec.inputs]
+            sync = _sync(backend)
+            return lambda: sync(_place(backend, xs)[-1])
+
+        return bind
+
+    return prepare
+
+
+def _d2h(backend: str) -> Callable[[PathContext, Any], Bind]:
+    """The output's copy back to the host. JAX caches an array's host copy, so re-reading one array would time
+    nothing: each call copies the device array to the CPU device instead, which makes a new host array."""
+
+    def prepare(ctx: PathContext, model: Any) -> Bind:
+        def bind(arrays: Arrays) -> Callable[[], Any]:
+            xs = _place(backend, [arrays[t.name] for t in ctx.spec.inputs])
+            multi = len(xs) > 1
+            if backend == "jax":
+                import jax
+
+                y = model(xs if multi else xs[0], training=False).block_until_ready()
+                cpu = jax.devices("cpu")[0]
+                return lambda: np.asarray(jax.device_put(y, cpu).block_until_ready())
+            import torch
+
+            with torch.no_grad():
+                y = model(xs if multi else xs[0], training=False)
+            return lambda: y.cpu().numpy()
+
+        return bind
+
+    return prepare
+
+
+for _p in (
+    CallPath("call@device", "inputs already on the device; eager model call; output synchronised on the device, "
+             "not copied back", True, {b: Impl("model(x_device, training=False), then block_until_ready / "
+                                                "torch.cuda.synchronize", "nothing (eager)", _resident(b, False))
+                                       for b in ("jax", "torch")}, placement="device"),
+    CallPath("compiled@device", "inputs already on the device; one compiled call; output synchronised on the device, "
+             "not copied back", True, {
+                 "jax": Impl("jax.jit(stateless_call)(..., x_device).block_until_ready()",
+                             "first call and every new input shape", _resident("jax", True)),
+                 "torch": Impl("torch.compile(model)(x_device); torch.cuda.synchronize()",
+                               "first call; new shapes per torch.compile's rules", _resident("torch", True))},
+             placement="device"),
+    CallPath("h2d", "copy of the cell's inputs from NumPy to the device, synchronised", False,
+             {b: Impl("jax.device_put(x).block_until_ready() / torch.from_numpy(x).to(device)", "nothing", _h2d(b))
+              for b in ("jax", "torch")}, placement="device", transfer=True),
+    CallPath("d2h", "copy of the cell's output from the device back to NumPy", True,
+             {b: Impl("np.asarray(jax.device_put(y, cpu)) / y.cpu().numpy(), a fresh copy each call", "nothing",
+                      _d2h(b)) for b in ("jax", "torch")}, placement="device", transfer=True),
+):  # fmt: skip
+    PATHS[_p.name] = _p
+
 BASELINE = "numpy"
 
 
-def paths_for(backend: str, selected: tuple[str, ...]) -> tuple[str, ...]:
-    """The selected paths this backend implements, in registry order."""
-    return tuple(p for p in selected if PATHS[p].available(backend))
+def paths_for(backend: str, selected: tuple[str, ...], resident: bool = False) -> tuple[str, ...]:
+    """The selected paths this backend implements, in registry order; device-resident paths and transfers only
+    when ``resident`` (the default on a GPU)."""
+    return tuple(p for p in selected if PATHS[p].available(backend) and (resident or PATHS[p].placement == "host"))

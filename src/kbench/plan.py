@@ -59,6 +59,9 @@ class Plan:
     command: str = ""
     run_budget_s: float | None = None  # whole-run budget shared by the cells (the worker skips what will not fit)
     backends: tuple[str, ...] = ("tensorflow",)  # one worker each, in this order; ``backend`` is the one a worker runs
+    device: str = "cpu"  # cpu | gpu | auto
+    precision: str = "default"  # default | highest (full float32 matmuls, no TF32)
+    resident: bool | None = None  # time device-resident paths and transfers too; None: only on a GPU
     skipped: tuple[tuple[str, str, str], ...] = ()  # (model, sizes, reason) refused by the memory guard
 
     def to_json(self) -> str:
@@ -73,7 +76,8 @@ class Plan:
         )
         return cls(cells, tuple(d["paths"]), d["seed"], TimerConfig(**d["timer"]), backend=d["backend"], mode=d["mode"],
                    command=d["command"], run_budget_s=d["run_budget_s"], skipped=tuple(map(tuple, d["skipped"])),
-                   backends=tuple(d["backends"]))  # fmt: skip
+                   backends=tuple(d["backends"]), device=d["device"], precision=d["precision"],
+                   resident=d["resident"])  # fmt: skip
 
 
 _NUMBER = re.compile(r"(\d+)(?:\*\*(\d+))?")

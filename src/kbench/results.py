@@ -33,6 +33,7 @@ SCHEMA_VERSION = 1
 
 COLUMNS = [
     "schema_version", "run_id", "model", "backend", "path", "sizes", "dtype", "options", "flops",
+    "device", "placement", "precision",
     "parity_ok", "parity_tol", "parity_max_abs_err", "parity_max_rel_err", "parity_twin_max_abs_err", "parity_message",
     "median_s", "q1_s", "q3_s", "iqr_s", "min_s", "max_s", "mean_s", "stdev_s", "ci_low_s", "ci_high_s",
     "n_samples", "loops", "stop_reason", "loop_overhead_pct",
@@ -75,6 +76,8 @@ def cell_rows(
             "build_s": _num(r.get("build_s")), "first_call_s": r["first_call_s"],
             "retrace_s": _num(r.get("retrace_s")), "retrace_batch": r.get("retrace_batch"),
             "cold_order": r["order"],
+            "device": r.get("device", "cpu"), "placement": r.get("placement", "host"),
+            "precision": r.get("precision", "float32"),
         }  # fmt: skip
         flags, warnings = [], []
         if not r["parity_ok"]:

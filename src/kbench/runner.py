@@ -30,10 +30,13 @@ _EOF = object()
 _TF_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)")  # TF's C++ log noise
 
 
-def worker_env(backend: str) -> dict[str, str]:
+def worker_env(backend: str, device: str = "auto") -> dict[str, str]:
     env = dict(os.environ)
     env["KERAS_BACKEND"] = backend
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if device == "cpu":  # hide accelerators from every backend, so "cpu" cannot quietly mean a GPU
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env["JAX_PLATFORMS"] = "cpu"
     return env
 
 
@@ -65,7 +68,7 @@ def stream(plan: Plan, log_path: Path, cell_timeout_s: float | None = None) -> I
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env=worker_env(plan.backend),
+            env=worker_env(plan.backend, plan.device),
         )
         try:
             assert proc.stdin is not None and proc.stdout is not None

@@ -69,10 +69,18 @@ def main() -> int:
     from kbench.plan import Plan
 
     plan = Plan.from_json(plan_text)
-    emit("import", numpy_import_s=t1 - t0, backend_import_s=t2 - t1, env=backend_fingerprint(), pid=os.getpid())
+    try:
+        device, precision = setup_device(plan)
+    except KbenchError as exc:
+        emit("error", index=0, kind=type(exc).__name__, message=one_line(exc), user=exc.exit_code == 2)
+        return 0
+    env = {**backend_fingerprint(), "device": device, "matmul_precision": precision}
+    emit("import", numpy_import_s=t1 - t0, backend_import_s=t2 - t1, env=env, pid=os.getpid())
     if plan.mode == "env":
         emit("done")
         return 0
+    global _DEVICE, _PRECISION
+    _DEVICE, _PRECISION = device, precision
     history: dict | None = None
     for index, cell in enumerate(plan.cells):
         try:
@@ -104,6 +112,50 @@ def main() -> int:
 
 _SPECS: dict = {}
 _RUNTIME_WARM = False
+_DEVICE, _PRECISION = "cpu", "float32"
+
+
+def setup_device(plan) -> tuple[str, str]:
+    """(device in use, matmul precision in effect) after applying ``--precision``; ``--device gpu`` with no GPU
+    visible is the user's error, never a silent CPU run."""
+    from kbench.errors import DeviceError
+
+    backend = plan.backend
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        if plan.precision == "highest":
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+        tf32 = gpu and tf.config.experimental.tensor_float_32_execution_enabled()
+    elif backend == "jax":
+        import jax
+
+        gpu = jax.devices()[0].platform == "gpu"
+        if plan.precision == "highest":
+            jax.config.update("jax_default_matmul_precision", "highest")
+        tf32 = gpu and jax.config.jax_default_matmul_precision in (None, "default", "bfloat16_3x", "tensorfloat32")
+    else:
+        import torch
+
+        gpu = torch.cuda.is_available()
+        if plan.precision == "highest":
+            torch.set_float32_matmul_precision("highest")
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        tf32 = gpu and (torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest")
+    if plan.device == "gpu" and not gpu:
+        raise DeviceError(f"--device gpu, but no GPU is visible to the {backend} backend; use --device cpu or auto")
+    return ("gpu" if gpu else "cpu"), ("tf32" if tf32 else "float32")
+
+
+def _to_host(out):
+    """A path's output as a NumPy array, for parity only (outside every timed region)."""
+    import numpy as np
+
+    if hasattr(out, "detach"):  # a torch tensor, possibly on a GPU
+        return out.detach().cpu().numpy()
+    return np.asarray(out)
 
 
 def _spec(model_file: str):
@@ -189,9 +241,10 @@ def run_cell(plan, index: int, cell, emit, budget_s: float | None = None) -> dic
             f"model {spec.name!r}: the NumPy forward returns shape {twin.shape} but MODEL.output declares "
             f"{declared} at {cell.label}; fix forward() or MODEL.output"
         )
-    tol = parity.tolerance(dtype, spec.reduction(sizes))
+    tol = parity.tolerance(dtype, spec.reduction(sizes), _PRECISION)
     ctx = PathContext(spec, weights, sizes, options, dtype)
-    paths = [PATHS[p] for p in paths_for(plan.backend, plan.paths)]
+    resident = plan.resident if plan.resident is not None else _DEVICE == "gpu"
+    paths = [PATHS[p] for p in paths_for(plan.backend, plan.paths, resident)]
 
     def build(path):
         if not path.uses_keras:
@@ -217,13 +270,16 @@ def run_cell(plan, index: int, cell, emit, budget_s: float | None = None) -> dic
         build_s, bind = time_once(lambda: build(path))
         fn = bind(inputs)
         first_s, out = time_once(fn)
-        out = np.asarray(out)
-        if out.shape != declared:
-            raise ModelShapeError(
-                f"model {spec.name!r}: path {path.name!r} returns shape {out.shape} but the NumPy twin returns "
-                f"{declared} at {cell.label}; make build_keras() and forward() compute the same thing"
-            )
-        p = parity.check(path.name, out, ref, twin, tol, magnitudes)
+        if path.transfer:  # a copy, not the model: nothing to compare
+            p = parity.ParityResult(path.name, True, tol, float("nan"), float("nan"), float("nan"), "transfer: no parity")
+        else:
+            out = _to_host(out)
+            if out.shape != declared:
+                raise ModelShapeError(
+                    f"model {spec.name!r}: path {path.name!r} returns shape {out.shape} but the NumPy twin returns "
+                    f"{declared} at {cell.label}; make build_keras() and forward() compute the same thing"
+                )
+            p = parity.check(path.name, out, ref, twin, tol, magnitudes)
         rows[path.name] = {
             "path": path.name,
             "build_s": build_s if path.uses_keras else None,
@@ -235,6 +291,9 @@ def run_cell(plan, index: int, cell, emit, budget_s: float | None = None) -> dic
             "parity_twin_max_abs_err": p.twin_max_abs_err,
             "parity_message": p.message,
             "order": len(rows),
+            "device": _DEVICE if path.uses_keras or path.transfer else "cpu",
+            "placement": path.placement,
+            "precision": _PRECISION if path.uses_keras else "float32",
         }
         fns[path.name] = fn
         binds[path.name] = bind
