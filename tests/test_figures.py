@@ -150,3 +150,12 @@ def test_cold_start_shows_import_build_first_retrace_and_steady_per_path(data):
     # numpy has no build: 4 bars for it, 5 for each Keras path, per cell
     bars = [p for p in fig.axes[0].patches if p.get_width() > 0]
     assert len(bars) == 4 + 5 * (len(PATHS) - 1)
+
+
+def test_roofline_has_a_marker_for_any_number_of_models(data):
+    df, _ = data
+    many = pd.concat([df.assign(model=f"m{i}") for i in range(12)])
+    many = many.assign(flops=many["size_batch"] * 128, bytes=4 * (many["size_batch"] * 16 + 72), dtype="float32")
+    many = many.assign(gflops=many["flops"] / many["median_s"] / 1e9)
+    fig = figures.roofline_figure(many, {"gflops_float32": 100.0, "gflops_float64": 50.0, "copy_gbps": 10.0})
+    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == len(many)

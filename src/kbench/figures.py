@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 from typing import Iterator
 
 import matplotlib
@@ -135,7 +136,7 @@ def roofline_figure(results: pd.DataFrame, peak: dict) -> Figure:
         xs = np.geomspace(lo, hi, 200)
         ax.plot(xs, np.minimum(gflops_peak, xs * peak["copy_gbps"]), color="black", lw=1.5,
                 label=f"roofline ({gflops_peak:.0f} GFLOP/s, {peak['copy_gbps']:.1f} GB/s)")  # fmt: skip
-        markers = dict(zip(dict.fromkeys(df["model"]), "osD^vP*"))
+        markers = dict(zip(dict.fromkeys(df["model"]), itertools.cycle("osD^vP*Xh<>")))
         for (model, path), d in df.groupby(["model", "path"], sort=False):
             sizes = 15 + 60 * (np.log(d["flops"]) - np.log(df["flops"].min())) / max(np.log(df["flops"].max() / df["flops"].min()), 1e-9)
             ax.scatter(d["intensity"], d["gflops"], s=sizes, color=path_color(path), marker=markers[model],
