@@ -156,7 +156,8 @@ def _prepare_xla(ctx: PathContext, model: Any) -> Bind:
     return _tf_function(ctx, model, jit_compile=True)
 
 
-def _prepare_compiled_jax(ctx: PathContext, model: Any) -> Bind:
+def _jax_jitted(ctx: PathContext, model: Any) -> Callable[..., Any]:
+    """``f(*xs)``: jax.jit over the model's stateless_call, its variables bound once."""
     import jax
 
     multi = len(ctx.spec.inputs) > 1
@@ -168,29 +169,42 @@ def _prepare_compiled_jax(ctx: PathContext, model: Any) -> Bind:
         y, _ = model.stateless_call(tv, ntv, list(xs) if multi else xs[0], training=False)
         return y
 
+    return lambda *xs: forward(trainable, non_trainable, *xs)
+
+
+def _prepare_compiled_jax(ctx: PathContext, model: Any) -> Bind:
+    forward = _jax_jitted(ctx, model)
+
     def bind(arrays: Arrays) -> Callable[[], Any]:
         xs = [arrays[t.name] for t in ctx.spec.inputs]
         # np.asarray waits for the result and copies it to the host: a fresh output each call, nothing cached
-        return lambda: np.asarray(forward(trainable, non_trainable, *xs))
+        return lambda: np.asarray(forward(*xs))
 
     return bind
+
+
+def _torch_callable(ctx: PathContext, model: Any, compiled: bool) -> Callable[[list[Any]], Any]:
+    """``f(tensors)`` under torch.no_grad: the eager model, or torch.compile of it."""
+    import torch
+
+    target = torch.compile(model) if compiled else model
+    multi = len(ctx.spec.inputs) > 1
+
+    def call(ts: list[Any]) -> Any:
+        with torch.no_grad():
+            return target(ts if multi else ts[0], training=False)
+
+    return call
 
 
 def _prepare_compiled_torch(ctx: PathContext, model: Any) -> Bind:
     import torch
 
-    compiled = torch.compile(model)
-    multi = len(ctx.spec.inputs) > 1
+    call = _torch_callable(ctx, model, compiled=True)
 
     def bind(arrays: Arrays) -> Callable[[], Any]:
         xs = [arrays[t.name] for t in ctx.spec.inputs]
-
-        def fn():
-            with torch.no_grad():
-                ts = [torch.from_numpy(x) for x in xs]
-                return compiled(ts if multi else ts[0]).cpu().numpy()
-
-        return fn
+        return lambda: call([torch.from_numpy(x) for x in xs]).cpu().numpy()
 
     return bind
 
@@ -258,7 +272,7 @@ PATHS: dict[str, CallPath] = {
                                    _prepare_compiled_tf),
                 "jax": Impl("np.asarray(jax.jit(stateless_call)(trainable, non_trainable, x))",
                             "first call and every new input shape (jit compiles per shape)", _prepare_compiled_jax),
-                "torch": Impl("with torch.no_grad(): torch.compile(model)(torch.from_numpy(x)).numpy()",
+                "torch": Impl("with torch.no_grad(): torch.compile(model)(torch.from_numpy(x), training=False).numpy()",
                               "first call; new shapes recompile (then dynamic shapes) per torch.compile's rules",
                               _prepare_compiled_torch),
             },  # fmt: skip
@@ -310,21 +324,10 @@ def _resident(backend: str, compiled: bool) -> Callable[[PathContext, Any], Bind
         sync = _sync(backend)
         multi = len(ctx.spec.inputs) > 1
         if backend == "jax" and compiled:
-            import jax
-
-            tv = [v.value for v in model.trainable_variables]
-            ntv = [v.value for v in model.non_trainable_variables]
-            fn = jax.jit(lambda tv, ntv, *xs: model.stateless_call(tv, ntv, list(xs) if multi else xs[0],
-                                                                    training=False)[0])  # fmt: skip
-            call = lambda xs: fn(tv, ntv, *xs)  # noqa: E731
+            jitted = _jax_jitted(ctx, model)
+            call = lambda xs: jitted(*xs)  # noqa: E731
         elif backend == "torch":
-            import torch
-
-            target = torch.compile(model) if compiled else model
-
-            def call(xs):
-                with torch.no_grad():
-                    return target(xs if multi else xs[0], training=False) if not compiled else target(xs if multi else xs[0])
+            call = _torch_callable(ctx, model, compiled)
         else:
             call = lambda xs: model(xs if multi else xs[0], training=False)  # noqa: E731
 
