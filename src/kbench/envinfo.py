@@ -67,22 +67,17 @@ def host_fingerprint() -> dict[str, Any]:
 
 
 def backend_fingerprint() -> dict[str, Any]:
+    """Keras, its backend's own fingerprint (:mod:`kbench.backends`: versions, threads, devices) and the BLAS."""
     import keras
 
+    from kbench.backends import find
+
     out: dict[str, Any] = {"keras": keras.__version__, "backend": keras.backend.backend()}
-    if out["backend"] == "tensorflow":
-        import tensorflow as tf
-
-        out["tensorflow"] = tf.__version__
-        out["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads() or "default (all cores)"
-        out["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads() or "default"
-        out["onednn_env"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF's default: on for x86 CPUs)")
+    backend = find(out["backend"])
+    if backend is not None:
         try:
-            from tensorflow.python.util import _pywrap_util_port
-
-            out["onednn_built"] = bool(_pywrap_util_port.IsMklEnabled())
-        except Exception:
-            out["onednn_built"] = "unknown"
-        out["devices"] = [d.name for d in tf.config.list_logical_devices()]
+            out.update(backend.fingerprint())
+        except Exception as exc:  # fingerprinting must never break a run
+            out["fingerprint_error"] = f"{type(exc).__name__}: {exc}"
     out["blas"] = _blas()
     return out

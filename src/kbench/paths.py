@@ -5,7 +5,8 @@ conversion, dispatch, the computation and the copy of the result back into a Num
 Paths share a name across backends where the meaning matches (``call``, ``compiled``, ...); each backend's
 :class:`Impl` says exactly what it runs and what makes it recompile. Adding a path is one :class:`CallPath` entry
 in :data:`PATHS`. Backend modules are imported inside the ``prepare`` functions only, so this module is cheap to
-import in the parent process.
+import in the parent process. The device-resident paths and transfers (``call@device``, ``h2d``, ``d2h``) serve
+every backend whose :class:`kbench.backends.Backend` has ``resident`` hooks, through those hooks.
 """
 
 from __future__ import annotations
@@ -15,17 +16,14 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from kbench import backends
 from kbench.spec import ModelSpec
 
 Arrays = Mapping[str, np.ndarray]
 Bind = Callable[[Arrays], Callable[[], Any]]
 ANY = "*"  # an Impl that serves every backend
 
-BACKENDS: dict[str, tuple[str, str]] = {  # backend -> (module to find, how to install it)
-    "tensorflow": ("tensorflow", "pip install kbench (TensorFlow is a core dependency)"),
-    "jax": ("jax", "pip install 'kbench[jax]'"),
-    "torch": ("torch", "pip install torch==2.13.0 'kbench[torch]' (pin torch: an unpinned one pulls a CUDA build)"),
-}
+BACKENDS = backends.BACKENDS  # backend name -> kbench.backends.Backend (kept here for older importers)
 
 
 @dataclass(frozen=True)
@@ -52,9 +50,15 @@ class CallPath:
     impls: Mapping[str, Impl] = field(default_factory=dict)
     placement: str = "host"  # "host": NumPy in -> NumPy out; "device": inputs placed once, output synchronised
     transfer: bool = False  # times a copy of the cell's input or output, not the model: no parity, no shape check
+    on_device: Callable[[backends.Backend], Impl] | None = None  # the Impl of any backend with device-resident support
 
     def impl(self, backend: str) -> Impl | None:
-        return self.impls.get(backend) or self.impls.get(ANY)
+        found = self.impls.get(backend) or self.impls.get(ANY)
+        if found is None and self.on_device is not None:
+            entry = backends.find(backend)
+            if entry is not None and entry.resident is not None:
+                found = self.on_device(entry)
+        return found
 
     def available(self, backend: str) -> bool:
         return self.impl(backend) is not None
@@ -288,51 +292,26 @@ PATHS: dict[str, CallPath] = {
     )
 }
 
-def _device(backend: str):
-    """The accelerator the backend computes on (or its CPU device when there is none)."""
-    if backend == "jax":
-        import jax
 
-        return jax.devices()[0]
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _model_call(ctx: PathContext, model: Any) -> Callable[[list[Any]], Any]:
+    multi = len(ctx.spec.inputs) > 1
+    return lambda xs: model(xs if multi else xs[0], training=False)
 
 
-def _sync(backend: str):
-    if backend == "jax":
-        return lambda y: y.block_until_ready()
-    import torch
-
-    if torch.cuda.is_available():
-        return lambda y: (torch.cuda.synchronize(), y)[1]
-    return lambda y: y
+MakeCall = Callable[[PathContext, Any], Callable[[list[Any]], Any]]  # (context, model) -> call(device arrays)
 
 
-def _place(backend: str, arrays: list[np.ndarray]) -> list[Any]:
-    if backend == "jax":
-        import jax
+def _resident(backend: str, make_call: MakeCall | None = None) -> Callable[[PathContext, Any], Bind]:
+    """Inputs placed on the backend's device once, outside the timed region; the call; the output synchronised.
+    ``make_call``: the compiled call (``None``: the eager model call, under the backend's inference wrapper)."""
 
-        return [jax.device_put(a, _device(backend)).block_until_ready() for a in arrays]
-    import torch
-
-    return [torch.from_numpy(a).to(_device(backend)) for a in arrays]
-
-
-def _resident(backend: str, compiled: bool) -> Callable[[PathContext, Any], Bind]:
     def prepare(ctx: PathContext, model: Any) -> Bind:
-        sync = _sync(backend)
-        multi = len(ctx.spec.inputs) > 1
-        if backend == "jax" and compiled:
-            jitted = _jax_jitted(ctx, model)
-            call = lambda xs: jitted(*xs)  # noqa: E731
-        elif backend == "torch":
-            call = _torch_callable(ctx, model, compiled)
-        else:
-            call = lambda xs: model(xs if multi else xs[0], training=False)  # noqa: E731
+        ops = backends.get(backend).resident.open()
+        call = make_call(ctx, model) if make_call else ops.inference(_model_call(ctx, model))
+        sync = ops.sync
 
         def bind(arrays: Arrays) -> Callable[[], Any]:
-            xs = _place(backend, [arrays[t.name] for t in ctx.spec.inputs])
+            xs = ops.place([arrays[t.name] for t in ctx.spec.inputs])
             return lambda: sync(call(xs))
 
         return bind
@@ -342,10 +321,12 @@ def _resident(backend: str, compiled: bool) -> Callable[[PathContext, Any], Bind
 
 def _h2d(backend: str) -> Callable[[PathContext, Any], Bind]:
     def prepare(ctx: PathContext, model: Any) -> Bind:
+        ops = backends.get(backend).resident.open()
+        place, sync = ops.place, ops.sync
+
         def bind(arrays: Arrays) -> Callable[[], Any]:
             xs = [arrays[t.name] for t in ctx.spec.inputs]
-            sync = _sync(backend)
-            return lambda: sync(_place(backend, xs)[-1])
+            return lambda: sync(place(xs)[-1])
 
         return bind
 
@@ -353,48 +334,58 @@ def _h2d(backend: str) -> Callable[[PathContext, Any], Bind]:
 
 
 def _d2h(backend: str) -> Callable[[PathContext, Any], Bind]:
-    """The output's copy back to the host. JAX caches an array's host copy, so re-reading one array would time
-    nothing: each call copies the device array to the CPU device instead, which makes a new host array."""
+    """The output's copy back to the host, a fresh copy every call (the backend's ``to_host``)."""
 
     def prepare(ctx: PathContext, model: Any) -> Bind:
+        ops = backends.get(backend).resident.open()
+        call, to_host = ops.inference(_model_call(ctx, model)), ops.to_host
+
         def bind(arrays: Arrays) -> Callable[[], Any]:
-            xs = _place(backend, [arrays[t.name] for t in ctx.spec.inputs])
-            multi = len(xs) > 1
-            if backend == "jax":
-                import jax
-
-                y = model(xs if multi else xs[0], training=False).block_until_ready()
-                cpu = jax.devices("cpu")[0]
-                return lambda: np.asarray(jax.device_put(y, cpu).block_until_ready())
-            import torch
-
-            with torch.no_grad():
-                y = model(xs if multi else xs[0], training=False)
-            return lambda: y.cpu().numpy()
+            y = ops.sync(call(ops.place([arrays[t.name] for t in ctx.spec.inputs])))
+            return lambda: to_host(y)
 
         return bind
 
     return prepare
 
 
+def _jax_compiled_call(ctx: PathContext, model: Any) -> Callable[[list[Any]], Any]:
+    jitted = _jax_jitted(ctx, model)
+    return lambda xs: jitted(*xs)
+
+
+def _torch_compiled_call(ctx: PathContext, model: Any) -> Callable[[list[Any]], Any]:
+    return _torch_callable(ctx, model, compiled=True)
+
+
+def _call_on_device(b: backends.Backend) -> Impl:
+    r = b.resident
+    return Impl(f"{r.call_runs}, then {r.sync_runs}", "nothing (eager)", _resident(b.name))
+
+
+def _h2d_on_device(b: backends.Backend) -> Impl:
+    return Impl(f"{b.resident.place_runs}, synchronised", "nothing", _h2d(b.name))
+
+
+def _d2h_on_device(b: backends.Backend) -> Impl:
+    return Impl(b.resident.to_host_runs, "nothing", _d2h(b.name))
+
+
 for _p in (
     CallPath("call@device", "inputs already on the device; eager model call; output synchronised on the device, "
-             "not copied back", True, {b: Impl("model(x_device, training=False), then block_until_ready / "
-                                                "torch.cuda.synchronize", "nothing (eager)", _resident(b, False))
-                                       for b in ("jax", "torch")}, placement="device"),
+             "not copied back", True, placement="device", on_device=_call_on_device),
     CallPath("compiled@device", "inputs already on the device; one compiled call; output synchronised on the device, "
              "not copied back", True, {
                  "jax": Impl("jax.jit(stateless_call)(..., x_device).block_until_ready()",
-                             "first call and every new input shape", _resident("jax", True)),
+                             "first call and every new input shape", _resident("jax", _jax_compiled_call)),
                  "torch": Impl("torch.compile(model)(x_device); torch.cuda.synchronize()",
-                               "first call; new shapes per torch.compile's rules", _resident("torch", True))},
+                               "first call; new shapes per torch.compile's rules",
+                               _resident("torch", _torch_compiled_call))},
              placement="device"),
-    CallPath("h2d", "copy of the cell's inputs from NumPy to the device, synchronised", False,
-             {b: Impl("jax.device_put(x).block_until_ready() / torch.from_numpy(x).to(device)", "nothing", _h2d(b))
-              for b in ("jax", "torch")}, placement="device", transfer=True),
-    CallPath("d2h", "copy of the cell's output from the device back to NumPy", True,
-             {b: Impl("np.asarray(jax.device_put(y, cpu)) / y.cpu().numpy(), a fresh copy each call", "nothing",
-                      _d2h(b)) for b in ("jax", "torch")}, placement="device", transfer=True),
+    CallPath("h2d", "copy of the cell's inputs from NumPy to the device, synchronised", False, placement="device",
+             transfer=True, on_device=_h2d_on_device),
+    CallPath("d2h", "copy of the cell's output from the device back to NumPy", True, placement="device", transfer=True,
+             on_device=_d2h_on_device),
 ):  # fmt: skip
     PATHS[_p.name] = _p
 
