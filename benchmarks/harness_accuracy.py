@@ -1,39 +1,47 @@
-"""Does kbench's timer agree with timeit? Times the same callables both ways, in one process, and prints ratios.
+"""Does kbench's timer agree with itself and with timeit inside a full, interleaved cell? Prints ratios per path.
 
-    python benchmarks/harness_accuracy.py            # ~1-2 minutes on 2 cores
+    python benchmarks/harness_accuracy.py                          # ~2-3 minutes on 2 cores
+    python benchmarks/harness_accuracy.py --switch-warmup-calls 0  # the same with the switch warm-up off
 
-Callables (built with kbench's own models, weights and call paths): NumPy dense 128->128 at batch 1 and 1024, and
-the Keras paths ``call``, ``compiled``, ``predict_on_batch`` and ``predict`` at batch 32 (TensorFlow backend).
+The cell is the one kbench times: dense 128->128 at batch 32 (``--batch``), TensorFlow backend, every host path
+(``numpy``, ``predict``, ``predict_on_batch``, ``call``, ``compiled``, ``xla``), each built as the worker builds it
+(its own Keras model, first call made before any timing). Three ways to time each path:
 
-For each callable the two harnesses alternate A B A B ... (``--rounds`` times each). On a shared VM the speed of
-the same callable drifts by several percent between rounds seconds apart, more than either harness's own noise,
-so the comparison is *paired*: the ratio is taken per round (kbench and timeit back to back, in the order
-A B, B A, A B, ... so a trend in the machine's speed does not favour the harness that runs first) and the reported
-ratio is the median of the per-round ratios; its min-max over rounds is printed beside it.
+- **interleaved**: ``Timer.run`` over the whole cell, as the worker does (every path once per round, shuffled), so
+  paths disturb each other's caches and thread pools between samples;
+- **alone**: ``Timer.run`` on that one path, with the same per-path share of the budget;
+- **timeit**: ``timeit.Timer(fn)`` in **another process** (this script with ``--timeit-server``, building the same
+  callables), loops from ``autorange()`` (>= 0.2 s per repeat), median of ``--repeat`` repeats, gc off.
 
-- kbench: ``Timer(TimerConfig(budget_s=...)).measure(fn)``: warm-up, calibrated loops, samples until the median's
-  95% CI is within +-2% or the budget is spent, gc off.
-- timeit: ``timeit.Timer(fn)``, loops from ``autorange()`` (>= 0.2 s per repeat), median of ``--repeat`` repeats
-  (gc off, timeit's default).
+The machine's speed drifts by several percent between measurements seconds apart, so the comparison is *paired*:
+one round times the cell both ways, with kbench and timeit in the order A B, B A, A B, ... (A = kbench: interleaved
+then alone, or alone then interleaved in alternate rounds), ratios are taken per round and the printed ratio is the
+median over ``--rounds`` rounds, with their min-max. While one process times, the other blocks on a pipe.
 
-Targets: ratio kbench/timeit within 0.95-1.05 (``predict`` within 0.90-1.10). Exit status 1 when one misses, so the
-script can gate a change to the timer. It also prints kbench's own overhead: the per-iteration loop cost and the
-fixed per-sample cost, each as a percentage of the smallest sample it took.
+Targets: interleaved/alone and interleaved/timeit within 0.95-1.05 (``predict`` 0.90-1.10). Exit status 1 on a miss,
+so the script can gate a change to the timer. It also prints kbench's own overhead as a share of the smallest
+per-call sample and of the shortest sample.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import timeit
+from dataclasses import dataclass, replace
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+TF_PATHS = ("numpy", "predict", "predict_on_batch", "call", "compiled", "xla")
 
-def build_callables(seed: int = 0) -> dict[str, object]:
+
+def build_path(path: str, batch: int, seed: int = 0):
+    """One path's callable on dense 128->128, as the worker builds it: its own Keras model, first call made."""
     import keras
 
     from kbench.paths import PATHS, PathContext
@@ -41,19 +49,28 @@ def build_callables(seed: int = 0) -> dict[str, object]:
     from kbench.weights import make_inputs, make_weights
 
     spec = load_model("dense")
-    out = {}
-    for batch, path in ((1, "numpy"), (1024, "numpy"), (32, "call"), (32, "compiled"), (32, "predict_on_batch"),
-                        (32, "predict")):  # fmt: skip
-        sizes = {"batch": batch, "features": 128, "units": 128}
-        weights = make_weights(spec, sizes, "float32", seed)
-        inputs = make_inputs(spec, sizes, "float32", seed)
-        options = spec.default_options
-        ctx = PathContext(spec, weights, sizes, options, "float32")
-        model = spec.build_keras(keras, weights, sizes, "float32", **options) if PATHS[path].uses_keras else None
-        fn = PATHS[path].prepare(ctx, model, "tensorflow")(inputs)
-        fn()  # first call (trace) outside both harnesses
-        out[f"{path} batch={batch}"] = fn
-    return out
+    sizes = {"batch": batch, "features": 128, "units": 128}
+    weights = make_weights(spec, sizes, "float32", seed)
+    inputs = make_inputs(spec, sizes, "float32", seed)
+    options = spec.default_options
+    ctx = PathContext(spec, weights, sizes, options, "float32")
+    model = spec.build_keras(keras, weights, sizes, "float32", **options) if PATHS[path].uses_keras else None
+    fn = PATHS[path].prepare(ctx, model, "tensorflow")(inputs)
+    fn()  # first call (trace) outside every harness
+    return fn
+
+
+def build_cell(paths, batch: int, seed: int = 0) -> dict[str, object]:
+    """A cell's callables, one per path, keyed by path name."""
+    return {path: build_path(path, batch, seed) for path in paths}
+
+
+def fmt_time(seconds: float) -> str:
+    """3 significant figures in ns, µs, ms or s (local, so the script does not depend on kbench's renderer)."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
 
 
 def timeit_median(fn, repeat: int) -> float:
@@ -62,53 +79,155 @@ def timeit_median(fn, repeat: int) -> float:
     return statistics.median(x / number for x in t.repeat(repeat=repeat, number=number))
 
 
+# -- the timeit process --------------------------------------------------------------------------------------------
+def serve_timeit(batch: int, repeat: int) -> int:
+    """Build the cell, say ``ready``, then for each path name read on stdin print its timeit median as JSON."""
+    fns = build_cell(TF_PATHS, batch)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        name = line.strip()
+        if not name:
+            break
+        print(json.dumps({"path": name, "median_s": timeit_median(fns[name], repeat)}), flush=True)
+    return 0
+
+
+class TimeitProcess:
+    """The other process, driven over pipes; it blocks on stdin while this one times."""
+
+    def __init__(self, batch: int, repeat: int) -> None:
+        cmd = [sys.executable, os.path.abspath(__file__), "--timeit-server", "--batch", str(batch), "--repeat",
+               str(repeat)]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)  # fmt: skip
+
+    def wait_ready(self) -> None:
+        if self._line() != "ready":
+            raise RuntimeError("the timeit process did not start")
+
+    def _line(self) -> str:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the timeit process exited ({self.proc.poll()})")
+        return line.strip()
+
+    def median(self, path: str) -> float:
+        self.proc.stdin.write(path + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self._line())["median_s"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+# -- one paired round ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Round:
+    interleaved: dict  # path -> Measurement
+    alone: dict  # path -> Measurement
+    timeit: dict  # path -> seconds per call
+
+
+def kbench_round(fns: dict, config, flip: bool) -> tuple[dict, dict]:
+    from kbench.timer import Timer
+
+    alone_config = replace(config, budget_s=config.budget_s / len(fns))
+
+    def interleaved():
+        return Timer(config).run(fns)
+
+    def alone():
+        return {name: Timer(alone_config).run({name: fn})[name] for name, fn in fns.items()}
+
+    if flip:
+        a = alone()
+        return interleaved(), a
+    i = interleaved()
+    return i, alone()
+
+
+def paired_round(fns: dict, config, other: TimeitProcess, index: int) -> Round:
+    """A B in even rounds, B A in odd ones (A: kbench, B: timeit)."""
+    flip = bool(index % 2)
+    if flip:
+        ti = {name: other.median(name) for name in fns}
+        inter, alone = kbench_round(fns, replace(config, seed=index), flip)
+    else:
+        inter, alone = kbench_round(fns, replace(config, seed=index), flip)
+        ti = {name: other.median(name) for name in fns}
+    return Round(inter, alone, ti)
+
+
+# -- report --------------------------------------------------------------------------------------------------------
+def report(rounds: list[Round], paths) -> int:
+    """Print one line per path; return the number of ratios outside their target."""
+    print(f"{'path':<17} {'interleaved':>11} {'alone':>9} {'timeit':>9}   {'inter/alone (min-max)':<23}"
+          f" {'inter/timeit (min-max)':<23} target     n×loops switch")  # fmt: skip
+    misses = 0
+    for name in paths:
+        lo, hi = (0.90, 1.10) if name == "predict" else (0.95, 1.05)
+        cells, ok_all = [], True
+        for other in ("alone", "timeit"):
+            rs = [r.interleaved[name].median / _median(getattr(r, other)[name]) for r in rounds]
+            ratio = statistics.median(rs)
+            ok = lo <= ratio <= hi
+            ok_all &= ok
+            misses += not ok
+            cells.append(f"{ratio:.3f}{'' if ok else '!'} ({min(rs):.3f}-{max(rs):.3f})")
+        med = {k: statistics.median(_median(getattr(r, k)[name]) for r in rounds) for k in ("interleaved", "alone", "timeit")}
+        last = rounds[-1].interleaved[name]
+        print(f"{name:<17} {fmt_time(med['interleaved']):>11} {fmt_time(med['alone']):>9} {fmt_time(med['timeit']):>9}"
+              f"   {cells[0]:<23} {cells[1]:<23} {lo:.2f}-{hi:.2f} {'ok' if ok_all else 'MISS':<4}"
+              f" {last.n}×{last.loops} {last.switch_warmup_calls}")  # fmt: skip
+    return misses
+
+
+def _median(x) -> float:
+    return x if isinstance(x, float) else x.median
+
+
+def report_overhead(rounds: list[Round]) -> None:
+    ms = [m for r in rounds for m in (*r.interleaved.values(), *r.alone.values())]
+    smallest_call = min(m.min for m in ms)
+    shortest, loops = min((m.min * m.loops, m.loops) for m in ms)
+    per_loop, fixed = ms[0].per_loop_overhead_s, ms[0].fixed_overhead_s
+    print(f"kbench loop overhead: {fmt_time(per_loop)} per iteration = {100 * per_loop / smallest_call:.2f}% of the "
+          f"smallest per-call sample ({fmt_time(smallest_call)})")  # fmt: skip
+    print(f"kbench fixed overhead: {fmt_time(fixed)} per sample = {100 * fixed / shortest:.3f}% of the shortest "
+          f"sample ({fmt_time(shortest)}, {loops} loops)")  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=9, help="alternations of the two harnesses per callable")
-    ap.add_argument("--repeat", type=int, default=5, help="timeit repeats per round")
-    ap.add_argument("--budget", type=float, default=0.75, help="kbench budget per round (seconds)")
+    ap.add_argument("--rounds", type=int, default=4, help="paired rounds (kbench cell both ways, and timeit)")
+    ap.add_argument("--repeat", type=int, default=5, help="timeit repeats per path and round")
+    ap.add_argument("--budget", type=float, default=4.0, help="kbench budget of the interleaved cell per round (s)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--switch-warmup-calls", type=int, default=None, help="override TimerConfig's default")
+    ap.add_argument("--timeit-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.timeit_server:
+        return serve_timeit(args.batch, args.repeat)
 
-    from kbench.render import fmt_time
-    from kbench.timer import Timer, TimerConfig
+    from kbench.timer import TimerConfig
 
-    callables = build_callables()
-    timer = Timer(TimerConfig(budget_s=args.budget))
-    print(f"{'callable':<26} {'kbench':>9} {'timeit':>9} {'ratio':>6} {'(rounds min-max)':>17}  {'target':<9}"
-          f"      kbench n×loops, CI±")  # fmt: skip
-    misses = 0
-    smallest_call, smallest_sample = float("inf"), (float("inf"), 0)
-    for name, fn in callables.items():
-        kb, ti, ratios, ms = [], [], [], []
-        for r in range(args.rounds):
-            if r % 2:
-                t = timeit_median(fn, args.repeat)
-                m = timer.measure(fn)
-            else:
-                m = timer.measure(fn)
-                t = timeit_median(fn, args.repeat)
-            ms.append(m)
-            kb.append(m.median)
-            ti.append(t)
-            ratios.append(m.median / t)
-            smallest_call = min(smallest_call, m.min)
-            smallest_sample = min(smallest_sample, (m.min * m.loops, m.loops))
-        ratio = statistics.median(ratios)
-        lo, hi = (0.90, 1.10) if name.startswith("predict ") else (0.95, 1.05)
-        ok = lo <= ratio <= hi
-        misses += not ok
-        last = ms[-1]
-        print(f"{name:<26} {fmt_time(statistics.median(kb)):>9} {fmt_time(statistics.median(ti)):>9} {ratio:>6.3f}"
-              f" {f'({min(ratios):.3f}-{max(ratios):.3f})':>17}  {lo:.2f}-{hi:.2f} {'ok' if ok else 'MISS':<4}"
-              f" {last.n}×{last.loops}, {100 * last.ci_rel_halfwidth:.1f}%")  # fmt: skip
-    overhead = timer.overhead()
+    config = TimerConfig(budget_s=args.budget)
+    if args.switch_warmup_calls is not None:
+        config = replace(config, switch_warmup_calls=args.switch_warmup_calls)
+    other = TimeitProcess(args.batch, args.repeat)  # builds while this one builds: nothing is timed yet
+    try:
+        fns = build_cell(TF_PATHS, args.batch)
+        other.wait_ready()
+        rounds = [paired_round(fns, config, other, i) for i in range(args.rounds)]
+    finally:
+        other.close()
+    print(f"dense 128->128 batch {args.batch}, {args.rounds} paired rounds, cell budget {args.budget:g} s, "
+          f"switch warm-up {config.switch_warmup_calls} calls (at most {config.switch_warmup_max_frac:g} x loops)")  # fmt: skip
+    misses = report(rounds, TF_PATHS)
     print()
-    print(f"kbench loop overhead: {fmt_time(overhead.per_loop_s)} per iteration = "
-          f"{100 * overhead.per_loop_s / smallest_call:.2f}% of the smallest per-call sample ({fmt_time(smallest_call)})")  # fmt: skip
-    print(f"kbench fixed overhead: {fmt_time(overhead.fixed_s)} per sample = "
-          f"{100 * overhead.fixed_s / smallest_sample[0]:.3f}% of the shortest sample "
-          f"({fmt_time(smallest_sample[0])}, {smallest_sample[1]} loops)")  # fmt: skip
-    print(f"{len(callables) - misses}/{len(callables)} ratios within target")
+    report_overhead(rounds)
+    print(f"{2 * len(TF_PATHS) - misses}/{2 * len(TF_PATHS)} ratios within target")
     return 1 if misses else 0
 
 

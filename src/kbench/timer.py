@@ -12,6 +12,14 @@ One *sample* is ``loops`` back-to-back calls of a zero-argument callable between
 - **Warm-up.** Each callable runs for ``warmup_s`` (and at least ``min_warmup_calls`` times) before calibration.
 - **Interleaving.** Callables of one cell are sampled in rounds, in a freshly shuffled order each round, so slow
   machine drift spreads over every path instead of favouring one.
+- **Switch warm-up.** The first calls to a path right after *another* path ran are slow (its caches, TensorFlow's
+  thread pools and allocator were just used by someone else): ``benchmarks/switch_penalty.py`` measures the 1st call
+  after a switch at 1.5-2x the steady time for the TensorFlow paths at dense batch 32 (5x for NumPy's 12 µs call),
+  the 2nd at 1.2-1.4x, the 3rd at 1.1-1.3x, steady from the 4th or 5th. Inside a sample of ~10 loops that biased ``call``
+  by +20%. So before a sample that follows a different callable (or a gc collection), the timer makes
+  ``switch_warmup_calls`` (3) untimed calls, but never more than ``switch_warmup_max_frac`` (half) of the
+  callable's loops: a path with one 40 ms call per sample (``predict``) gets none, its call dwarfs the penalty.
+  The count used is recorded on each :class:`Measurement`; the warm-up is not timed and not charged to the budget.
 - **Stopping rule.** A callable stops when it has ``min_samples`` and both ends of the distribution-free 95%
   confidence interval of its median lie within ``±target_ci`` of the median (``"ci"``), when its share of the budget is spent
   (``"budget"``), or at ``max_samples``.
@@ -49,10 +57,18 @@ class TimerConfig:
     warmup_s: float = 0.05
     min_warmup_calls: int = 2
     seed: int = 0  # for the round order; a run is reproducible in the order it sampled
+    switch_warmup_calls: int = 3  # untimed calls before a sample that follows another callable (0: off)
+    switch_warmup_max_frac: float = 0.5  # ... at most this share of the callable's loops (rounded down)
 
     def __post_init__(self) -> None:
         if not (self.budget_s > 0 and self.min_samples >= 1 and self.max_samples >= self.min_samples):
             raise ValueError(f"invalid timer config {self}")
+        if self.switch_warmup_calls < 0 or not 0.0 <= self.switch_warmup_max_frac:
+            raise ValueError(f"invalid timer config {self}: the switch warm-up cannot be negative")
+
+    def switch_calls(self, loops: int) -> int:
+        """Untimed calls before a sample of ``loops`` loops that follows a different callable."""
+        return min(self.switch_warmup_calls, math.floor(self.switch_warmup_max_frac * loops))
 
 
 @dataclass(frozen=True)
@@ -76,7 +92,7 @@ def median_ci(sorted_samples: tuple[float, ...], z: float = 1.96) -> tuple[float
     return (sorted_samples[lo - 1], sorted_samples[hi - 1])
 
 
-def _quantile(sorted_samples: tuple[float, ...], q: float) -> float:
+def quantile(sorted_samples: tuple[float, ...], q: float) -> float:
     """Linear interpolation between order statistics (numpy's default method)."""
     n = len(sorted_samples)
     if n == 0:
@@ -85,6 +101,9 @@ def _quantile(sorted_samples: tuple[float, ...], q: float) -> float:
     i = math.floor(pos)
     j = min(i + 1, n - 1)
     return sorted_samples[i] + (sorted_samples[j] - sorted_samples[i]) * (pos - i)
+
+
+_quantile = quantile  # the older private name
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ class Measurement:
     stop_reason: str = ""
     per_loop_overhead_s: float = 0.0
     fixed_overhead_s: float = 0.0
+    switch_warmup_calls: int = 0  # untimed calls made before each sample that followed another callable
 
     @cached_property
     def sorted(self) -> tuple[float, ...]:
@@ -224,40 +244,58 @@ class Timer:
         names = sorted(fns)
         if not names:
             return {}
-        rng = random.Random(cfg.seed)
-        share = cfg.budget_s / len(names)
-        loops: dict[str, int] = {}
-        samples: dict[str, list[float]] = {n: [] for n in names}
-        spent = dict.fromkeys(names, 0.0)
-        reason: dict[str, str] = {}
         gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.disable()
         try:
             overhead = self.overhead()
+            loops = {}
             for name in names:
                 self.warmup(fns[name])
                 loops[name] = self.calibrate(fns[name])
-            active = list(names)
-            while active:
-                order = active[:]
-                rng.shuffle(order)
-                for name in order:
-                    t = self.sample(fns[name], loops[name])
-                    samples[name].append(t / loops[name])
-                    spent[name] += t
-                    stop = self._stop_reason(samples[name], spent[name], share)
-                    if stop:
-                        reason[name] = stop
-                        active.remove(name)
-                if gc.get_count()[0] > 5000:  # between rounds only: never inside a sample
-                    gc.collect()
+            samples, reason = self._sample_rounds(fns, loops)
         finally:
             if gc_was_enabled:
                 gc.enable()
         return {
-            n: Measurement(tuple(samples[n]), loops[n], reason[n], overhead.per_loop_s, overhead.fixed_s) for n in names
-        }
+            n: Measurement(tuple(samples[n]), loops[n], reason[n], overhead.per_loop_s, overhead.fixed_s,
+                           cfg.switch_calls(loops[n]))
+            for n in names
+        }  # fmt: skip
+
+    def _sample_rounds(self, fns: Mapping[str, Fn], loops: Mapping[str, int]) -> tuple[dict, dict]:
+        """Rounds of one sample per active callable, shuffled; (per-call samples, stop reason) per name.
+
+        Before a sample whose callable is not the one that ran last (or that follows a gc collection), the switch
+        warm-up's untimed calls run first."""
+        cfg = self.config
+        names = sorted(fns)
+        rng = random.Random(cfg.seed)
+        share = cfg.budget_s / len(names)
+        samples: dict[str, list[float]] = {n: [] for n in names}
+        spent = dict.fromkeys(names, 0.0)
+        reason: dict[str, str] = {}
+        active, last = list(names), names[-1]  # calibration ran the last name last
+        while active:
+            order = active[:]
+            rng.shuffle(order)
+            for name in order:
+                fn, n_loops = fns[name], loops[name]
+                if name != last:
+                    for _ in itertools.repeat(None, cfg.switch_calls(n_loops)):
+                        fn()
+                last = name
+                t = self.sample(fn, n_loops)
+                samples[name].append(t / n_loops)
+                spent[name] += t
+                stop = self._stop_reason(samples[name], spent[name], share)
+                if stop:
+                    reason[name] = stop
+                    active.remove(name)
+            if gc.get_count()[0] > 5000:  # between rounds only: never inside a sample
+                gc.collect()
+                last = None
+        return samples, reason
 
     def measure(self, fn: Fn) -> Measurement:
         return self.run({"fn": fn})["fn"]
