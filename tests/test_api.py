@@ -37,10 +37,15 @@ def test_quick_run_measures_every_path_with_parity(quick_run):
     assert df["first_call_s"].gt(0).all() and df["retrace_s"].gt(0).all()
     assert set(df["retrace_batch"]) == {2, 3}
     assert df["import_s"].gt(0).all()
-    # events stream in the documented order
-    kinds = [e["event"] for e in events if e["event"] != "phase"]
-    assert kinds[0] == "import" and kinds[-1] == "exit" and kinds[-2] == "done"
-    assert kinds.count("cell") == 2 and "init" in kinds
+    # each worker process streams its events in the documented order
+    for process in (0, 1):
+        kinds = [type(p.event).__name__ for p in events if p.process == process and type(p.event).__name__ != "Phase"]
+        assert kinds[0] == "Imported" and kinds[-1] == "Exited" and kinds[-2] == "Done"
+        assert kinds.count("CellDone") == 2 and "RuntimeInit" in kinds
+    # two processes' samples are merged into one row, and each process's median is kept
+    assert (df["n_processes"] == 2).all()
+    assert df["process_medians_s"].map(len).eq(2).all()
+    assert set(result.samples["process"]) == {0, 1}
 
 
 def test_run_folder_holds_what_the_api_returned(quick_run):
@@ -74,7 +79,7 @@ def test_parity_mode_times_nothing_and_writes_nothing(tmp_path):
 
 @pytest.mark.parametrize("model", ["nobias", "transposed"])
 def test_planted_wrong_build_or_twin_fails_parity(model, tmp_path):
-    plan = api.plan([model], timer=FAST, models_dirs=[WORKER_MODELS])
+    plan = api.plan([model], timer=FAST, processes=1, models_dirs=[WORKER_MODELS])
     result = api.run(plan, tmp_path)
     df = result.results
     assert not result.ok and not result.parity_ok
@@ -90,7 +95,7 @@ def test_planted_wrong_build_or_twin_fails_parity(model, tmp_path):
 
 @pytest.mark.parametrize("model, words", [("kerasshape", "returns shape (2, 1)"), ("twinshape", "MODEL.output declares")])
 def test_shape_disagreement_is_a_usage_error_and_writes_nothing(model, words, tmp_path):
-    plan = api.plan([model], timer=FAST, models_dirs=[WORKER_MODELS])
+    plan = api.plan([model], timer=FAST, processes=1, models_dirs=[WORKER_MODELS])
     with pytest.raises(errors.ModelShapeError) as err:
         api.run(plan, tmp_path)
     assert words in str(err.value) and "\n" not in str(err.value)
@@ -98,14 +103,14 @@ def test_shape_disagreement_is_a_usage_error_and_writes_nothing(model, words, tm
 
 
 def test_a_model_printing_to_stdout_does_not_break_the_protocol(tmp_path):
-    plan = api.plan(["noisy"], timer=FAST, models_dirs=[WORKER_MODELS])
+    plan = api.plan(["noisy"], timer=FAST, processes=1, models_dirs=[WORKER_MODELS])
     result = api.run(plan, tmp_path)
     assert result.ok and len(result.results) == len(PATHS)
     assert "noisy forward" in (result.run_dir / "worker-tensorflow.log").read_text()
 
 
 def test_worker_failure_is_reported_not_raised(tmp_path):
-    plan = api.plan(["crash"], timer=FAST, models_dirs=[WORKER_MODELS])
+    plan = api.plan(["crash"], timer=FAST, processes=1, models_dirs=[WORKER_MODELS])
     result = api.run(plan, tmp_path)
     assert not result.ok
     assert len(result.failures) == 1 and "planted failure inside build_keras" in result.failures[0]
@@ -113,7 +118,7 @@ def test_worker_failure_is_reported_not_raised(tmp_path):
 
 
 def test_finished_cells_are_kept_when_a_later_cell_fails(tmp_path):
-    plan = api.plan(["dense", "crash"], sizes={"batch": "2"}, timer=FAST, models_dirs=[WORKER_MODELS])
+    plan = api.plan(["dense", "crash"], sizes={"batch": "2"}, timer=FAST, processes=1, models_dirs=[WORKER_MODELS])
     result = api.run(plan, tmp_path)
     assert result.failures and "crash" in result.failures[0]
     saved = load_run(result.run_dir)
@@ -146,10 +151,36 @@ def test_parent_never_imports_tensorflow(tmp_path):
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_run_budget_spent_before_a_cell_skips_it_with_the_reason(tmp_path):
-    plan = api.plan(["dense"], sizes={"batch": "1,2"}, timer=FAST, run_budget="0.001s")
-    result = api.run(plan, tmp_path)
-    assert result.results.empty and result.run_dir is None
-    assert [s["sizes"] for s in result.meta["skipped"]] == ["batch=1 features=128 units=128",
-                                                           "batch=2 features=128 units=128"]
-    assert all("run budget was spent" in s["reason"] for s in result.meta["skipped"])
+def test_a_run_budget_too_small_for_the_processes_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(errors.BadSizeError, match=r"--processes 3 cannot fit --budget 10s: 3 worker process\(es\)"):
+        api.plan(["dense"], sizes={"batch": "1,2"}, timer=FAST, run_budget="10s", processes=3)
+    with pytest.raises(errors.BadSizeError, match="--processes 1 cannot fit --budget 0.001s"):
+        api.plan(["dense"], timer=FAST, run_budget="0.001s", processes=1)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"processes": 0}, "--processes 0 must be a whole number of 1 or more"),
+    ({"processes": -2}, "--processes -2 must be a whole number of 1 or more"),
+    ({"processes": 50, "cell_budget": 0.1}, "--processes 50 leaves each process 0.002 s of the 0.1 s cell budget"),
+    ({"cell_budget": 0}, "--cell-budget 0 must be more than 0 seconds"),
+    ({"min_samples": 0}, "--min-samples 0 must be at least 1"),
+    ({"target_ci": 1.5}, "--target-ci 1.5 must be a fraction between 0 and 1"),
+    ({"cell_timeout": -1}, "--cell-timeout -1 must be more than 0 seconds"),
+    ({"max_cells": 0}, "--max-cells 0 must be at least 1"),
+])  # fmt: skip
+def test_the_library_refuses_bad_timing_input_with_the_clis_words(kwargs, words):
+    with pytest.raises(errors.UsageError) as err:
+        api.plan(["dense"], **kwargs)
+    assert str(err.value).startswith(words) and "\n" not in str(err.value)
+
+
+def test_the_public_api_is_importable_from_the_package_and_cheap():
+    code = ("import sys, kbench\n"
+            "print(sorted(m for m in ('pandas', 'tensorflow', 'keras', 'rich') if m in sys.modules))\n"
+            "plan = kbench.plan('dense', sizes={'batch': [1, 32]}, processes=2)\n"
+            "print(plan.processes, [c.label for c in plan.cells], callable(kbench.run), callable(kbench.load_run))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()
+    assert first == "[]"
+    assert second == "2 ['batch=1 features=128 units=128', 'batch=32 features=128 units=128'] True True"

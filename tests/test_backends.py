@@ -28,7 +28,7 @@ def need(module: str) -> None:
 def test_backend_paths_agree_with_numpy_and_are_timed(backend, models, tmp_path):
     need(backend)
     sizes = {"batch": "2", **({"n": "8"} if "matmul" in models else {})}
-    plan = api.plan(models, sizes=sizes, timer=FAST, backends=[backend])
+    plan = api.plan(models, sizes=sizes, timer=FAST, processes=1, backends=[backend])
     result = api.run(plan, tmp_path)
     df = result.results
     assert result.ok, result.failures
@@ -45,7 +45,7 @@ def test_backend_paths_agree_with_numpy_and_are_timed(backend, models, tmp_path)
 
 def test_two_backends_in_one_run_keep_their_own_baselines(tmp_path):
     need("jax")
-    plan = api.plan(["dense"], sizes={"batch": "2"}, timer=FAST, backends=["tensorflow", "jax"])
+    plan = api.plan(["dense"], sizes={"batch": "2"}, timer=FAST, processes=1, backends=["tensorflow", "jax"])
     result = api.run(plan, tmp_path)
     df = result.results
     assert result.ok and set(df["backend"]) == {"tensorflow", "jax"}
@@ -81,7 +81,7 @@ def test_float64_on_jax_needs_x64(monkeypatch):
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_resident_paths_and_transfers_run_on_the_cpu_too(backend, tmp_path):
     need(backend)
-    plan = api.plan(["dense"], sizes={"batch": "2"}, timer=FAST, backends=[backend], resident=True,
+    plan = api.plan(["dense"], sizes={"batch": "2"}, timer=FAST, processes=1, backends=[backend], resident=True,
                     precision="highest")  # fmt: skip
     result = api.run(plan, tmp_path)
     df = result.results.set_index("path")
@@ -102,7 +102,7 @@ def test_resident_paths_are_off_by_default_on_the_cpu(quick_run):
 
 
 def test_device_gpu_without_a_gpu_is_a_usage_error(tmp_path):
-    plan = api.plan(["dense"], sizes={"batch": "2"}, timer=FAST, device="gpu")
+    plan = api.plan(["dense"], sizes={"batch": "2"}, timer=FAST, processes=1, device="gpu")
     with pytest.raises(errors.DeviceError, match="no GPU is visible to the tensorflow backend"):
         api.run(plan, tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -22,7 +22,7 @@ FAST = TimerConfig(budget_s=0.2, min_samples=3, target_ci=0.5, min_sample_s=0.00
 
 
 def _faulty(fault: str, out, **kw):
-    plan = api.plan(["faulty"], sizes={"batch": "1,3"}, options={"fault": fault}, timer=FAST,
+    plan = api.plan(["faulty"], sizes={"batch": "1,3"}, options={"fault": fault}, timer=FAST, processes=1,
                     models_dirs=[WORKER_MODELS])  # fmt: skip
     return api.run(plan, out, **kw)
 
@@ -36,7 +36,7 @@ def test_a_dying_worker_keeps_finished_cells_and_names_the_cause(fault, words, t
     assert saved.meta["status"] == "failed"
     assert set(saved.results["sizes"]) == {"batch=1 features=8"} and len(saved.results) == len(PATHS)
     assert saved.meta["failed_cells"] == [{"model": "faulty", "sizes": "batch=3 features=8", "backend": "tensorflow",
-                                           "reason": result.meta["failed_cells"][0]["reason"]}]  # fmt: skip
+                                           "reason": result.meta["failed_cells"][0]["reason"], "process": 0}]  # fmt: skip
     assert words in saved.meta["failed_cells"][0]["reason"]
     if fault == "segfault":
         assert "Fatal Python error: Segmentation fault" in (result.run_dir / "worker-tensorflow.log").read_text()
@@ -53,7 +53,7 @@ def test_a_hung_worker_is_killed_after_the_cell_timeout(tmp_path):
 
 
 def test_cells_after_the_fault_are_recorded_as_not_run(tmp_path):
-    plan = api.plan(["faulty"], sizes={"batch": "1,3,5"}, options={"fault": "exit"}, timer=FAST,
+    plan = api.plan(["faulty"], sizes={"batch": "1,3,5"}, options={"fault": "exit"}, timer=FAST, processes=1,
                     models_dirs=[WORKER_MODELS])  # fmt: skip
     result = api.run(plan, tmp_path)
     failed = {f["sizes"]: f["reason"] for f in load_run(result.run_dir).meta["failed_cells"]}
@@ -61,27 +61,33 @@ def test_cells_after_the_fault_are_recorded_as_not_run(tmp_path):
     assert failed["batch=5 features=8"] == "not run: the tensorflow worker stopped before it"
 
 
-def test_sigint_keeps_finished_cells_writes_a_partial_report_and_exits_130(tmp_path):
+@pytest.mark.parametrize("how, name, code", [("group-SIGINT", "Ctrl-C", 130), ("SIGTERM", "SIGTERM", 143)])
+def test_an_interrupt_keeps_finished_cells_writes_a_partial_report_and_exits(how, name, code, tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground process group; a service manager sends SIGTERM."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "kbench", "run", "--model", "faulty", "--batch", "1,3", "-o", "fault=hang",
-         "--models-dir", str(WORKER_MODELS), "--quick", "--cell-budget", "0.2"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--models-dir", str(WORKER_MODELS), "--quick", "--cell-budget", "0.2", "--processes", "1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 180
-    while not list(tmp_path.glob("reports/*/results.csv")):  # the first cell has finished
+    while not list(tmp_path.glob("reports/*/run.json")):  # the first cell has finished
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.2)
     time.sleep(1.0)  # now inside the hanging second cell
-    proc.send_signal(signal.SIGINT)
+    if how == "group-SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: every process in the group gets it
+    else:
+        proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err
     (run_dir,) = (tmp_path / "reports").iterdir()
-    assert err.strip().splitlines()[-1] == f"kbench: interrupted; 1 finished cell(s) kept in reports/{run_dir.name} (report marked partial)"
+    assert err.strip().splitlines()[-1] == (f"kbench: interrupted ({name}); 1 finished cell(s) kept in "
+                                            f"reports/{run_dir.name} (report marked partial)")  # fmt: skip
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "interrupted"
     assert meta["failed_cells"] == [{"model": "faulty", "sizes": "batch=3 features=8", "backend": "tensorflow",
-                                     "reason": "not run: interrupted (Ctrl-C)"}]  # fmt: skip
+                                     "reason": f"not run: interrupted ({name})"}]  # fmt: skip
     html = (run_dir / "report.html").read_text()
     assert "did not finish (interrupted)" in html
     # the worker was stopped, not left behind

@@ -15,7 +15,7 @@ from kbench.errors import (
     UsageError,
 )
 from kbench.paths import BASELINE, PATHS
-from kbench.plan import (
+from kbench.planning import (
     MAX_SIZE,
     MEMORY_SHARE,
     Cell,
@@ -285,7 +285,7 @@ def test_memory_guard_boundary(dense):
 
 
 def test_memory_guard_uses_available_memory_by_default(dense, monkeypatch):
-    import kbench.plan as plan_mod
+    import kbench.planning as plan_mod
 
     monkeypatch.setattr(plan_mod, "available_memory", lambda: 1024)
     with pytest.raises(MemoryLimitError):
@@ -295,7 +295,7 @@ def test_memory_guard_uses_available_memory_by_default(dense, monkeypatch):
 
 
 def test_available_memory_is_positive():
-    from kbench.plan import available_memory
+    from kbench.planning import available_memory
 
     assert available_memory() > 0
 
@@ -320,37 +320,27 @@ def test_estimate_bytes_dot_and_matmul(dot, matmul):
     assert estimate_bytes(matmul, {"n": 10}, 0) == 300 * 8 * 3
 
 
-# ---------------------------------------------------------------------------------------------- Plan JSON
+# ---------------------------------------------------------------------------------------------- a worker's Job
 
 
-def test_plan_json_round_trip(dense, dot, matmul):
+def test_a_workers_job_round_trips_through_the_protocol(dense, dot, matmul):
+    from kbench import protocol
+
     cells, _ = make_cells([dense, dot, matmul], {"batch": (1, 8)}, {"normalize": "TRUE", "activation": "relu"},
                        "float64", 3, mem_available=BIG)
-    plan = Plan(
-        cells,
-        parse_paths(["call", "xla"]),
-        seed=1234,
-        timer=TimerConfig(budget_s=0.5, min_samples=3, max_samples=50, target_ci=0.05, seed=9),
-        backend="tensorflow",
-        mode="parity",
-        command="kbench run --model dense,dot,matmul --batch 1,8",
-    )
-    text = plan.to_json()
+    job = protocol.Job(
+        cells, parse_paths(["call", "xla"]), "tensorflow", 1234,
+        TimerConfig(budget_s=0.5, min_samples=3, max_samples=50, target_ci=0.05, seed=9), mode="parity",
+        process=1, processes=2)
+    text = protocol.encode(job)
     assert "\n" not in text
     json.loads(text)
-    back = Plan.from_json(text)
-    assert back == plan
-    assert hash(back) == hash(plan)
+    back = protocol.decode_job(text)
+    assert back == job
+    assert hash(back) == hash(job)
     assert back.cells[2].options_dict == {"normalize": True}
     assert isinstance(back.cells[0].sizes, tuple) and isinstance(back.cells[0].sizes[0], tuple)
-    assert back.to_json() == text
-
-
-def test_plan_json_round_trip_defaults():
-    plan = Plan((Cell("m", "/x/m.py", (("n", 3),), (), "float32"),), ("numpy",))
-    back = Plan.from_json(plan.to_json())
-    assert back == plan
-    assert back.timer == TimerConfig() and back.mode == "run" and back.seed == 0
+    assert protocol.encode(back) == text
 
 
 def test_reproduce_command():
@@ -376,14 +366,14 @@ def test_sweep_uses_each_models_preset_and_explicit_sizes_win(dense, matmul):
 
 @pytest.mark.parametrize("text, seconds", [("300", 300), ("90s", 90), ("5m", 300), ("1.5h", 5400), (2.5, 2.5)])
 def test_parse_duration(text, seconds):
-    from kbench.plan import parse_duration
+    from kbench.planning import parse_duration
 
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["0", "-5m", "5 minutes", "abc", "", "0s"])
 def test_parse_duration_rejects(text):
-    from kbench.plan import parse_duration
+    from kbench.planning import parse_duration
 
     with pytest.raises(BadSizeError) as ei:
         parse_duration(text)

@@ -1,8 +1,13 @@
 """The Python API. The CLI is a thin layer over these functions; each returns data, never prints.
 
-    >>> from kbench import api
-    >>> plan = api.plan(["dense"], sizes={"batch": "1,32"})
-    >>> result = api.run(plan)            # RunResult: .results (a pandas DataFrame), .samples, .run_dir, .ok
+    >>> import kbench
+    >>> plan = kbench.plan(["dense"], sizes={"batch": "1,32"}, processes=3)
+    >>> result = kbench.run(plan)          # RunResult: .results (a pandas DataFrame), .samples, .run_dir, .ok
+    >>> saved = kbench.load_run("latest")  # RunData: .meta (RunMeta), .results, .samples
+
+Every input check lives here (and in :mod:`kbench.planning`), so the CLI and the API refuse the same input with the
+same one-line message. Strings such as ``"1,32"``, ``"2**0..2**10"`` or ``"5m"`` are accepted where the CLI
+takes them, as are plain numbers and lists.
 """
 
 from __future__ import annotations
@@ -10,9 +15,8 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import os
-import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -20,16 +24,14 @@ import pandas as pd
 
 from kbench import errors
 from kbench.envinfo import host_fingerprint
-from kbench.plan import MAX_CELLS, Plan, make_cells, parse_backends, parse_duration, parse_paths, parse_size_list
-from kbench.results import RunWriter, SAMPLE_COLUMNS, cell_rows, frame
-from kbench.paths import paths_for
-from kbench.runner import describe_exit, stream
+from kbench.planning import (MAX_CELLS, Plan, make_cells, make_timer, check_processes, parse_backends, parse_duration,
+                         parse_paths, parse_size_list)  # fmt: skip
+from kbench.session import Progress, RunSession
 from kbench.spec import ModelSpec, available_models, load_model, load_model_file, model_dirs
 from kbench.timer import TimerConfig
 
 QUICK = TimerConfig(budget_s=1.0, min_samples=5, target_ci=0.05, min_sample_s=0.002, warmup_s=0.02)
-
-EventHook = Callable[[dict], None]
+DEFAULT_PROCESSES = 3
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,10 @@ class RunResult:
     run_dir: Path | None
     results: pd.DataFrame
     samples: pd.DataFrame
-    meta: dict = field(default_factory=dict)
+    meta: Any = field(default_factory=dict)
     failures: tuple[str, ...] = ()  # worker failures that were not the user's input
-    interrupted: bool = False  # Ctrl-C: the finished cells are kept, the rest recorded as not run
+    interrupted: bool = False  # Ctrl-C or SIGTERM: the finished cells are kept, the rest recorded as not run
+    signal: str = ""  # what interrupted it: "Ctrl-C" or "SIGTERM"
 
     @property
     def parity_ok(self) -> bool:
@@ -56,8 +59,8 @@ def list_models(models_dirs: Iterable[str | Path] = ()) -> list[ModelSpec]:
 
 
 def plan(
-    models: Iterable[str],
-    paths: Iterable[str] | None = None,
+    models: Iterable[str] | str,
+    paths: Iterable[str] | str | None = None,
     sizes: Mapping[str, Any] | None = None,
     options: Mapping[str, str] | None = None,
     dtype: str = "float32",
@@ -71,34 +74,68 @@ def plan(
     run_budget: str | float | None = None,
     max_cells: int = MAX_CELLS,
     force: bool = False,
-    backends: Iterable[str] | None = None,
+    backends: Iterable[str] | str | None = None,
     device: str = "cpu",
     precision: str = "default",
     resident: bool | None = None,
+    processes: int | None = None,
+    quick: bool = False,
+    cell_budget: float | None = None,
+    min_samples: int | None = None,
+    target_ci: float | None = None,
+    cell_timeout: float | None = None,
 ) -> Plan:
-    """Validate a request and return the plan; raises a :class:`kbench.errors.UsageError` on bad input."""
+    """Validate a request and return the plan; raises a :class:`kbench.errors.UsageError` on bad input.
+
+    ``timer`` is a complete :class:`TimerConfig`; otherwise the defaults (or :data:`QUICK` with ``quick``) with
+    ``cell_budget`` (seconds of steady-state sampling per cell, all processes together), ``min_samples`` and
+    ``target_ci`` applied. ``processes`` worker processes per backend (default :data:`DEFAULT_PROCESSES`) share
+    each cell's budget."""
+    models, paths, backends = _listify(models), _listify(paths), _listify(backends)
     names = [m.strip() for item in models for m in item.split(",") if m.strip()]
     if not names:
         raise errors.UnknownModelError("no model given; pass --model NAME (see `kbench list`)")
     if seed < 0:
         raise errors.BadOptionError(f"--seed {seed} must be 0 or more")
-    dirs = tuple(models_dirs)
-    specs = [load_model(n, dirs) for n in dict.fromkeys(names)]
-    selected = parse_paths(paths)
-    chosen = parse_backends(backends)
-    if "jax" in chosen and dtype == "float64" and os.environ.get("JAX_ENABLE_X64", "").lower() not in ("1", "true"):
-        raise errors.DtypeError("float64 on the jax backend needs 64-bit mode; set JAX_ENABLE_X64=1 or use float32")
-    size_lists = {k: parse_size_list(k, v) for k, v in (sizes or {}).items() if v is not None}
-    budget_s = parse_duration(run_budget)
-    cells, skipped = make_cells(specs, size_lists, dict(options or {}), dtype, len(selected), mem_available, max_cells,
-                                sweep, force)  # fmt: skip
+    if max_cells < 1:
+        raise errors.UsageError(f"--max-cells {max_cells} must be at least 1")
+    if cell_timeout is not None and not cell_timeout > 0:
+        raise errors.UsageError(f"--cell-timeout {cell_timeout} must be more than 0 seconds")
     if device not in ("cpu", "gpu", "auto"):
         raise errors.DeviceError(f"unknown --device {device!r}; use cpu, gpu or auto")
     if precision not in ("default", "highest"):
         raise errors.DeviceError(f"unknown --precision {precision!r}; use default or highest")
-    return Plan(cells, selected, seed, timer or TimerConfig(), backend=chosen[0], mode=mode, command=command,
-                run_budget_s=budget_s, skipped=skipped, backends=chosen, device=device, precision=precision,
-                resident=resident)
+    timer = timer or make_timer(QUICK if quick else TimerConfig(), cell_budget, min_samples, target_ci)
+    dirs = tuple(models_dirs)
+    specs = [load_model(n, dirs) for n in dict.fromkeys(names)]
+    selected = parse_paths(paths)
+    chosen = parse_backends(backends)
+    _check_backends(chosen, dtype)
+    size_lists = {k: parse_size_list(k, v) for k, v in (sizes or {}).items() if v is not None}
+    budget_s = parse_duration(run_budget)
+    n_processes = DEFAULT_PROCESSES if processes is None else processes
+    if mode == "run":
+        check_processes(n_processes, timer, budget_s, len(chosen))
+    cells, skipped = make_cells(specs, size_lists, dict(options or {}), dtype, len(selected), mem_available, max_cells,
+                                sweep, force)  # fmt: skip
+    return Plan(cells, selected, seed, timer, mode=mode, command=command, run_budget_s=budget_s, skipped=skipped,
+                backends=chosen, device=device, precision=precision, resident=resident,
+                processes=n_processes if mode == "run" else 1, cell_timeout_s=cell_timeout)  # fmt: skip
+
+
+def _listify(value: Iterable[str] | str | None) -> list[str] | None:
+    """``"dense,dot"`` and ``["dense", "dot"]`` alike (a bare string is one item, not its characters)."""
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _check_backends(chosen: tuple[str, ...], dtype: str) -> None:
+    """Each backend's own check of the request (e.g. float64 on JAX needs JAX_ENABLE_X64)."""
+    from kbench.backends import get as get_backend
+
+    for name in chosen:
+        get_backend(name).check_dtype(dtype, os.environ)
 
 
 def _new_run_dir(out_dir: Path, plan: Plan) -> Path:
@@ -135,185 +172,88 @@ def default_cell_timeout(plan: Plan) -> float:
     return 120.0 + 20.0 * plan.timer.budget_s
 
 
-def run(
-    plan: Plan,
-    out_dir: str | Path | None = "reports",
-    on_event: EventHook | None = None,
-    cell_timeout_s: float | None = None,
-) -> RunResult:
-    """Run a plan in a worker process. With ``out_dir`` (the default ``reports``) results are written to a new
-    run folder as each cell finishes; the folder is created only once the first cell has finished.
-
-    A worker that crashes or hangs (no cell finished within ``cell_timeout_s``, default
-    :func:`default_cell_timeout`) is stopped; the cell it was on and the ones after it are recorded as failed with
-    the reason, and every finished cell is kept. Ctrl-C does the same and returns with ``interrupted`` set.
-    Raises a :class:`kbench.errors.UsageError` when the worker finds a bad model (after saving finished cells).
-    """
-    if out_dir is not None:
-        check_out_dir(out_dir)
-    specs = {c.model_file: load_model_file(c.model_file) for c in plan.cells}
-    hook = on_event or (lambda event: None)
-    peak_figures = None
-    if plan.mode == "run":
-        from kbench import peak
-
-        hook({"event": "phase", "index": 0, "phase": "machine peak (cached after the first run)"})
-        peak_figures, _ = peak.load_or_measure()
-    meta: dict[str, Any] = {
+def _start_meta(plan: Plan, peak_figures: Any, machine_lines: list[str], findings: list[dict]) -> dict:
+    return {
         "command": plan.command,
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
         "backend": ",".join(plan.backends),
         "backends": list(plan.backends),
         "mode": plan.mode,
-        "plan": {"paths": plan.paths, "seed": plan.seed, "timer": plan.timer.__dict__,
+        "processes": plan.processes,
+        "plan": {"paths": list(plan.paths), "seed": plan.seed, "timer": asdict(plan.timer), "processes": plan.processes,
                  "cells": [{"model": c.model, "sizes": c.label, "options": c.options_dict, "dtype": c.dtype}
                            for c in plan.cells]},
         "env": {"host": host_fingerprint()},
-        "peak": None if peak_figures is None else peak_figures.__dict__,
+        "machine": machine_lines,
+        "machine_findings": findings,
+        "peak": None if peak_figures is None else asdict(peak_figures),
         "skipped": [{"model": m, "sizes": z, "reason": r} for m, z, r in plan.skipped],
         "failed_cells": [],
     }  # fmt: skip
-    rows: list[dict] = []
-    samples: list[dict] = []
-    failures: list[str] = []
-    user_error: errors.UsageError | None = None
-    writer: RunWriter | None = None
+
+
+def _machine(plan: Plan, hook: Callable[[Any], None]) -> tuple[Any, list[str], list[dict]]:
+    """The machine peak (cached after the first run) and the machine and noise check, for a timed run."""
+    if plan.mode != "run":
+        return None, [], []
+    from kbench import machine, peak
+
+    peak_figures, _ = peak.load_or_measure()
+    findings = machine.check(peak=peak_figures)
+    return peak_figures, machine.block_lines(findings), [asdict(f) for f in findings]
+
+
+def run(
+    plan: Plan,
+    out_dir: str | Path | None = "reports",
+    on_event: Callable[[Progress], None] | None = None,
+    cell_timeout_s: float | None = None,
+) -> RunResult:
+    """Run a plan: ``plan.processes`` worker processes per backend, one after the other. With ``out_dir`` (the
+    default ``reports``) results are written to a new run folder as each cell finishes; the folder is created only
+    once the first cell has finished.
+
+    A worker that crashes or hangs (no cell finished within ``cell_timeout_s``, default ``plan.cell_timeout_s`` or
+    :func:`default_cell_timeout`) is stopped; the cell it was on and the ones after it are recorded as failed with
+    the reason, and every finished cell is kept. Ctrl-C (or SIGTERM turned into :class:`session.Interrupted`) does
+    the same and returns with ``interrupted`` set. Raises a :class:`kbench.errors.UsageError` when the worker finds
+    a bad model (after saving finished cells).
+    """
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    hook = on_event or (lambda event: None)
+    peak_figures, machine_lines, findings = _machine(plan, hook)
+    timeout = cell_timeout_s or plan.cell_timeout_s or default_cell_timeout(plan)
     run_dir = _new_run_dir(Path(out_dir), plan) if out_dir is not None else None
-    meta.update(imports={}, runtime_init_s={}, worker_pid={})
-    meta["env"]["backends"] = {}
-    tmp = Path(tempfile.mkdtemp(prefix="kbench-"))
-    finished = interrupted = False
-    timeout = default_cell_timeout(plan) if cell_timeout_s is None else cell_timeout_s
-    backend = plan.backends[0]
-    settled: set[int] = set()  # this backend's finished or skipped cells
-
-    def fail_cell(index: int, reason: str) -> None:
-        cell = plan.cells[index]
-        meta["failed_cells"].append({"model": cell.model, "sizes": cell.label, "backend": backend, "reason": reason})
-        settled.add(index)
-
-    def fail_rest(why: str) -> None:
-        for i in range(len(plan.cells)):
-            if i not in settled:
-                fail_cell(i, why)
-
-    try:
-        finished = True
-        for backend in plan.backends:  # one worker per backend, one after the other
-            sub = replace(plan, backend=backend, paths=paths_for(backend, plan.paths, resident=True))
-            settled = set()
-            backend_failed, backend_done = False, False
-            for event in stream(sub, tmp / f"worker-{backend}.log", timeout):
-                event = {**event, "backend": backend}
-                hook(event)
-                kind = event["event"]
-                if kind == "import":
-                    meta["imports"][backend] = {"numpy": event["numpy_import_s"], "backend": event["backend_import_s"]}
-                    meta["env"]["backends"][backend] = event["env"]
-                    meta["worker_pid"][backend] = event.get("pid")
-                elif kind == "init":
-                    meta["runtime_init_s"][backend] = event["runtime_init_s"]
-                elif kind == "cell":
-                    cell = plan.cells[event["index"]]
-                    spec = specs[cell.model_file]
-                    new_rows, new_samples = cell_rows(run_id_of(run_dir), backend, cell, spec.flops(cell.sizes_dict),
-                                                      event, meta["imports"][backend], array_bytes(spec, cell),
-                                                      peak_figures)  # fmt: skip
-                    rows += new_rows
-                    samples += new_samples
-                    settled.add(event["index"])
-                    if run_dir is not None:
-                        if writer is None:
-                            writer = RunWriter(run_dir, {"run_id": run_dir.name, **meta})
-                        writer.add(new_rows, new_samples)
-                elif kind == "skip":
-                    cell = plan.cells[event["index"]]
-                    meta["skipped"].append({"model": cell.model, "sizes": cell.label, "backend": backend,
-                                            "reason": event["reason"]})  # fmt: skip
-                    settled.add(event["index"])
-                    if writer is not None:
-                        writer.update_meta(skipped=meta["skipped"])
-                elif kind == "error":
-                    if event.get("user"):
-                        cls = getattr(errors, event["kind"], errors.UsageError)
-                        user_error = cls(event["message"]) if issubclass(cls, errors.UsageError) else errors.UsageError(event["message"])
-                    else:
-                        where = plan.cells[event["index"]]
-                        failures.append(f"{backend}: {where.model} {where.label}: {event['message']}")
-                        fail_cell(event["index"], event["message"])
-                        backend_failed = True
-                elif kind == "timeout":
-                    index = min(event["index"], len(plan.cells) - 1)
-                    reason = f"hung: no cell finished within {event['after_s']:g} s (--cell-timeout), so the worker was killed"
-                    failures.append(f"{backend}: {plan.cells[index].model} {plan.cells[index].label}: {reason}")
-                    fail_cell(index, reason)
-                    backend_failed = True
-                elif kind == "done":
-                    backend_done = True
-                elif kind == "exit" and not backend_done and user_error is None and not backend_failed:
-                    if len(settled) < len(plan.cells):
-                        index = min(set(range(len(plan.cells))) - settled)
-                        tail = f"; its last words: {event['stderr_tail']}" if event["stderr_tail"] else ""
-                        reason = (f"the {backend} worker {describe_exit(event['returncode'])} "
-                                  f"(see worker-{backend}.log){tail}")  # fmt: skip
-                        failures.append(f"{backend}: {plan.cells[index].model} {plan.cells[index].label}: {reason}")
-                        fail_cell(index, reason)
-                        backend_failed = True
-            if user_error is not None:
-                break
-            if backend_failed:  # the other backends go on
-                fail_rest(f"not run: the {backend} worker stopped before it")
-            finished = finished and backend_done
-    except KeyboardInterrupt:
-        interrupted = True
-        fail_rest("not run: interrupted (Ctrl-C)")
-    finally:
-        if writer is not None:
-            for log in tmp.glob("worker-*.log"):
-                shutil.copy(log, writer.run_dir / log.name)
-        shutil.rmtree(tmp, ignore_errors=True)
-    status = "interrupted" if interrupted else "complete" if finished else "failed"
-    meta["status"] = status
-    if writer is not None:
-        writer.finish(status, finished=_dt.datetime.now().isoformat(timespec="seconds"), failures=failures,
-                      failed_cells=meta["failed_cells"])  # fmt: skip
-        meta = writer.meta
-    if user_error is not None:
-        raise user_error
-    return RunResult(
-        writer.run_dir if writer else None,
-        frame(rows) if rows else frame([]),
-        pd.DataFrame(samples, columns=SAMPLE_COLUMNS),
-        meta,
-        tuple(failures),
-        interrupted,
-    )
+    session = RunSession(plan, run_dir, _start_meta(plan, peak_figures, machine_lines, findings), hook, timeout,
+                         peak_figures)  # fmt: skip
+    status = session.run()
+    session.finish(status)
+    if session.user_error is not None:
+        raise session.user_error
+    results, samples = session.frames()
+    meta = session.writer.meta if session.writer is not None else session.meta
+    return RunResult(session.writer.run_dir if session.writer else None, results, samples, meta,
+                     tuple(session.failures), bool(session.interrupted), session.interrupted)  # fmt: skip
 
 
-def array_bytes(spec: ModelSpec, cell) -> int:
-    """Bytes of the cell's inputs, weights and output in its dtype: what any path must read or write at least once."""
-    import math
+def environment(backends: Iterable[str] | str | None = None) -> dict:
+    """The host fingerprint plus each backend's, read from a worker per backend (the parent never imports one).
+    ``backend`` holds the first backend's fingerprint, ``backends`` every one's."""
+    from kbench import protocol
+    from kbench.runner import stream
 
-    import numpy as np
-
-    sizes = cell.sizes_dict
-    elements = sum(math.prod(t.resolve(sizes)) for t in (*spec.inputs, *spec.weights)) + math.prod(spec.output_shape(sizes))
-    return elements * np.dtype(cell.dtype).itemsize
-
-
-def run_id_of(run_dir: Path | None) -> str:
-    return run_dir.name if run_dir is not None else ""
-
-
-def environment() -> dict:
-    """The host fingerprint plus the backend's, read from a worker (the parent never imports the backend)."""
-    p = Plan(cells=(), paths=(), mode="env")
-    out: dict[str, Any] = {"host": host_fingerprint()}
-    with tempfile.TemporaryDirectory(prefix="kbench-") as tmp:
-        for event in stream(p, Path(tmp) / "worker.log"):
-            if event["event"] == "import":
-                out["backend"] = event["env"]
-                out["imports"] = {"numpy_s": event["numpy_import_s"], "backend_s": event["backend_import_s"]}
-            elif event["event"] == "exit" and "backend" not in out:
-                raise errors.WorkerError(f"the backend worker failed to start: {event['stderr_tail'] or 'no output'}")
+    out: dict[str, Any] = {"host": host_fingerprint(), "backends": {}}
+    for name in parse_backends(_listify(backends)):
+        job = protocol.Job((), (), name, 0, TimerConfig(), mode="env")
+        with tempfile.TemporaryDirectory(prefix="kbench-") as tmp:
+            for event in stream(job, Path(tmp) / "worker.log"):
+                if isinstance(event, protocol.Imported):
+                    out["backends"][name] = event.env
+                    out.setdefault("imports", {"numpy_s": event.numpy_import_s, "backend_s": event.backend_import_s})
+                elif isinstance(event, protocol.Failed):
+                    raise errors.from_data(event.kind, event.message, event.exit_code)
+                elif isinstance(event, protocol.Exited) and name not in out["backends"]:
+                    raise errors.WorkerError(f"the {name} worker failed to start: {event.stderr_tail or 'no output'}")
+    out["backend"] = next(iter(out["backends"].values()))
     return out

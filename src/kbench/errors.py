@@ -81,3 +81,18 @@ class WorkerError(KbenchError):
 def one_line(text: str) -> str:
     """Collapse a message to one line (exception texts from user code may span several)."""
     return " ".join(str(text).split())
+
+
+def from_data(kind: str, message: str, exit_code: int) -> KbenchError:
+    """An error that crossed the process boundary as data (:class:`kbench.protocol.Failed`) as a typed error again:
+    a known usage error keeps its class; any other exit code 2 is a :class:`UsageError`, the rest a
+    :class:`WorkerError`."""
+    known = {cls.__name__: cls for cls in _subclasses(KbenchError)}
+    cls = known.get(kind)
+    if cls is not None and cls.exit_code == exit_code:
+        return cls(message)
+    return UsageError(message) if exit_code == 2 else WorkerError(message)
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]

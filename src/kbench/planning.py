@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import json
 import math
 import os
 import re
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from kbench.errors import BadOptionError, BadSizeError, DtypeError, MemoryLimitError, UnknownPathError
@@ -50,34 +49,61 @@ class Cell:
 
 @dataclass(frozen=True)
 class Plan:
+    """The user's request, validated: cells, paths, backends and how to time them. One worker process's share of
+    it is a :class:`kbench.protocol.Job`."""
+
     cells: tuple[Cell, ...]
     paths: tuple[str, ...]
     seed: int = 0
     timer: TimerConfig = field(default_factory=TimerConfig)
-    backend: str = "tensorflow"
     mode: str = "run"  # "run" (cold + parity + steady) or "parity"
     command: str = ""
     run_budget_s: float | None = None  # whole-run budget shared by the cells (the worker skips what will not fit)
-    backends: tuple[str, ...] = ("tensorflow",)  # one worker each, in this order; ``backend`` is the one a worker runs
+    backends: tuple[str, ...] = ("tensorflow",)  # one worker each (times processes), in this order
     device: str = "cpu"  # cpu | gpu | auto
     precision: str = "default"  # default | highest (full float32 matmuls, no TF32)
     resident: bool | None = None  # time device-resident paths and transfers too; None: only on a GPU
     skipped: tuple[tuple[str, str, str], ...] = ()  # (model, sizes, reason) refused by the memory guard
+    processes: int = 1  # worker processes per backend, one after the other; they share each cell's budget
+    cell_timeout_s: float | None = None  # a worker with no finished cell for this long is hung (None: the default)
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
-    @classmethod
-    def from_json(cls, text: str) -> "Plan":
-        d = json.loads(text)
-        cells = tuple(
-            Cell(c["model"], c["model_file"], tuple(map(tuple, c["sizes"])), tuple(map(tuple, c["options"])), c["dtype"])
-            for c in d["cells"]
+MIN_PROCESS_S = 5.0  # what one worker process costs at least: the backend's import and the first cold start
+
+
+def make_timer(base: TimerConfig, cell_budget: float | None = None, min_samples: int | None = None,
+               target_ci: float | None = None) -> TimerConfig:  # fmt: skip
+    """``base`` with the user's overrides, each checked (one line naming the flag and the fix)."""
+    if cell_budget is not None and not cell_budget > 0:
+        raise BadSizeError(f"--cell-budget {cell_budget} must be more than 0 seconds")
+    if min_samples is not None and min_samples < 1:
+        raise BadSizeError(f"--min-samples {min_samples} must be at least 1")
+    if target_ci is not None and not 0 < target_ci < 1:
+        raise BadSizeError(f"--target-ci {target_ci} must be a fraction between 0 and 1, e.g. 0.02")
+    overrides = {k: v for k, v in (("budget_s", cell_budget), ("min_samples", min_samples), ("target_ci", target_ci))
+                 if v is not None}  # fmt: skip
+    return replace(base, **overrides, max_samples=max(base.max_samples, overrides.get("min_samples", 0)))
+
+
+def check_processes(processes: int, timer: TimerConfig, run_budget_s: float | None, n_backends: int) -> None:
+    """Refuse a process count below 1, or one whose share of a cell's budget or of the run budget cannot hold
+    even the minimum (``min_samples`` samples; a worker's import and first cold start, ~:data:`MIN_PROCESS_S`)."""
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise BadSizeError(f"--processes {processes} must be a whole number of 1 or more, e.g. --processes 3")
+    share = timer.budget_s / processes
+    need = timer.min_samples * timer.min_sample_s
+    if share < need:
+        raise BadSizeError(
+            f"--processes {processes} leaves each process {share:.3g} s of the {timer.budget_s:g} s cell budget, less "
+            f"than {timer.min_samples} samples of {timer.min_sample_s * 1e3:g} ms; use fewer processes or a larger "
+            "--cell-budget"
         )
-        return cls(cells, tuple(d["paths"]), d["seed"], TimerConfig(**d["timer"]), backend=d["backend"], mode=d["mode"],
-                   command=d["command"], run_budget_s=d["run_budget_s"], skipped=tuple(map(tuple, d["skipped"])),
-                   backends=tuple(d["backends"]), device=d["device"], precision=d["precision"],
-                   resident=d["resident"])  # fmt: skip
+    workers = processes * n_backends
+    if run_budget_s is not None and workers * MIN_PROCESS_S > run_budget_s:
+        raise BadSizeError(
+            f"--processes {processes} cannot fit --budget {run_budget_s:g}s: {workers} worker process(es) need about "
+            f"{MIN_PROCESS_S:g} s each for the backend import and cold start; use fewer processes or a larger --budget"
+        )
 
 
 _NUMBER = re.compile(r"(\d+)(?:\*\*(\d+))?")
@@ -163,12 +189,12 @@ def parse_paths(names: Iterable[str] | None) -> tuple[str, ...]:
 
 
 def parse_backends(names: Iterable[str] | None) -> tuple[str, ...]:
-    """``["tensorflow,jax"]`` -> ("tensorflow", "jax"); each must be known and importable (checked without
-    importing it: the parent never imports a backend)."""
+    """``["tensorflow,jax"]`` -> ("tensorflow", "jax"); each must be in :data:`kbench.backends.BACKENDS` and
+    installed (found without importing it: the parent never imports a backend)."""
     import importlib.util
 
+    from kbench.backends import BACKENDS
     from kbench.errors import BackendError
-    from kbench.paths import BACKENDS
 
     wanted = tuple(dict.fromkeys(n.strip() for item in (names or ["tensorflow"]) for n in item.split(",") if n.strip()))
     if not wanted:
@@ -178,9 +204,8 @@ def parse_backends(names: Iterable[str] | None) -> tuple[str, ...]:
             close = difflib.get_close_matches(b, list(BACKENDS), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise BackendError(f"unknown backend {b!r}; {hint}use one of {', '.join(BACKENDS)}")
-        module, install = BACKENDS[b]
-        if importlib.util.find_spec(module) is None:
-            raise BackendError(f"backend {b!r} is not installed; {install}")
+        if importlib.util.find_spec(BACKENDS[b].module) is None:
+            raise BackendError(f"backend {b!r} is not installed; {BACKENDS[b].install}")
     return wanted
 
 

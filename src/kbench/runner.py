@@ -11,7 +11,6 @@ and keeps what was finished.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import re
@@ -23,21 +22,19 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from kbench.errors import WorkerError
-from kbench.plan import Plan
+from kbench import protocol
+from kbench.protocol import Exited, Job, Timeout
 
 _EOF = object()
 _TF_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)")  # TF's C++ log noise
 
 
 def worker_env(backend: str, device: str = "auto") -> dict[str, str]:
-    env = dict(os.environ)
-    env["KERAS_BACKEND"] = backend
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if device == "cpu":  # hide accelerators from every backend, so "cpu" cannot quietly mean a GPU
-        env["CUDA_VISIBLE_DEVICES"] = ""
-        env["JAX_PLATFORMS"] = "cpu"
-    return env
+    """This environment plus what the backend's worker needs for ``device`` (``KERAS_BACKEND``; GPUs hidden for
+    ``cpu``; its defaults, such as TensorFlow's quieter C++ log, where the user set none): :mod:`kbench.backends`."""
+    from kbench.backends import get
+
+    return get(backend).worker_env(device, os.environ)
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -59,8 +56,8 @@ def _reader(stream, lines: queue.Queue) -> None:
         lines.put(_EOF)
 
 
-def stream(plan: Plan, log_path: Path, cell_timeout_s: float | None = None) -> Iterator[dict]:
-    """Yield the worker's events; on a hang a ``timeout`` event; then ``{"event": "exit", "returncode": rc, ...}``."""
+def stream(job: Job, log_path: Path, cell_timeout_s: float | None = None) -> Iterator[protocol.Event]:
+    """Yield the worker's events (:mod:`kbench.protocol`); on a hang a ``Timeout``; last, ``Exited``."""
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "kbench.worker"],
@@ -68,11 +65,12 @@ def stream(plan: Plan, log_path: Path, cell_timeout_s: float | None = None) -> I
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env=worker_env(plan.backend, plan.device),
+            env=worker_env(job.backend, job.device),
+            start_new_session=True,  # Ctrl-C in a terminal signals the parent's group only: the parent decides
         )
         try:
             assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(plan.to_json())
+            proc.stdin.write(protocol.encode(job))
             proc.stdin.close()
             lines: queue.Queue = queue.Queue()
             threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
@@ -83,16 +81,13 @@ def stream(plan: Plan, log_path: Path, cell_timeout_s: float | None = None) -> I
                     line = lines.get(timeout=wait)
                 except queue.Empty:
                     proc.kill()
-                    yield {"event": "timeout", "index": current, "after_s": cell_timeout_s}
+                    yield Timeout(current, float(cell_timeout_s or 0.0))
                     break
                 if line is _EOF:
                     break
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    raise WorkerError(f"the worker wrote a line that is not kbench's protocol: {line[:80]!r}") from None
-                if event["event"] in ("cell", "skip"):
-                    since, current = time.monotonic(), event["index"] + 1
+                event = protocol.decode(line)
+                if isinstance(event, (protocol.CellDone, protocol.CellSkipped)):
+                    since, current = time.monotonic(), event.index + 1
                 yield event
             rc = proc.wait()
         finally:
@@ -106,4 +101,4 @@ def stream(plan: Plan, log_path: Path, cell_timeout_s: float | None = None) -> I
     lines_ = [ln for ln in Path(log_path).read_text(errors="replace").splitlines() if ln.strip() and not _TF_LOG.match(ln)]
     fatal = [ln for ln in lines_ if ln.startswith("Fatal Python error")]  # faulthandler's headline beats its module list
     last = (fatal or lines_)[-1][:200] if lines_ else ""
-    yield {"event": "exit", "returncode": rc, "stderr_tail": last}
+    yield Exited(rc, last)

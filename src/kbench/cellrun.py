@@ -1,0 +1,227 @@
+"""One cell in the worker, step by step: prepare, cold start, parity, steady state, retrace.
+
+Runs inside the worker process only (it imports Keras). Per path, in a shuffled order, each on a fresh model
+instance so that no path warms another's caches:
+
+1. ``prepare``     the shared weights and inputs, the float64 reference, the terms' magnitudes, the NumPy twin;
+2. ``cold_start``  build (construct the Keras model and wrap it for the path, no call), then the first call at the
+                   cell's sizes (tracing and compilation happen here), its output kept for parity;
+3. ``parity``      every output against the reference, the twin and the other paths (:func:`kbench.parity.check_all`);
+4. ``steady``      all paths together, interleaved (:class:`kbench.timer.Timer`);
+5. ``retrace``     the first call at batch+1 after the steady state (models with a ``batch`` size only).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from kbench import parity
+from kbench.errors import ModelShapeError
+from kbench.paths import PATHS, CallPath, PathContext, paths_for
+from kbench.protocol import CellDone, Job, PathResult, Phase
+from kbench.spec import ModelSpec
+from kbench.timer import Measurement, Timer, time_once
+from kbench.weights import make_inputs, make_weights
+
+
+@dataclass
+class WorkerState:
+    """What a worker process keeps between cells (instead of module globals)."""
+
+    backend: str
+    device: str = "cpu"  # the device in use, after set-up
+    precision: str = "float32"  # the matmul precision in effect ("tf32" on GPUs by default)
+    runtime_warm: bool = False  # the process-wide lazy set-up has been paid
+    specs: dict[str, ModelSpec] = field(default_factory=dict)
+
+    def spec(self, model_file: str) -> ModelSpec:
+        from kbench.spec import load_model_file
+
+        if model_file not in self.specs:
+            self.specs[model_file] = load_model_file(model_file)
+        return self.specs[model_file]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    spec: ModelSpec
+    ctx: PathContext
+    inputs: dict[str, np.ndarray]
+    ref: np.ndarray
+    magnitudes: np.ndarray
+    twin: np.ndarray
+    tol: float
+
+
+@dataclass(frozen=True)
+class Cold:
+    """A path after its cold start: the bound callable and what its first call cost and returned."""
+
+    path: CallPath
+    order: int
+    build_s: float
+    first_call_s: float
+    bind: Callable[[Any], Callable[[], Any]]
+    fn: Callable[[], Any]
+    output: Any
+
+
+def to_host(out: Any) -> np.ndarray:
+    """A path's output as a NumPy array, for parity only (outside every timed region)."""
+    if hasattr(out, "detach"):  # a torch tensor, possibly on a GPU
+        return out.detach().cpu().numpy()
+    return np.asarray(out)
+
+
+class CellRunner:
+    def __init__(self, job: Job, index: int, state: WorkerState, emit: Callable[[Any], None]) -> None:
+        self.job, self.index, self.state, self.emit = job, index, state, emit
+        self.cell = job.cells[index]
+        self.rng = random.Random(f"{job.seed}:{index}:{job.process}")  # each process shuffles its own way
+
+    def run(self, budget_s: float | None = None) -> CellDone:
+        prepared = self.prepare()
+        paths = [PATHS[p] for p in paths_for(self.job.backend, self.job.paths, self._resident())]
+        self.warm_runtime(prepared, paths)
+        order = paths[:]
+        self.rng.shuffle(order)
+        cold = self.cold_start(prepared, order)
+        checks = self.parity(prepared, cold)
+        measured: dict[str, Measurement] = {}
+        retraced: dict[str, tuple[float, int]] = {}
+        if self.job.mode == "run":
+            measured = self.steady(cold, budget_s)
+            retraced = self.retrace(prepared, cold)
+        results = tuple(self._result(c, checks[c.path.name], measured.get(c.path.name), retraced.get(c.path.name))
+                        for c in cold)  # fmt: skip
+        return CellDone(self.index, results, tuple(c.path.name for c in cold))
+
+    def _resident(self) -> bool:
+        return self.job.resident if self.job.resident is not None else self.state.device == "gpu"
+
+    def _phase(self, phase: str) -> None:
+        self.emit(Phase(self.index, phase))
+
+    # -- 1. prepare ----------------------------------------------------------------------------------------------
+    def prepare(self) -> Prepared:
+        spec = self.state.spec(self.cell.model_file)
+        sizes, options, dtype = self.cell.sizes_dict, self.cell.options_dict, self.cell.dtype
+        weights = make_weights(spec, sizes, dtype, self.job.seed)
+        inputs = make_inputs(spec, sizes, dtype, self.job.seed)
+        twin = np.asarray(spec.forward(weights, inputs, **options))
+        declared = spec.output_shape(sizes)
+        if twin.shape != declared:
+            raise ModelShapeError(
+                f"model {spec.name!r}: the NumPy forward returns shape {twin.shape} but MODEL.output declares "
+                f"{declared} at {self.cell.label}; fix forward() or MODEL.output"
+            )
+        return Prepared(
+            spec, PathContext(spec, weights, sizes, options, dtype), inputs,
+            parity.reference(spec, weights, inputs, options), parity.magnitude(spec, weights, inputs, options), twin,
+            parity.tolerance(dtype, spec.reduction(sizes), self.state.precision),
+        )  # fmt: skip
+
+    def _build(self, prepared: Prepared, path: CallPath):
+        ctx = prepared.ctx
+        if not path.uses_keras:
+            return path.prepare(ctx, None, self.job.backend)
+        import keras
+
+        model = prepared.spec.build_keras(keras, dict(ctx.weights), dict(ctx.sizes), ctx.dtype, **dict(ctx.options))
+        return path.prepare(ctx, model, self.job.backend)
+
+    def warm_runtime(self, prepared: Prepared, paths: list[CallPath]) -> None:
+        """Once per process, before the first cold start: a throwaway pass over every path pays the process-wide
+        lazy set-up (op registration, primitive caches, tracing machinery), so no path is charged for it."""
+        if self.state.runtime_warm or self.job.mode != "run":
+            return
+        from kbench.protocol import RuntimeInit
+
+        self._phase("runtime init")
+        t = time.perf_counter()
+        for path in paths:
+            self._build(prepared, path)(prepared.inputs)()
+        self.emit(RuntimeInit(time.perf_counter() - t))
+        self.state.runtime_warm = True
+        _freeze_heap()
+
+    # -- 2. cold start -------------------------------------------------------------------------------------------
+    def cold_start(self, prepared: Prepared, order: list[CallPath]) -> list[Cold]:
+        cold = []
+        for i, path in enumerate(order):
+            self._phase(f"cold start: {path.name}")
+            build_s, bind = time_once(lambda: self._build(prepared, path))
+            fn = bind(prepared.inputs)
+            first_s, out = time_once(fn)
+            cold.append(Cold(path, i, build_s, first_s, bind, fn, out))
+        return cold
+
+    # -- 3. parity -----------------------------------------------------------------------------------------------
+    def parity(self, prepared: Prepared, cold: list[Cold]) -> dict[str, parity.ParityResult]:
+        outputs = {}
+        for c in cold:
+            if c.path.transfer:  # a copy, not the model: nothing to compare
+                continue
+            out = to_host(c.output)
+            if out.shape != prepared.twin.shape:
+                raise ModelShapeError(
+                    f"model {prepared.spec.name!r}: path {c.path.name!r} returns shape {out.shape} but the NumPy twin "
+                    f"returns {prepared.twin.shape} at {self.cell.label}; make build_keras() and forward() compute the "
+                    "same thing"
+                )
+            outputs[c.path.name] = out
+        checks = parity.check_all(outputs, prepared.ref, prepared.twin, prepared.tol, prepared.magnitudes)
+        nan = float("nan")
+        for c in cold:
+            if c.path.transfer:
+                checks[c.path.name] = parity.ParityResult(c.path.name, True, prepared.tol, nan, nan, nan,
+                                                          "transfer: no parity")  # fmt: skip
+        return checks
+
+    # -- 4. steady state -----------------------------------------------------------------------------------------
+    def steady(self, cold: list[Cold], budget_s: float | None) -> dict[str, Measurement]:
+        self._phase("steady state")
+        timer = self.job.timer
+        config = replace(timer, seed=self.rng.randrange(2**31), budget_s=timer.budget_s if budget_s is None else budget_s)
+        return Timer(config).run({c.path.name: c.fn for c in cold})
+
+    # -- 5. retrace ----------------------------------------------------------------------------------------------
+    def retrace(self, prepared: Prepared, cold: list[Cold]) -> dict[str, tuple[float, int]]:
+        if not prepared.spec.has_batch:
+            return {}
+        self._phase("retrace")
+        sizes = {**self.cell.sizes_dict, "batch": self.cell.sizes_dict["batch"] + 1}
+        inputs = make_inputs(prepared.spec, sizes, self.cell.dtype, self.job.seed)
+        return {c.path.name: (time_once(c.bind(inputs))[0], sizes["batch"]) for c in cold}
+
+    def _result(self, c: Cold, check, m: Measurement | None, retraced: tuple[float, int] | None) -> PathResult:
+        keras_side = c.path.uses_keras or c.path.transfer
+        result = PathResult(
+            path=c.path.name, order=c.order, build_s=c.build_s if c.path.uses_keras else None,
+            first_call_s=c.first_call_s, parity=check,
+            device=self.state.device if keras_side else "cpu", placement=c.path.placement,
+            precision=self.state.precision if c.path.uses_keras else "float32",
+            retrace_s=retraced[0] if retraced else None, retrace_batch=retraced[1] if retraced else None,
+        )  # fmt: skip
+        if m is None:
+            return result
+        return replace(result, samples=tuple(m.samples), loops=m.loops, stop_reason=m.stop_reason,
+                       loop_overhead_s=m.per_loop_overhead_s, fixed_overhead_s=m.fixed_overhead_s,
+                       switch_warmup_calls=getattr(m, "switch_warmup_calls", 0))  # fmt: skip
+
+
+def _freeze_heap() -> None:
+    """Move every object alive now (the backend's modules, graphs, caches) out of the garbage collector's reach.
+
+    A full collection in a process that has imported TensorFlow walks ~400k objects and takes ~0.2 s; kbench
+    collects before every cold call and at the start of every steady state, so without this a cell spent seconds
+    in the collector (measured: ~4 s of a 10 s cell). Objects made later (per cell) are still collected."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
