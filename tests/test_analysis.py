@@ -115,3 +115,15 @@ def test_fit_property_small_noise_small_error(a, g, noise, seed):
     df = synthetic({"numpy": (2e-6, 50.0), "x": (a, g)}, noise=noise, seed=seed)
     fit = analysis.fit_overhead(df).set_index("path").loc["x"]
     assert fit["overhead_s"] == pytest.approx(a, rel=0.1 + 20 * noise)
+
+
+def test_verdict_table_is_the_one_engine_for_keras_paths_and_exclusions():
+    df = synthetic(PATHS)
+    df.loc[(df["path"] == "predict") & (df["size_batch"] == 1), "parity_ok"] = False
+    v = analysis.verdict_table(df).set_index("sizes")
+    small = v.loc["batch=1 features=128 units=128"]
+    assert small["keras_best"] == "compiled" and small["keras_slowest"] == "compiled"  # predict left out
+    assert small["failed_parity"] == ("predict",) and small["keras_best_ratio"] > 100
+    large = v.loc["batch=16384 features=128 units=128"]
+    assert large["keras_best"] == "compiled" and large["keras_slowest"] == "predict" and large["failed_parity"] == ()
+    assert large["baseline_median_s"] == pytest.approx(df[(df["path"] == "numpy") & (df["size_batch"] == 16384)]["median_s"].iloc[0])

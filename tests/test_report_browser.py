@@ -4,6 +4,7 @@ Needs Debian's `chromium` (and the `playwright` Python package, which drives it;
 Locally without Chromium the test skips with the reason; in CI (CI set) a missing browser is a failure.
 """
 
+import json
 import os
 import shutil
 
@@ -46,10 +47,14 @@ def test_report_renders_in_headless_chromium(quick_run, tmp_path, evil):
     data = load_run(run_dir)
     one_cell = data.results[data.results["sizes"] == data.results["sizes"].iloc[0]].copy()
     samples = data.samples[data.samples["sizes"] == one_cell["sizes"].iloc[0]].copy()
-    if evil:  # a model named like a script must render as text and stay inert
+    meta = dict(data.meta)
+    if evil:  # a model named like a script, and hostile options and machine lines, must render as text and stay inert
         one_cell["model"] = "<script>alert(1)</script>"
         samples["model"] = "<script>alert(1)</script>"
-    data = type(data)(data.run_dir, data.meta, one_cell, samples)
+        one_cell["options"] = json.dumps({"<b>k</b>": "<img src=x onerror=alert(2)>", "ansi": "\x1b[31m" + "L" * 2000})
+        meta["machine"] = ["<script>alert(3)</script>"]
+        meta["models"] = {"<script>alert(1)</script>": {"summary": "<img src=y onerror=alert(4)>", "file": "<i>"}}
+    data = type(data)(data.run_dir, meta, one_cell, samples)
     html_path = report.write_report(data, tmp_path / "report.html")
 
     with sync_playwright() as p:
@@ -66,6 +71,7 @@ def test_report_renders_in_headless_chromium(quick_run, tmp_path, evil):
         parity_rows = page.locator("#parity-table tbody tr").count()
         verdict = page.locator("#verdict").inner_text()
         title = page.title()
+        body = page.locator("body").inner_text()
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
 
@@ -77,3 +83,6 @@ def test_report_renders_in_headless_chromium(quick_run, tmp_path, evil):
     assert (tmp_path / "report.png").stat().st_size > 10_000
     if evil:
         assert "<script>alert(1)</script>" in title  # shown as text, not run
+        for text in ("<img src=x onerror=alert(2)>", "<script>alert(3)</script>", "<img src=y onerror=alert(4)>",
+                     "\\x1b[31m"):  # fmt: skip
+            assert text in body, text

@@ -20,6 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from kbench.fmt import fmt_ratio
 from kbench.paths import BASELINE
 
 MIN_FIT_POINTS = 3
@@ -137,46 +138,62 @@ def crossovers(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _pick(rows: pd.DataFrame, i: int, col: str):
+    """``rows[col]`` at position ``i`` (negative: from the end), or None when there are too few rows."""
+    return rows[col].iloc[i] if -len(rows) <= i < len(rows) else None
+
+
 def verdict_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per model and cell: the fastest parity-clean path (NumPy included) and how much faster than the runner-up."""
+    """Per model and cell, the one verdict engine: the fastest parity-clean path (NumPy included) and how much
+    faster it is than the runner-up; the fastest and slowest clean Keras paths with their ratios to NumPy; the
+    paths left out because they failed parity. A cell where every path failed parity recommends nothing."""
     rows = []
-    ok = results[results["median_s"].notna() & results["parity_ok"].astype(bool)]
-    for (model, sizes), c in ok.groupby(["model", "sizes"], sort=False):
-        c = c.sort_values("median_s")
-        best = c.iloc[0]
-        runner = c.iloc[1] if len(c) > 1 else None
+    timed = results[results["median_s"].notna()]
+    for (model, sizes), cell in timed.groupby(["model", "sizes"], sort=False):
+        passed = cell["parity_ok"].astype(bool)
+        ok = cell[passed].sort_values("median_s", kind="stable")
+        keras = ok[ok["path"] != BASELINE]
+        base = cell[cell["path"] == BASELINE]["median_s"]
         rows.append({
-            "model": model, "sizes": sizes, "recommended": best["path"], "median_s": best["median_s"],
-            "runner_up": None if runner is None else runner["path"],
-            "margin": math.nan if runner is None else float(runner["median_s"] / best["median_s"]),
+            "model": model, "sizes": sizes, "recommended": _pick(ok, 0, "path"), "median_s": _pick(ok, 0, "median_s"),
+            "runner_up": _pick(ok, 1, "path"),
+            "margin": float(ok["median_s"].iloc[1] / ok["median_s"].iloc[0]) if len(ok) > 1 else math.nan,
+            "baseline_median_s": float(base.iloc[0]) if len(base) else math.nan,
+            "keras_best": _pick(keras, 0, "path"), "keras_best_median_s": _pick(keras, 0, "median_s"),
+            "keras_best_ratio": _pick(keras, 0, "ratio_to_numpy"),
+            "keras_slowest": _pick(keras, -1, "path"), "keras_slowest_median_s": _pick(keras, -1, "median_s"),
+            "keras_slowest_ratio": _pick(keras, -1, "ratio_to_numpy"),
+            "failed_parity": tuple(sorted(set(cell["path"][~passed]))),
         })  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def headlines(results: pd.DataFrame) -> list[str]:
-    """One sentence per sweep: below which size NumPy beats every Keras path (or that it always / never does)."""
-    cross = crossovers(results)
+def headlines(results: pd.DataFrame, cross: pd.DataFrame | None = None) -> list[str]:
+    """One sentence per sweep: below which size NumPy beats every Keras path (or that it always / never does).
+    ``cross``: :func:`crossovers` of ``results`` when the caller has it already."""
+    cross = crossovers(results) if cross is None else cross
     out = []
     if cross.empty:
         return out
     for (model, swept, fixed), g in cross.groupby(["model", "swept", "fixed"], sort=False):
-        where = f"{model}{' at ' + fixed if fixed else ''}"
-        wins = g[g["direction"] == "keras_above"].sort_values("crossover")
-        if not wins.empty:
-            first = wins.iloc[0]
-            out.append(
-                f"{where}: below {swept} ≈ {first['crossover']:.3g}, NumPy is faster than every Keras path on this "
-                f"machine; above it {first['path']} wins (crossover {first['crossover_low']:.3g}–"
-                f"{first['crossover_high']:.3g} from the medians' CIs)."
-            )
-            continue
-        always = g[(g["crossover"].isna()) & (g["nearest_ratio"] < 1)]
-        if not always.empty:
-            out.append(f"{where}: {', '.join(always['path'])} beat NumPy at every {swept} in {g['range'].iloc[0]}.")
-            continue
-        best = g.sort_values("nearest_ratio").iloc[0]
-        out.append(
-            f"{where}: NumPy is faster than every Keras path at every {swept} in {g['range'].iloc[0]} on this machine "
-            f"(closest: {best['path']} at {best['nearest_ratio']:.3g}× NumPy's time, {swept}={best['nearest_at']})."
-        )
+        out.append(_headline(f"{model}{' at ' + fixed if fixed else ''}", swept, g))
     return out
+
+
+def _headline(where: str, swept: str, g: pd.DataFrame) -> str:
+    wins = g[g["direction"] == "keras_above"].sort_values("crossover")
+    if not wins.empty:
+        first = wins.iloc[0]
+        return (
+            f"{where}: below {swept} ≈ {first['crossover']:.3g}, NumPy is faster than every Keras path on this "
+            f"machine; above it {first['path']} wins (crossover {first['crossover_low']:.3g}–"
+            f"{first['crossover_high']:.3g} from the medians' CIs)."
+        )
+    always = g[(g["crossover"].isna()) & (g["nearest_ratio"] < 1)]
+    if not always.empty:
+        return f"{where}: {', '.join(always['path'])} beat NumPy at every {swept} in {g['range'].iloc[0]}."
+    best = g.sort_values("nearest_ratio").iloc[0]
+    return (
+        f"{where}: NumPy is faster than every Keras path at every {swept} in {g['range'].iloc[0]} on this machine "
+        f"(closest: {best['path']} at {fmt_ratio(best['nearest_ratio'])} NumPy's time, {swept}={best['nearest_at']})."
+    )

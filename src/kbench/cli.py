@@ -1,11 +1,14 @@
 """The ``kbench`` command: a thin typer layer over :mod:`kbench.api`.
 
-Exit codes: 0 all good; 1 a measurement failed (parity mismatch, worker failure); 2 bad input; 130 interrupted.
+Exit codes: 0 all good; 1 a measurement failed (parity mismatch, worker failure); 2 bad input; 130 interrupted by
+Ctrl-C (SIGINT); 143 stopped by SIGTERM (finished cells are kept either way).
 Bad input always prints exactly one line on stderr and no traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import time
 from pathlib import Path
@@ -117,6 +120,7 @@ def run(
     min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Samples per path before the stopping rule applies [default: 10, --quick: 5]."),
     target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05]."),
     quick: bool = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI."),
+    processes: Optional[int] = typer.Option(None, "--processes", help="Worker processes per backend, one after the other; they share each cell's budget and their spread goes into the CI [default: 3]."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report (regenerate it later with `kbench report`)."),
     backend: Optional[List[str]] = BackendOpt,
@@ -126,38 +130,20 @@ def run(
     models_dir: Optional[List[Path]] = DirsOpt,
 ) -> int:
     """Check parity, then time every call path against the NumPy twin; write reports/<run-id>/."""
-    from dataclasses import replace
-
-    base = api.QUICK if quick else api.TimerConfig()
-    overrides = {k: v for k, v in (("budget_s", cell_budget), ("min_samples", min_samples), ("target_ci", target_ci)) if v is not None}
-    if cell_budget is not None and not cell_budget > 0:
-        raise errors.UsageError(f"--cell-budget {cell_budget} must be more than 0 seconds")
-    if max_cells < 1:
-        raise errors.UsageError(f"--max-cells {max_cells} must be at least 1")
-    if cell_timeout is not None and not cell_timeout > 0:
-        raise errors.UsageError(f"--cell-timeout {cell_timeout} must be more than 0 seconds")
-    if min_samples is not None and min_samples < 1:
-        raise errors.UsageError(f"--min-samples {min_samples} must be at least 1")
-    if target_ci is not None and not 0 < target_ci < 1:
-        raise errors.UsageError(f"--target-ci {target_ci} must be a fraction between 0 and 1, e.g. 0.02")
-    timer = replace(base, **overrides, max_samples=max(base.max_samples, overrides.get("min_samples", 0)))
     plan = api.plan(
-        model, path, _sizes(batch, features, units, n, size), _pairs(option, "--option"), dtype, seed, timer,
-        models_dir or (), command="kbench " + " ".join(_argv() or ["run", *[f"--model={m}" for m in model]]),
+        model, path, _sizes(batch, features, units, n, size), _pairs(option, "--option"), dtype, seed,
+        models_dirs=models_dir or (), command="kbench " + " ".join(_argv() or ["run", *[f"--model={m}" for m in model]]),
         sweep=sweep, run_budget=budget, max_cells=max_cells, force=force, backends=backend, device=device,
-        precision=precision, resident=resident,
+        precision=precision, resident=resident, processes=processes, quick=quick, cell_budget=cell_budget,
+        min_samples=min_samples, target_ci=target_ci, cell_timeout=cell_timeout,
     )  # fmt: skip
     api.check_out_dir(out)
     console, err = _console(), _console(stderr=True)
     started = time.perf_counter()
-    result = _with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook, cell_timeout_s=cell_timeout))
-    shown = render.by_backend(result.results)
-    for table in render.results_tables(shown):
-        console.print(table)
-    for table in render.sweep_tables(shown):
-        console.print(table)
-    for line in render.summary_lines(shown, result.meta):
-        console.print(line, markup=False, soft_wrap=True)
+    with _sigterm_as_interrupt():
+        result = _with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook))
+    for item in render.run_view(result.results, result.meta):  # rich Text and tables: nothing parsed as markup
+        console.print(item, soft_wrap=True)
     for failure in result.failures:
         err.print(f"kbench: worker failure: {failure}", markup=False, style="red", soft_wrap=True)
     not_run = [f for f in result.meta.get("failed_cells", []) if f["reason"].startswith("not run")]
@@ -171,8 +157,8 @@ def run(
         if result.run_dir is not None and not no_report:
             _write_report(result.run_dir)
         where = f"kept in {result.run_dir} (report marked partial)" if result.run_dir else "none had finished"
-        err.print(f"kbench: interrupted; {done} finished cell(s) {where}", markup=False, soft_wrap=True)
-        return 130
+        err.print(f"kbench: interrupted ({result.signal}); {done} finished cell(s) {where}", markup=False, soft_wrap=True)
+        return 143 if result.signal == "SIGTERM" else 130
     if result.results.empty and result.meta.get("skipped"):
         err.print("kbench: no cell was measured: every cell was skipped (see above); raise --budget", style="red")
         return 1
@@ -185,6 +171,25 @@ def run(
     return 0 if result.ok else 1
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a service manager, `timeout`, `kill`) stops a run like Ctrl-C: finished cells are kept."""
+    from kbench.session import Interrupted
+
+    def handler(signum, frame):
+        raise Interrupted("SIGTERM")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _write_report(run_dir: Path) -> Path:
     from kbench import report
     from kbench.results import load_run
@@ -193,21 +198,25 @@ def _write_report(run_dir: Path) -> Path:
 
 
 def _with_progress(console, plan, fn):
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    total = len(plan.cells) * len(plan.backends)
+    from kbench import protocol
+
+    total = len(plan.cells) * len(plan.backends) * plan.processes
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} cells"),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                   transient=True) as progress:  # fmt: skip
         task = progress.add_task(f"starting the {plan.backends[0]} worker (importing Keras and the backend)", total=total)
 
-        def hook(event: dict) -> None:
-            kind = event["event"]
-            if kind == "phase":
-                c = plan.cells[event["index"]]
-                where = f"{event['backend']} · " if "backend" in event else ""
-                progress.update(task, description=f"{where}{c.model} {c.label}: {event['phase']}")
-            elif kind in ("cell", "skip"):
+        def hook(p) -> None:
+            event = p.event
+            if isinstance(event, protocol.Phase):
+                c = plan.cells[event.index]
+                proc = f" {p.process + 1}/{p.processes}" if p.processes > 1 else ""
+                text = f"{p.backend}{proc} · {c.model} {c.label}: {event.phase}"
+                progress.update(task, description=escape(text))  # model names and sizes are shown literally
+            elif isinstance(event, (protocol.CellDone, protocol.CellSkipped)):
                 progress.advance(task)
 
         return fn(hook)
@@ -237,8 +246,8 @@ def parity(
                     precision=precision, resident=resident)  # fmt: skip
     console = _console()
     result = _with_progress(_console(stderr=True), plan, lambda hook: api.run(plan, None, on_event=hook))
-    for table in render.parity_tables(render.by_backend(result.results)):
-        console.print(table)
+    for table in render.parity_view(result.results, result.meta):
+        console.print(table, soft_wrap=True)
     for line in render.parity_failure_lines(result.results):
         console.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)
     for failure in result.failures:
@@ -266,14 +275,17 @@ def report_(
 
 @app.command()
 def peak(refresh: bool = typer.Option(False, "--refresh", help="Measure again even when this machine is cached.")) -> int:
-    """Measure (or read the cached) GEMM GFLOP/s through NumPy's BLAS and memory copy bandwidth."""
+    """Measure (or read the cached) GEMM GFLOP/s of every engine (NumPy's BLAS, each installed backend's matmul on
+    the CPU; the best is the peak) and memory copy bandwidth; show what pins NumPy's BLAS, if anything."""
+    from kbench import machine
     from kbench import peak as peak_mod
 
     p, cached = peak_mod.load_or_measure(refresh)
-    typer.echo(f"float32 GEMM (n={p.gemm_n}): {p.gflops_float32:.1f} GFLOP/s")
-    typer.echo(f"float64 GEMM (n={p.gemm_n}): {p.gflops_float64:.1f} GFLOP/s")
-    typer.echo(f"memory copy: {p.copy_gbps:.1f} GB/s")
+    for line in peak_mod.describe_lines(p):
+        typer.echo(line)
     typer.echo(f"{'cached' if cached else 'measured'} {p.measured} for machine {p.fingerprint} ({peak_mod.cache_dir()})")
+    for line in machine.detail_lines(machine.blas_check(p)):
+        typer.echo(line)
     return 0
 
 
@@ -286,9 +298,18 @@ def list_(models_dir: Optional[List[Path]] = DirsOpt) -> int:
 
 
 @app.command()
-def env() -> int:
-    """The environment fingerprint recorded with every run (starts a worker to read the backend's side)."""
-    for line in render.env_lines(api.environment()):
+def env(
+    check: bool = typer.Option(False, "--check", help="Instead: check the machine for what makes figures wrong or noisy (BLAS pins, load, governor, cores, threads); exit 0 even with warnings."),
+    backend: Optional[List[str]] = BackendOpt,
+) -> int:
+    """The environment fingerprint recorded with every run (starts a worker per backend to read its side)."""
+    if check:
+        from kbench import machine, peak
+
+        for line in machine.detail_lines(machine.check(peak.load_cached())):
+            typer.echo(line)
+        return 0
+    for line in render.env_lines(api.environment(backend)):
         typer.echo(line)
     return 0
 

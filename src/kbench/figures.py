@@ -20,8 +20,8 @@ import seaborn as sns
 from matplotlib.figure import Figure  # drawn without pyplot: no backend or global figure state is touched
 
 from kbench.analysis import swept_axis
-from kbench.paths import PATHS
-from kbench.render import fmt_time
+from kbench.fmt import fmt_ratio, fmt_time
+from kbench.paths import BASELINE, PATHS
 
 PATH_COLORS: dict[str, tuple[float, float, float]] = dict(zip(PATHS, sns.color_palette("colorblind", len(PATHS))))
 PHASE_COLORS = dict(zip(("import", "build", "first call", "retrace", "steady call"), sns.color_palette("muted", 5)))
@@ -93,7 +93,7 @@ def latency_figure(results: pd.DataFrame, model: str, fits: pd.DataFrame | None 
 
 def ratio_figure(results: pd.DataFrame, model: str, crossovers: pd.DataFrame | None = None) -> Figure:
     """Ratio to NumPy against the swept size, one line per Keras path, the 1× line, and each crossover marked."""
-    df = results[(results["model"] == model) & results["ratio_to_numpy"].notna() & (results["path"] != "numpy")]
+    df = results[(results["model"] == model) & results["ratio_to_numpy"].notna() & (results["path"] != BASELINE)]
     x = swept_axis(df)
     with _style():
         fig = Figure(figsize=(7.5, 4.0), layout="constrained")
@@ -159,7 +159,7 @@ def ratio_heatmap(results: pd.DataFrame, model: str) -> Figure:
         order = order.sort_values(x)
     cols = list(order["sizes"])
     grid = df.pivot_table(index="path", columns="sizes", values="ratio_to_numpy").reindex(_paths_in(df))[cols]
-    labels = grid.map(lambda r: "" if pd.isna(r) else (f"{r:.3g}×" if r < 1000 else f"{r:,.0f}×"))
+    labels = grid.map(lambda r: "" if pd.isna(r) else fmt_ratio(r))
     if x is not None:
         grid.columns = [f"{x.removeprefix('size_')}={int(v)}" for v in order[x]]
     with _style():

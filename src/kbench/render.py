@@ -1,206 +1,144 @@
-"""Terminal rendering: pure functions from results to rich renderables or lines. Nothing here prints."""
+"""Terminal rendering: the presentation model (:mod:`kbench.present`) laid out as rich renderables. Nothing here
+prints and nothing here computes a figure.
+
+Every string that reaches rich is a :class:`rich.text.Text` (titles, cells and lines alike), so nothing from a model
+file, an option, a size name, a path or the environment is ever parsed as markup; :mod:`kbench.present` has already
+spelled out its control characters, so an ANSI escape is shown, not interpreted.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Iterable
 
 import pandas as pd
 from rich import box
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from kbench.paths import BACKENDS, BASELINE, PATHS
+from kbench import present
+from kbench.fmt import clip, visible
+from kbench.paths import BACKENDS, PATHS
+from kbench.present import Presentation, by_backend  # noqa: F401  (by_backend: kept importable from here)
 from kbench.spec import ModelSpec
 
-UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+VALUE_LIMIT = 80  # characters of one option value shown in the terminal (the report shows all of it)
+TITLE_LIMIT = 1000  # characters of a whole title or line from a model file
+OK, FAIL = Text("✓", style="green"), Text("✗ FAIL", style="bold red")
 
 
-def time_unit(seconds: float) -> tuple[float, str]:
-    """The largest unit in which ``seconds`` is at least 1 (ns at the bottom)."""
-    for scale, unit in UNITS:
-        if abs(seconds) >= scale:
-            return scale, unit
-    return UNITS[-1]
+def view(results: pd.DataFrame, meta: dict) -> Presentation:
+    """The presentation of a run, built once."""
+    return present.build(present.prepare(results), meta)
 
 
-def fmt_time(seconds: Any) -> str:
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)) or pd.isna(seconds):
-        return "—"
-    scale, unit = time_unit(float(seconds))
-    return f"{float(seconds) / scale:.3g} {unit}"
+def run_view(results: pd.DataFrame, meta: dict) -> list[RenderableType]:
+    """Everything ``kbench run`` shows about its results, in order: the machine check, one table per cell, the
+    sweep tables, then the summary lines (headlines, imports, peak, the warnings digest). Print each item with
+    ``soft_wrap=True``."""
+    p = view(results, meta)
+    return [*lines(p.machine), *results_tables(p), *sweep_tables(p), *lines(summary_lines(p))]
 
 
-def fmt_median_iqr(median: Any, iqr: Any) -> str:
-    """``"2.42 µs (7%)"``: the median and its IQR as a share of it."""
-    if pd.isna(median):
-        return "—"
-    return f"{fmt_time(median)} ({iqr / median:.0%})" if median > 0 else fmt_time(median)
+def parity_view(results: pd.DataFrame, meta: dict | None = None) -> list[RenderableType]:
+    """What ``kbench parity`` shows: one parity table per cell."""
+    return parity_tables(view(results, meta or {}))
 
 
-def fmt_ratio(r: Any) -> str:
-    if pd.isna(r):
-        return "—"
-    if r >= 10_000:
-        return f"{r / 1000:.3g}k×"
-    return f"{r:,.0f}×" if r >= 100 else f"{r:.3g}×"
+def lines(texts: Iterable[str]) -> list[Text]:
+    """Plain lines as Text: shown as they are, never parsed as markup."""
+    return [Text(t) for t in texts]
 
 
-def _cells(df: pd.DataFrame):
-    """(title, rows) per cell, in the order cells were run."""
-    for key, rows in df.groupby(["model", "sizes", "dtype", "options"], sort=False):
-        model, sizes, dtype, options = key
-        opts = json.loads(options) if isinstance(options, str) and options else {}
-        extra = " ".join(f"{k}={v}" for k, v in opts.items())
-        yield f"{model} · {sizes}{' · ' + extra if extra else ''} · {dtype}", rows
+def _table(title: str) -> Table:
+    return Table(title=Text(clip(title, TITLE_LIMIT)), title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+                 pad_edge=False)  # fmt: skip
 
 
-def results_tables(df: pd.DataFrame) -> list[Table]:
-    """One table per cell: median ± IQR, ratio to NumPy, parity, first-call and retrace cost per path."""
+def _columns(t: Table, columns: Iterable[tuple[str, str]], no_wrap: bool = True) -> None:
+    for name, justify in columns:
+        t.add_column(Text(name), justify=justify, no_wrap=no_wrap)  # type: ignore[arg-type]
+
+
+def results_tables(p: Presentation) -> list[Table]:
+    """One table per cell: median (IQR), ratio to NumPy, parity, first-call and retrace cost per path."""
     tables = []
-    for title, rows in _cells(df):
-        t = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-        for col, just in (("path", "left"), ("median (IQR)", "right"), ("×NumPy", "right"), ("ok", "left"),
-                          ("1st call", "right"), ("retrace", "right"), ("n×loops", "right")):  # fmt: skip
-            t.add_column(col, justify=just, no_wrap=True)
-        for _, row in rows.iterrows():
-            ok = bool(row["parity_ok"])
-            ratio = fmt_ratio(row.get("ratio_to_numpy"))
-            t.add_row(
-                row["path"],
-                fmt_median_iqr(row.get("median_s"), row.get("iqr_s")),
-                Text(ratio, style="dim") if row["path"] == BASELINE else Text(ratio),
-                Text("✓", style="green") if ok else Text("✗ FAIL", style="bold red"),
-                fmt_time(row.get("first_call_s")),
-                fmt_time(row.get("retrace_s")),
-                "—" if pd.isna(row.get("n_samples")) else f"{int(row['n_samples'])}×{int(row['loops'])}",
-                style="red" if not ok else None,
-            )
+    for cell in p.cells:
+        t = _table(cell.title(VALUE_LIMIT))
+        _columns(t, (("path", "left"), ("median (IQR)", "right"), ("×NumPy", "right"), ("ok", "left"),
+                     ("1st call", "right"), ("retrace", "right"), ("n×loops", "right")))  # fmt: skip
+        for r in cell.rows:
+            t.add_row(Text(clip(r.path, 40)), Text(r.median), Text(r.ratio, style="dim" if r.baseline else ""),
+                      OK if r.ok else FAIL, Text(r.first_call), Text(r.retrace), Text(r.samples),
+                      style=None if r.ok else "red")  # fmt: skip
         tables.append(t)
     return tables
 
 
-def parity_tables(df: pd.DataFrame) -> list[Table]:
+def parity_tables(p: Presentation) -> list[Table]:
     """One table per cell: errors against the float64 reference and the NumPy twin, and the tolerance."""
     tables = []
-    for title, rows in _cells(df):
-        tol = rows["parity_tol"].iloc[0]
-        t = Table(title=f"{title} · tolerance {tol:.2e} × max|ref|", title_justify="left", title_style="bold",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-        for col in ("path", "max abs err", "/ max|ref|", "vs twin", "ok"):
-            t.add_column(col)
-        for _, row in rows.sort_values("parity_ok", kind="stable").iterrows():  # failures first
-            ok = bool(row["parity_ok"])
-            t.add_row(
-                row["path"], f"{row['parity_max_abs_err']:.2e}", f"{row['parity_max_rel_err']:.2e}",
-                f"{row['parity_twin_max_abs_err']:.2e}",
-                Text("✓", style="green") if ok else Text("✗ FAIL", style="bold red"),
-            )  # fmt: skip
+    for cell in p.cells:
+        t = _table(f"{cell.title(VALUE_LIMIT)} · tolerance {cell.tolerance} × max|ref|")
+        _columns(t, (("path", "left"), ("max abs err", "left"), ("/ max|ref|", "left"), ("vs twin", "left"),
+                     ("ok", "left")))  # fmt: skip
+        for r in sorted(cell.rows, key=lambda r: r.ok):  # failures first
+            t.add_row(Text(clip(r.path, 40)), Text(r.abs_err), Text(r.rel_err), Text(r.twin_err), OK if r.ok else FAIL)
         tables.append(t)
     return tables
 
 
-def parity_failure_lines(df: pd.DataFrame) -> list[str]:
-    bad = df[~df["parity_ok"].astype(bool)]
-    return [f"parity FAILED: {r.model} {r.sizes} {r.dtype} {r.path}: {r.parity_message}" for r in bad.itertuples()]
-
-
-def import_lines(meta: dict) -> list[str]:
-    """Per backend: the imports timed in its fresh worker and the runtime's first use."""
-    init = meta.get("runtime_init_s") or {}
-    return [
-        f"import ({backend} worker): numpy {fmt_time(i.get('numpy'))}, keras+{backend} {fmt_time(i.get('backend'))}; "
-        f"runtime first use {fmt_time(init.get(backend))}"
-        for backend, i in (meta.get("imports") or {}).items()
-    ]
-
-
-def by_backend(df: pd.DataFrame) -> pd.DataFrame:
-    """With several backends, label each model with its backend so every table, figure and analysis groups by
-    both (each backend's worker measures its own NumPy baseline, so ratios stay within one process)."""
-    if "backend" not in df.columns or df["backend"].nunique() <= 1:
-        return df
-    return df.assign(model=df["model"].astype(str) + " · " + df["backend"].astype(str))
-
-
-def summary_lines(df: pd.DataFrame, meta: dict) -> list[str]:
-    """Headlines of sweeps, cold-start context, skipped cells and warnings, one line each."""
-    from kbench.analysis import headlines
-
-    lines = list(headlines(df))
-    lines += import_lines(meta)
-    peak = meta.get("peak")
-    if peak:
-        lines.append(f"machine peak (NumPy BLAS): float32 {peak['gflops_float32']:.0f} GFLOP/s, float64 "
-                     f"{peak['gflops_float64']:.0f} GFLOP/s, copy {peak['copy_gbps']:.1f} GB/s")  # fmt: skip
-    for s in meta.get("skipped") or []:
-        lines.append(f"skipped: {s['model']} {s['sizes']}: {s['reason']}")
-    for _, row in df.iterrows():
-        if isinstance(row.get("warnings"), str) and row["warnings"]:
-            lines.append(f"warning: {row['model']} {row['sizes']} {row['path']}: {row['warnings']}")
-    return lines
-
-
-def _crossover_text(r: Any) -> str:
-    if r["crossover"] is None or pd.isna(r["crossover"]):
-        return f"never; closest {fmt_ratio(r['nearest_ratio'])} at {r['nearest_at']}"
-    side = "Keras faster above" if r["direction"] == "keras_above" else "Keras faster below"
-    extra = f", {int(r['crossings'])} crossings" if r["crossings"] > 1 else ""
-    return f"≈ {r['crossover']:.3g} [{r['crossover_low']:.3g}–{r['crossover_high']:.3g}] ({side}{extra})"
-
-
-def sweep_tables(results: pd.DataFrame) -> list[Table]:
+def sweep_tables(p: Presentation) -> list[Table]:
     """Per sweep: each Keras path's crossover against NumPy and its fitted overhead and throughput."""
-    from kbench.analysis import crossovers, fit_overhead
-
-    cross, fits = crossovers(results), fit_overhead(results)
     tables = []
-    for (model, swept, fixed), g in cross.groupby(["model", "swept", "fixed"], sort=False) if not cross.empty else []:
-        f = fits[(fits["model"] == model) & (fits["fixed"] == fixed)].set_index("path") if not fits.empty else None
-        t = Table(title=f"{model}{' · ' + fixed if fixed else ''}, {swept} {g['range'].iloc[0]}: crossover against NumPy; "
-                  "fit of time = overhead + FLOPs / throughput", title_justify="left", title_style="bold",
-                  box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
-        for col, just in (("path", "left"), (f"NumPy = Keras at {swept}", "left"), ("overhead", "right"),
-                          ("GFLOP/s", "right"), (f"vs {swept}={g['range'].iloc[0].split('..')[0]}", "right"),
-                          ("fit err", "right")):  # fmt: skip
-            t.add_column(col, justify=just)
-        rows = list(g.iterrows())
-        if f is not None and "numpy" in f.index:
-            rows.insert(0, (None, {"path": "numpy"}))
-        for _, r in rows:
-            fit = f.loc[r["path"]] if f is not None and r["path"] in f.index else None
-            t.add_row(
-                r["path"],
-                "—" if r["path"] == "numpy" else _crossover_text(r),
-                "—" if fit is None else fmt_time(fit["overhead_s"]),
-                "—" if fit is None else f"{fit['throughput_gflops']:.3g}",
-                "—" if fit is None else f"{fit['overhead_vs_smallest']:.2f}×",
-                "—" if fit is None else f"{100 * fit['fit_median_rel_err']:.0f}%",
-            )
+    for s in p.sweeps:
+        t = _table(f"{s.title}: crossover against NumPy; fit of time = overhead + FLOPs / throughput")
+        _columns(t, (("path", "left"), (f"NumPy = Keras at {clip(s.swept, 40)}", "left"), ("overhead", "right"),
+                     ("GFLOP/s", "right"), (f"vs {clip(s.smallest, 40)}", "right"), ("fit err", "right")),
+                 no_wrap=False)  # fmt: skip
+        for r in s.rows:
+            cells = (clip(r.path, 40), r.crossover, r.overhead, r.gflops, r.vs_smallest, r.fit_err)
+            t.add_row(*(Text(v) for v in cells))
         tables.append(t)
     return tables
+
+
+def summary_lines(p: Presentation) -> list[str]:
+    """After the tables: sweep headlines, imports, the machine peak, and the warnings digest (one line per kind)."""
+    return [*p.headlines, *p.imports, *([p.peak] if p.peak else []), *p.digest]
+
+
+def parity_failure_lines(results: pd.DataFrame) -> list[str]:
+    """One line per row that failed parity, with its error (print with ``markup=False``)."""
+    return list(present.parity_failure_lines(by_backend(results)))
+
+
+def _list_model(s: ModelSpec) -> list[str]:
+    sizes = " ".join(f"{visible(k)}={','.join(map(str, v))}" for k, v in s.sizes.items())
+    opts = " ".join(f"{visible(k)}={'|'.join(clip(visible(x), VALUE_LIMIT) for x in v)}" for k, v in s.options.items())
+    return [f"  {visible(s.name):<10} {sizes}" + (f"   options: {clip(opts, TITLE_LIMIT)}" if opts else ""),
+            f"  {'':<10} {clip(visible(s.summary), TITLE_LIMIT)}", f"  {'':<10} file: {visible(s.source)}"]  # fmt: skip
 
 
 def list_lines(specs: Iterable[ModelSpec]) -> list[str]:
-    """``kbench list``: models with sizes, defaults and options; call paths with what each timed region holds."""
-    lines = ["models (sizes list their defaults; an option's first value is its default):"]
+    """``kbench list``: models with sizes, defaults and options; call paths with what each timed region holds.
+    Plain text with every character visible (print it without markup)."""
+    lines_ = ["models (sizes list their defaults; an option's first value is its default):"]
     for s in specs:
-        sizes = " ".join(f"{k}={','.join(map(str, v))}" for k, v in s.sizes.items())
-        opts = " ".join(f"{k}={'|'.join(map(str, v))}" for k, v in s.options.items())
-        lines += [f"  {s.name:<10} {sizes}" + (f"   options: {opts}" if opts else ""),
-                  f"  {'':<10} {s.summary}", f"  {'':<10} file: {s.source}"]  # fmt: skip
-    lines += ["", "call paths (every timed region is NumPy in -> NumPy out):"]
+        lines_ += _list_model(s)
+    lines_ += ["", "call paths (every timed region is NumPy in -> NumPy out):"]
     for p in PATHS.values():
-        lines.append(f"  {p.name:<17} timed: {p.timed_region}")
+        lines_.append(f"  {p.name:<17} timed: {p.timed_region}")
         for backend in BACKENDS:
             impl = p.impl(backend)
             if impl is None:
-                lines.append(f"  {'':<17} {backend:<10} — (not on this backend)")
+                lines_.append(f"  {'':<17} {backend:<10} — (not on this backend)")
             else:
-                lines += [f"  {'':<17} {backend:<10} runs: {impl.runs}", f"  {'':<17} {'':<10} recompiles: {impl.recompiles}"]
-    return lines
+                lines_ += [f"  {'':<17} {backend:<10} runs: {impl.runs}", f"  {'':<17} {'':<10} recompiles: {impl.recompiles}"]
+    return lines_
 
 
-def env_lines(env: dict) -> list[str]:
+def env_lines(env: dict[str, Any]) -> list[str]:
+    """The fingerprint as JSON (which spells out every control character)."""
     return json.dumps(env, indent=2, default=str).splitlines()
