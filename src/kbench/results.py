@@ -111,6 +111,12 @@ class RunMeta:
     skipped: tuple[dict, ...] = ()
     failed_cells: tuple[dict, ...] = ()
     failures: tuple[str, ...] = ()
+    processes: int = 1
+    models: dict = field(default_factory=dict)
+    machine: tuple[str, ...] = ()
+    machine_findings: tuple[dict, ...] = ()
+    imports_per_process: dict = field(default_factory=dict)
+    runtime_init_s_per_process: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @classmethod

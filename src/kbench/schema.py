@@ -171,6 +171,15 @@ RUN_FIELDS: tuple[Column, ...] = (
     _c("failed_cells", "list[dict]", "", "Cells lost to a worker failure, each with `model`, `sizes`, `backend`, "
                                          "`reason`."),
     _c("failures", "list[str]", "", "One line per worker failure that was not the user's input."),
+    _c("processes", "int", "", "Worker processes per backend (`--processes`); 1 for a v1 run.", since=2),
+    _c("models", "dict", "", "Per model: its `summary` and model `file`, as the report shows them.", since=2),
+    _c("machine", "list[str]", "", "The machine check's short block, as printed at the top of the run.", since=2),
+    _c("machine_findings", "list[dict]", "", "Every machine-check finding: `kind`, `level`, `found`, `cost`, `fix`.",
+       since=2),
+    _c("imports_per_process", "dict", "s", "Per backend: every worker process's import times (`imports` holds "
+                                           "their median).", since=2),
+    _c("runtime_init_s_per_process", "dict", "s", "Per backend: every worker process's runtime first use.",
+       since=2),
 )  # fmt: skip
 RUN_EXTRA = "Any other key (e.g. `backend`, `worker_pid`) is kept as it is, in `RunMeta.extra`."
 
