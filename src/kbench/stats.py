@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as sps
 
 from kbench.errors import KbenchError
 from kbench.timer import median_ci, quantile
@@ -106,7 +105,7 @@ def t_interval(centre: float, values: Sequence[float], level: float = LEVEL) -> 
     """``exp(log(centre) ± t((1+level)/2, N-1) · sd(log values) / sqrt(N))``, N = len(values) >= 2."""
     logs = np.log(np.asarray(values, dtype=float))
     n = len(logs)
-    half = float(sps.t.ppf((1 + level) / 2, n - 1)) * float(np.std(logs, ddof=1)) / math.sqrt(n)
+    half = float(_scipy_stats().t.ppf((1 + level) / 2, n - 1)) * float(np.std(logs, ddof=1)) / math.sqrt(n)
     return centre * math.exp(-half), centre * math.exp(half)
 
 
@@ -142,3 +141,10 @@ def _pooled_median(procs: list[tuple[float, ...]]) -> float:
 def _order_ci(procs: list[tuple[float, ...]]) -> tuple[float, float]:
     """The order-statistics CI of the median of all samples pooled (for N = 1, timer.median_ci's)."""
     return median_ci(tuple(sorted(x for p in procs for x in p)))
+
+
+def _scipy_stats():
+    """scipy.stats, imported on first use: it costs ~0.5 s, and most commands never need it."""
+    from scipy import stats
+
+    return stats
