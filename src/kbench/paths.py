@@ -136,7 +136,8 @@ def _tf_function(ctx: PathContext, model: Any, jit_compile: bool) -> Bind:
     import tensorflow as tf
 
     signature = [
-        tf.TensorSpec((None, *t.resolve(ctx.sizes)[1:]), dtype=ctx.dtype, name=t.name) for t in ctx.spec.inputs
+        tf.TensorSpec((None, *t.resolve(ctx.sizes)[1:]), dtype=t.dtype_for(ctx.dtype), name=t.name)
+        for t in ctx.spec.inputs
     ]
     multi = len(signature) > 1
 

@@ -2,8 +2,9 @@
 
 Each array is drawn from its own stream keyed on (seed, model, role, tensor name, resolved shape), so a weight is
 the same at every batch size and changing one tensor never shifts another. Values are drawn in float64 and then
-cast, so float32 and float64 runs see the same numbers up to rounding. No array ever holds an exact zero: zeros
-hide layout bugs (a transposed kernel times a zero input is still zero).
+cast, so float32 and float64 runs see the same numbers up to rounding. No float array ever holds an exact zero:
+zeros hide layout bugs (a transposed kernel times a zero input is still zero). An ``init="index"`` input holds
+integer indices drawn uniformly from [0, high) (int32, int64 in float64 runs): the same at either dtype.
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ def make_arrays(
     out = {}
     for t in tensors:
         shape = t.resolve(sizes)  # plain ints: the stream key must not depend on how a size was typed
-        values = draw(t, shape, _stream(seed, spec.name, role, t.name, shape)).astype(dtype)
+        rng = _stream(seed, spec.name, role, t.name, shape)
+        if t.init == "index":  # indices: no rounding, no zero rule (index 0 is an index like any other)
+            high = int(sizes[t.high]) if isinstance(t.high, str) else int(t.high)
+            out[t.name] = rng.integers(0, high, shape).astype(t.dtype_for(dtype))
+            continue
+        values = draw(t, shape, rng).astype(dtype)
         tiny = np.finfo(dtype).eps
         values[values == 0] = tiny  # measure-zero event, but "never zeros" is a promise
         out[t.name] = values
