@@ -22,7 +22,8 @@ EXAMPLES = [
     RuntimeInit(0.28),
     Phase(1, "cold start: call"),
     CellDone(0, (RESULT, PathResult("numpy", 0, None, 2e-4, ParityResult("numpy", True, 2e-5, 0.0, 0.0, 0.0), "cpu",
-                                    "host", "float32")), ("numpy", "call")),  # fmt: skip
+                                    "host", "float32")), ("numpy", "call"),
+             (protocol.Reference("kernel", (1e-4, 1.1e-4), 8), protocol.Reference("to_numpy", (), 0))),  # fmt: skip
     CellSkipped(3, "predicted to need at least 9.1 s"),
     Failed(2, "ModelShapeError", "model 'x': shapes differ", 2),
     Failed(0, "RuntimeError", "RuntimeError: boom", 1, "Traceback ...\n  line 1"),
@@ -36,14 +37,15 @@ KINDS = {**protocol.WORKER_EVENTS, **protocol.PARENT_EVENTS}
 # process boundary would otherwise read a default or crash on a key error.
 FIELDS = {
     "Job": ["cells", "paths", "backend", "seed", "timer", "mode", "device", "precision", "resident", "run_budget_s",
-            "process", "processes"],
+            "process", "processes", "gaps", "threads", "latency_s", "rate"],
     "PathResult": ["path", "order", "build_s", "first_call_s", "parity", "device", "placement", "precision", "samples",
                    "loops", "stop_reason", "loop_overhead_s", "fixed_overhead_s", "switch_warmup_calls", "retrace_s",
-                   "retrace_batch"],
+                   "retrace_batch", "latency", "latency_note", "arrivals", "mem_rss_growth_b", "mem_py_peak_b", "mem_device_peak_b"],
     "Imported": ["numpy_import_s", "backend_import_s", "env", "pid"],
     "RuntimeInit": ["runtime_init_s"],
     "Phase": ["index", "phase"],
-    "CellDone": ["index", "paths", "cold_order"],
+    "CellDone": ["index", "paths", "cold_order", "references"],
+    "Reference": ["name", "samples", "loops"],
     "CellSkipped": ["index", "reason"],
     "Failed": ["index", "kind", "message", "exit_code", "traceback"],
     "Done": [],
@@ -64,7 +66,7 @@ def _same(a, b) -> bool:
 
 
 def test_every_message_has_its_documented_fields():
-    classes = {"Job": Job, "PathResult": PathResult, **KINDS}
+    classes = {"Job": Job, "PathResult": PathResult, "Reference": protocol.Reference, **KINDS}
     assert set(classes) == set(FIELDS)
     for name, cls in classes.items():
         assert [f.name for f in dataclasses.fields(cls)] == FIELDS[name], name

@@ -16,6 +16,9 @@ from kbench.errors import SchemaError
 README = Path(__file__).resolve().parent.parent / "README.md"
 V2_ADDITIONS = {"n_processes", "process_medians_s", "ratio_process", "repeat_low_s", "repeat_high_s", "parity_culprit",
                 "switch_warmup_calls", "peak_engine"}  # fmt: skip
+V2_ADDITIONS |= {"kernel_s", "kernel_floor", "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s",
+                 "overhead_high_s", "dispatch_s"}  # where the time goes (kbench.decompose)  # fmt: skip
+V2_ADDITIONS |= schema.LATE_V2  # single calls, gaps, threads and memory (kbench.latency)
 
 
 def _timed_row(path: str, median: float, **over) -> dict:
@@ -92,8 +95,8 @@ def test_v1_columns_and_v2_additions_are_declared():
     declared = {c.name for c in schema.RESULT_COLUMNS}
     assert set(schema.V1_COLUMNS) <= declared
     assert {c.name for c in schema.RESULT_COLUMNS if c.since == 2} == V2_ADDITIONS
-    assert {c.name for c in schema.SAMPLE_COLUMNS if c.since == 2} == {"process"}
-    assert set(schema.V1_SAMPLE_COLUMNS) | {"process"} == set(schema.SAMPLE_COLUMN_NAMES)
+    assert {c.name for c in schema.SAMPLE_COLUMNS if c.since == 2} == {"process", "threads"}
+    assert set(schema.V1_SAMPLE_COLUMNS) | {"process", "threads"} == set(schema.SAMPLE_COLUMN_NAMES)
     assert schema.column("size_batch").name == "size_<name>" and schema.column("size_") is None
     assert schema.column("sizes").name == "sizes" and schema.column("size_Batch") is None
 

@@ -22,10 +22,11 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
-from kbench import errors
+from kbench import errors, latency
+from kbench import shard as shard_mod
 from kbench.envinfo import host_fingerprint
 from kbench.planning import (MAX_CELLS, Plan, make_cells, make_timer, check_processes, parse_backends, parse_duration,
-                         parse_paths, parse_size_list)  # fmt: skip
+                         parse_paths, parse_shard, parse_size_list)  # fmt: skip
 from kbench.session import Progress, RunSession
 from kbench.spec import ModelSpec, available_models, load_model, load_model_file, model_dirs
 from kbench.timer import TimerConfig
@@ -84,13 +85,21 @@ def plan(
     min_samples: int | None = None,
     target_ci: float | None = None,
     cell_timeout: float | None = None,
+    shard: str | tuple[int, int] | None = None,
+    gaps: str | Iterable[str | float] | None = None,
+    threads: str | int | Iterable[str | int] | None = None,
+    rate: str | float | None = None,
 ) -> Plan:
     """Validate a request and return the plan; raises a :class:`kbench.errors.UsageError` on bad input.
 
     ``timer`` is a complete :class:`TimerConfig`; otherwise the defaults (or :data:`QUICK` with ``quick``) with
     ``cell_budget`` (seconds of steady-state sampling per cell, all processes together), ``min_samples`` and
     ``target_ci`` applied. ``processes`` worker processes per backend (default :data:`DEFAULT_PROCESSES`) share
-    each cell's budget."""
+    each cell's budget. ``shard`` (``"K/N"``) keeps the K-th of N round-robin parts of the cells
+    (:mod:`kbench.shard`). ``gaps`` (``"0,1ms,20ms"``) adds single calls after each idle gap and ``threads``
+    (``"1,2"``) runs the worker processes once per thread count; ``rate`` (``"50/s"``) adds open-loop Poisson
+    arrivals, queueing included (:mod:`kbench.latency`)."""
+    wanted_shard = parse_shard(shard)
     models, paths, backends = _listify(models), _listify(paths), _listify(backends)
     names = [m.strip() for item in models for m in item.split(",") if m.strip()]
     if not names:
@@ -114,13 +123,19 @@ def plan(
     size_lists = {k: parse_size_list(k, v) for k, v in (sizes or {}).items() if v is not None}
     budget_s = parse_duration(run_budget)
     n_processes = DEFAULT_PROCESSES if processes is None else processes
+    gap_list, thread_list = latency.parse_gaps(gaps), latency.parse_threads(threads)
+    latency.check_gaps(gap_list, timer.budget_s)
+    rate_per_s = latency.parse_rate(rate)
+    latency.check_rate(rate_per_s, timer.budget_s)
     if mode == "run":
-        check_processes(n_processes, timer, budget_s, len(chosen))
+        check_processes(n_processes, timer, budget_s, len(chosen) * max(len(thread_list), 1))
     cells, skipped = make_cells(specs, size_lists, dict(options or {}), dtype, len(selected), mem_available, max_cells,
                                 sweep, force)  # fmt: skip
-    return Plan(cells, selected, seed, timer, mode=mode, command=command, run_budget_s=budget_s, skipped=skipped,
+    full = Plan(cells, selected, seed, timer, mode=mode, command=command, run_budget_s=budget_s, skipped=skipped,
                 backends=chosen, device=device, precision=precision, resident=resident,
-                processes=n_processes if mode == "run" else 1, cell_timeout_s=cell_timeout)  # fmt: skip
+                processes=n_processes if mode == "run" else 1, cell_timeout_s=cell_timeout, gaps=gap_list,
+                threads=thread_list, rate=rate_per_s)  # fmt: skip
+    return full if wanted_shard is None else shard_mod.apply(full, wanted_shard)
 
 
 def _listify(value: Iterable[str] | str | None) -> list[str] | None:
@@ -181,15 +196,25 @@ def _start_meta(plan: Plan, peak_figures: Any, machine_lines: list[str], finding
         "mode": plan.mode,
         "processes": plan.processes,
         "plan": {"paths": list(plan.paths), "seed": plan.seed, "timer": asdict(plan.timer), "processes": plan.processes,
+                 "gaps": list(plan.gaps), "threads": list(plan.threads),
+                 "rate": plan.rate,
                  "cells": [{"model": c.model, "sizes": c.label, "options": c.options_dict, "dtype": c.dtype}
                            for c in plan.cells]},
         "env": {"host": host_fingerprint()},
+        "models": _models(plan),
         "machine": machine_lines,
         "machine_findings": findings,
         "peak": None if peak_figures is None else asdict(peak_figures),
         "skipped": [{"model": m, "sizes": z, "reason": r} for m, z, r in plan.skipped],
         "failed_cells": [],
+        **({} if plan.shard is None else {"shard": shard_mod.shard_json(plan.shard)}),
     }  # fmt: skip
+
+
+def _models(plan: Plan) -> dict[str, dict[str, str]]:
+    """Each model's summary and file, as the report shows them (model files are read once more, cheaply)."""
+    specs = {c.model: c.model_file for c in plan.cells}
+    return {name: {"summary": load_model_file(f).summary, "file": str(f)} for name, f in specs.items()}
 
 
 def _machine(plan: Plan, hook: Callable[[Any], None]) -> tuple[Any, list[str], list[dict]]:

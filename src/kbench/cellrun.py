@@ -13,6 +13,7 @@ instance so that no path warms another's caches:
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -22,8 +23,8 @@ import numpy as np
 
 from kbench import parity
 from kbench.errors import ModelShapeError
-from kbench.paths import PATHS, CallPath, PathContext, paths_for
-from kbench.protocol import CellDone, Job, PathResult, Phase
+from kbench.paths import BASELINE, PATHS, CallPath, PathContext, paths_for
+from kbench.protocol import CellDone, Job, PathResult, Phase, Reference
 from kbench.spec import ModelSpec
 from kbench.timer import Measurement, Timer, time_once
 from kbench.weights import make_inputs, make_weights
@@ -52,9 +53,9 @@ class Prepared:
     spec: ModelSpec
     ctx: PathContext
     inputs: dict[str, np.ndarray]
-    ref: np.ndarray
-    magnitudes: np.ndarray
-    twin: np.ndarray
+    ref: np.ndarray | None  # None (and magnitudes and twin too) for a model without a NumPy twin (spec.no_twin)
+    magnitudes: np.ndarray | None
+    twin: np.ndarray | None
     tol: float
 
 
@@ -86,7 +87,8 @@ class CellRunner:
 
     def run(self, budget_s: float | None = None) -> CellDone:
         prepared = self.prepare()
-        paths = [PATHS[p] for p in paths_for(self.job.backend, self.job.paths, self._resident())]
+        paths = [PATHS[p] for p in paths_for(self.job.backend, self.job.paths, self._resident())
+                 if p != BASELINE or prepared.spec.forward is not None]  # no twin: the Keras paths only
         self.warm_runtime(prepared, paths)
         order = paths[:]
         self.rng.shuffle(order)
@@ -94,12 +96,17 @@ class CellRunner:
         checks = self.parity(prepared, cold)
         measured: dict[str, Measurement] = {}
         retraced: dict[str, tuple[float, int]] = {}
+        references: tuple[Reference, ...] = ()
+        served: dict[str, dict[str, Any]] = {}
         if self.job.mode == "run":
-            measured = self.steady(cold, budget_s)
+            refs = self.references(prepared, cold)
+            measured, references = _split_references(self.steady(cold, budget_s, refs))
+            served = self.serve_latency(cold, measured)
             retraced = self.retrace(prepared, cold)
         results = tuple(self._result(c, checks[c.path.name], measured.get(c.path.name), retraced.get(c.path.name))
                         for c in cold)  # fmt: skip
-        return CellDone(self.index, results, tuple(c.path.name for c in cold))
+        results = tuple(replace(r, **served.get(r.path, {})) for r in results)
+        return CellDone(self.index, results, tuple(c.path.name for c in cold), references)
 
     def _resident(self) -> bool:
         return self.job.resident if self.job.resident is not None else self.state.device == "gpu"
@@ -111,8 +118,11 @@ class CellRunner:
     def prepare(self) -> Prepared:
         spec = self.state.spec(self.cell.model_file)
         sizes, options, dtype = self.cell.sizes_dict, self.cell.options_dict, self.cell.dtype
-        weights = make_weights(spec, sizes, dtype, self.job.seed)
+        weights = self._weights(spec, sizes, dtype)
         inputs = make_inputs(spec, sizes, dtype, self.job.seed)
+        tol = parity.tolerance(dtype, spec.reduction(sizes), self.state.precision)
+        if spec.forward is None:
+            return Prepared(spec, PathContext(spec, weights, sizes, options, dtype), inputs, None, None, None, tol)
         twin = np.asarray(spec.forward(weights, inputs, **options))
         declared = spec.output_shape(sizes)
         if twin.shape != declared:
@@ -123,8 +133,16 @@ class CellRunner:
         return Prepared(
             spec, PathContext(spec, weights, sizes, options, dtype), inputs,
             parity.reference(spec, weights, inputs, options), parity.magnitude(spec, weights, inputs, options), twin,
-            parity.tolerance(dtype, spec.reduction(sizes), self.state.precision),
+            tol,
         )  # fmt: skip
+
+    def _weights(self, spec: ModelSpec, sizes: dict, dtype: str) -> dict[str, np.ndarray]:
+        """The seeded weights, or a saved model's own (read from the file once per cell, in the worker)."""
+        if spec.own_weights is None:
+            return make_weights(spec, sizes, dtype, self.job.seed)
+        import keras
+
+        return {k: np.asarray(v) for k, v in spec.own_weights(keras, dtype).items()}
 
     def _build(self, prepared: Prepared, path: CallPath):
         ctx = prepared.ctx
@@ -168,14 +186,17 @@ class CellRunner:
             if c.path.transfer:  # a copy, not the model: nothing to compare
                 continue
             out = to_host(c.output)
-            if out.shape != prepared.twin.shape:
+            if prepared.twin is not None and out.shape != prepared.twin.shape:
                 raise ModelShapeError(
                     f"model {prepared.spec.name!r}: path {c.path.name!r} returns shape {out.shape} but the NumPy twin "
                     f"returns {prepared.twin.shape} at {self.cell.label}; make build_keras() and forward() compute the "
                     "same thing"
                 )
             outputs[c.path.name] = out
-        checks = parity.check_all(outputs, prepared.ref, prepared.twin, prepared.tol, prepared.magnitudes)
+        if prepared.twin is None:
+            checks = parity.check_keras_only(outputs, prepared.tol, prepared.spec.no_twin)
+        else:
+            checks = parity.check_all(outputs, prepared.ref, prepared.twin, prepared.tol, prepared.magnitudes)
         nan = float("nan")
         for c in cold:
             if c.path.transfer:
@@ -184,11 +205,72 @@ class CellRunner:
         return checks
 
     # -- 4. steady state -----------------------------------------------------------------------------------------
-    def steady(self, cold: list[Cold], budget_s: float | None) -> dict[str, Measurement]:
+    def references(self, prepared: Prepared, cold: list[Cold]) -> dict[str, Callable[[], Any]]:
+        """:mod:`kbench.decompose`'s reference callables (kernel floor, conversions), each called once here so that
+        tracing and compilation stay out of the steady state; none when no Keras host path runs in this cell."""
+        from kbench import decompose
+
+        keras_paths = {c.path.name for c in cold if decompose.decomposable(c.path)}
+        if not keras_paths:
+            return {}
+        self._phase("references")
+        import keras
+
+        ctx = prepared.ctx
+
+        def build() -> Any:
+            return prepared.spec.build_keras(keras, dict(ctx.weights), dict(ctx.sizes), ctx.dtype, **dict(ctx.options))
+
+        inputs = [prepared.inputs[t.name] for t in prepared.spec.inputs]
+        output = prepared.twin  # an array of the output's shape and dtype; without a twin, a Keras path's
+        if output is None:
+            output = next(to_host(c.output) for c in cold if not c.path.transfer)
+        refs = decompose.reference_fns(self.job.backend, ctx, build, inputs, np.ascontiguousarray(output),
+                                       with_xla="xla" in keras_paths)  # fmt: skip
+        for fn in refs.values():
+            fn()
+        return refs
+
+    def steady(self, cold: list[Cold], budget_s: float | None,
+               refs: dict[str, Callable[[], Any]] | None = None) -> dict[str, Measurement]:
+        """Every path and every reference (named ``ref:<name>``) in one interleaved run; a reference gets a smaller
+        share of the budget (:data:`kbench.decompose.REFERENCE_WEIGHT`)."""
+        from kbench.decompose import REFERENCE_WEIGHT
+
         self._phase("steady state")
         timer = self.job.timer
         config = replace(timer, seed=self.rng.randrange(2**31), budget_s=timer.budget_s if budget_s is None else budget_s)
-        return Timer(config).run({c.path.name: c.fn for c in cold})
+        fns = {c.path.name: c.fn for c in cold}
+        fns.update({REF_PREFIX + n: fn for n, fn in (refs or {}).items()})
+        weights = {n: REFERENCE_WEIGHT if n.startswith(REF_PREFIX) else 1.0 for n in fns}
+        return Timer(config).run(fns, weights)
+
+    # -- 4b. latency as a server sees it (kbench.latency): single calls, idle gaps, then memory ------------------
+    def serve_latency(self, cold: list[Cold], measured: dict[str, Measurement]) -> dict[str, dict[str, Any]]:
+        """Per path: single calls back to back and after each ``--gap``, then memory over a few more calls (in
+        process 0 only). Paths too short to time alone get a note instead."""
+        from kbench import latency
+
+        self._phase("latency")
+        call_s = {n: m.median for n, m in measured.items() if m.samples}
+        fns = {c.path.name: c.fn for c in cold}
+        fastest = {n: m.min for n, m in measured.items() if m.samples}
+        series = latency.measure_paths(fns, call_s, self.job.gaps, self.job.processes, [c.path.name for c in cold],
+                                       self.job.latency_s, fastest)  # fmt: skip
+        out: dict[str, dict[str, Any]] = {}
+        for c in cold:
+            name = c.path.name
+            out[name] = {"latency": series[name]} if name in series else {"latency_note": latency.TOO_SHORT}
+            if self.job.rate is not None and name in series:
+                n = max(math.ceil(latency.GAP_CALLS / self.job.processes), 1)
+                out[name]["arrivals"] = (latency.open_loop(c.fn, self.job.rate, n, random.Random(self.rng.random())),)
+            if self.job.process == 0 and name in call_s:
+                calls = 1 if call_s[name] > latency.SLOW_CALL_S else latency.MEM_CALLS
+                latency.reset_device_peak(self.job.backend, c.path.placement)
+                mem = latency.measure_memory(c.fn, calls)
+                out[name].update(mem_rss_growth_b=mem.rss_growth_b, mem_py_peak_b=mem.py_peak_b,
+                                 mem_device_peak_b=latency.device_peak_bytes(self.job.backend, c.path.placement))
+        return out
 
     # -- 5. retrace ----------------------------------------------------------------------------------------------
     def retrace(self, prepared: Prepared, cold: list[Cold]) -> dict[str, tuple[float, int]]:
@@ -213,6 +295,17 @@ class CellRunner:
         return replace(result, samples=tuple(m.samples), loops=m.loops, stop_reason=m.stop_reason,
                        loop_overhead_s=m.per_loop_overhead_s, fixed_overhead_s=m.fixed_overhead_s,
                        switch_warmup_calls=getattr(m, "switch_warmup_calls", 0))  # fmt: skip
+
+
+REF_PREFIX = "ref:"  # a reference callable's name in the steady state's timer (paths never contain ":")
+
+
+def _split_references(timed: dict[str, Measurement]) -> tuple[dict[str, Measurement], tuple[Reference, ...]]:
+    """(the paths' measurements, the references' timings) out of one steady-state run."""
+    paths = {n: m for n, m in timed.items() if not n.startswith(REF_PREFIX)}
+    refs = tuple(Reference(n[len(REF_PREFIX):], tuple(m.samples), m.loops)
+                 for n, m in timed.items() if n.startswith(REF_PREFIX))  # fmt: skip
+    return paths, refs
 
 
 def _freeze_heap() -> None:

@@ -17,7 +17,7 @@ from typing import Any, List, Optional
 import typer
 from typer.core import TyperGroup
 
-from kbench import api, errors, render
+from kbench import api, cli_merge, errors, fmt, render
 
 
 class _OneLineErrors(TyperGroup):
@@ -128,6 +128,10 @@ def run(
     precision: str = PrecisionOpt,
     resident: Optional[bool] = ResidentOpt,
     models_dir: Optional[List[Path]] = DirsOpt,
+    shard: Optional[str] = typer.Option(None, "--shard", help="Run only the K-th of N parts of the cells, e.g. 2/4 (one CI job each; join them with `kbench merge`)."),
+    gap: Optional[str] = typer.Option(None, "--gap", help="Also time single calls after each idle gap, e.g. 0,1ms,20ms (latency at low request rates)."),
+    rate: Optional[str] = typer.Option(None, "--rate", help="Also send each path Poisson arrivals at this rate, e.g. 50/s, served one at a time (latency includes queueing)."),
+    threads: Optional[str] = typer.Option(None, "--threads", help="Run the workers once per thread count, e.g. 1,2 (BLAS, OpenMP, the backend's thread pools, XLA) [default: the backends' own]."),
 ) -> int:
     """Check parity, then time every call path against the NumPy twin; write reports/<run-id>/."""
     plan = api.plan(
@@ -135,17 +139,20 @@ def run(
         models_dirs=models_dir or (), command="kbench " + " ".join(_argv() or ["run", *[f"--model={m}" for m in model]]),
         sweep=sweep, run_budget=budget, max_cells=max_cells, force=force, backends=backend, device=device,
         precision=precision, resident=resident, processes=processes, quick=quick, cell_budget=cell_budget,
-        min_samples=min_samples, target_ci=target_ci, cell_timeout=cell_timeout,
+        min_samples=min_samples, target_ci=target_ci, cell_timeout=cell_timeout, shard=shard, gaps=gap,
+        threads=threads, rate=rate,
     )  # fmt: skip
     api.check_out_dir(out)
     console, err = _console(), _console(stderr=True)
+    if plan.shard is not None:
+        err.print(f"shard {plan.shard.label}: {len(plan.cells)} of the plan's {plan.shard.plan_cells} cells", markup=False)
     started = time.perf_counter()
     with _sigterm_as_interrupt():
         result = _with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook))
     for item in render.run_view(result.results, result.meta):  # rich Text and tables: nothing parsed as markup
         console.print(item, soft_wrap=True)
     for failure in result.failures:
-        err.print(f"kbench: worker failure: {failure}", markup=False, style="red", soft_wrap=True)
+        err.print(f"kbench: worker failure: {fmt.visible(failure)}", markup=False, style="red", soft_wrap=True)
     not_run = [f for f in result.meta.get("failed_cells", []) if f["reason"].startswith("not run")]
     if not_run:
         err.print(f"kbench: {len(not_run)} cell(s) not run: {not_run[0]['reason'].removeprefix('not run: ')}",
@@ -251,7 +258,7 @@ def parity(
     for line in render.parity_failure_lines(result.results):
         console.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)
     for failure in result.failures:
-        console.print(f"kbench: worker failure: {failure}", markup=False, style="red")
+        console.print(f"kbench: worker failure: {fmt.visible(failure)}", markup=False, style="red")
     return 0 if result.ok else 1
 
 
@@ -312,6 +319,21 @@ def env(
     for line in render.env_lines(api.environment(backend)):
         typer.echo(line)
     return 0
+
+
+from kbench import cli_compare  # noqa: E402  (registers `kbench compare`)
+
+cli_compare.register(app)
+from kbench import cli_history  # noqa: E402  (registers `kbench history` and `kbench results`)
+cli_history.register(app)
+
+
+cli_merge.register(app)
+
+from kbench import cli_newmodel  # noqa: E402  (registers `kbench new-model`)
+cli_newmodel.register(app)
+from kbench import cli_export  # noqa: E402  (registers `kbench export`)
+cli_export.register(app)
 
 
 def main() -> None:

@@ -42,13 +42,13 @@ def _pairs(items: Optional[List[str]], flag: str) -> list[tuple[str, str]]:
     return out
 
 
-def _filter(model, path, backend, dtype, batch, features, units, n, size, option):
+def _filter(model, path, backend, dtype, batch, features, units, n, size, option, threads=None):
     from kbench.history import CellFilter
 
     named = [(k, v) for k, v in (("batch", batch), ("features", features), ("units", units), ("n", n)) if v is not None]
     sizes = [(k, _int_size(f"--{k}", str(v))) for k, v in named]
     sizes += [(k, _int_size(f"--size {k}", v)) for k, v in _pairs(size, "--size")]
-    return CellFilter(model, path, backend, dtype, tuple(sizes), tuple(_pairs(option, "--option")))
+    return CellFilter(model, path, backend, dtype, tuple(sizes), tuple(_pairs(option, "--option")), threads)
 
 
 def history(
@@ -63,13 +63,14 @@ def history(
     n: Optional[str] = typer.Option(None, "--n", help="The cell's matrix size (matmul)."),
     size: Optional[List[str]] = typer.Option(None, "--size", help="Any size as NAME=VALUE, e.g. --size batch=32."),
     option: Optional[List[str]] = typer.Option(None, "--option", "-o", help="A model option KEY=VALUE the cell ran with."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="The --threads the cell ran with, when runs measured several."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the trend figure here [default: <reports>/history-<model>-<path>.png]."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Do not draw the trend figure."),
 ) -> int:
     """List every run in the reports folder (oldest first); with filters, one cell's trend across runs."""
     from kbench import history as h
 
-    filt = _filter(model, path, backend, dtype, batch, features, units, n, size, option)
+    filt = _filter(model, path, backend, dtype, batch, features, units, n, size, option, threads)
     if plot is not None and not no_plot:
         h.check_plot_path(plot)
     hist = h.scan(reports)

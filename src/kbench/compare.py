@@ -225,6 +225,7 @@ class RowKey:
     sizes: str
     dtype: str
     options: str  # the options as sorted JSON: {"activation": "relu"}
+    threads: str = ""  # --threads of the worker that measured the row; "" for the backend's default
 
     @property
     def options_label(self) -> str:
@@ -259,19 +260,27 @@ def _keys(results: pd.DataFrame) -> dict[RowKey, int]:
     """Each row's key -> its position; a key seen twice keeps its first row."""
     out: dict[RowKey, int] = {}
     for i, r in enumerate(results.to_dict("records")):
-        key = RowKey(*(str(r.get(k, "")) for k in KEY[:-1]), _options_json(r.get("options")))
+        key = RowKey(*(str(r.get(k, "")) for k in KEY[:-1]), _options_json(r.get("options")),
+                     threads=threads_text(r.get("threads")))  # fmt: skip
         out.setdefault(key, i)
     return out
 
 
+def threads_text(v: Any) -> str:
+    """A row's or sample's ``threads`` as part of its identity: "" for the default (missing), else the count."""
+    return "" if missing(v) else str(int(v))
+
+
 def per_process_samples(samples: pd.DataFrame) -> dict[tuple[str, ...], list[list[float]]]:
-    """(model, backend, path, sizes, dtype) -> samples per process, in process order (finite, > 0 only)."""
+    """(model, backend, path, sizes, dtype, threads) -> samples per process, in process order (finite, > 0 only)."""
     if samples.empty:
         return {}
     df = samples[pd.to_numeric(samples["seconds"], errors="coerce") > 0]
     process = df["process"] if "process" in df.columns else pd.Series(0, index=df.index)
+    threads = df["threads"].map(threads_text) if "threads" in df.columns else pd.Series("", index=df.index)
     out: dict[tuple[str, ...], list[list[float]]] = {}
-    groups = df.assign(process=process.fillna(0)).groupby(list(KEY[:-1]) + ["process"], sort=True, dropna=False)
+    groups = df.assign(process=process.fillna(0), threads=threads).groupby(list(KEY[:-1]) + ["threads", "process"],
+                                                                         sort=True, dropna=False)  # fmt: skip
     for (*key, _), g in groups:
         out.setdefault(tuple(str(k) for k in key), []).append([float(x) for x in g["seconds"]])
     return out
@@ -415,7 +424,7 @@ def compare_runs(a: RunData, b: RunData, factors: Factors = Factors(), alpha: fl
     samples_a, samples_b = per_process_samples(a.samples), per_process_samples(b.samples)
     rows, untimed = [], []
     for key in (k for k in keys_b if k in keys_a):
-        sk = (key.model, key.backend, key.path, key.sizes, key.dtype)
+        sk = (key.model, key.backend, key.path, key.sizes, key.dtype, key.threads)
         sa, sb = samples_a.get(sk), samples_b.get(sk)
         if sa and sb:
             rows.append(_row(key, sa, sb, factors, alpha))
@@ -444,8 +453,9 @@ def fmt_change(c: Change) -> str:
 def where(key: RowKey) -> str:
     """``"numpy at dense (tensorflow) batch=1 features=128 units=128 float32"``, visible."""
     opts = f" {key.options_label}" if key.options_label else ""
+    threads = f" threads={key.threads}" if key.threads else ""
     return (f"{visible(key.path)} at {visible(key.model)} ({visible(key.backend)}) {visible(key.sizes)}"
-            f"{opts} {visible(key.dtype)}")  # fmt: skip
+            f"{opts}{threads} {visible(key.dtype)}")  # fmt: skip
 
 
 def env_headline(c: Comparison, limit: int = 4) -> str:
@@ -483,6 +493,7 @@ METHOD = (
 
 def row_label(key: RowKey, backend: bool = True) -> str:
     opts = f" · {key.options_label}" if key.options_label else ""
+    opts += f" · threads={key.threads}" if key.threads else ""
     model = f"{visible(key.model)} · {visible(key.backend)}" if backend else visible(key.model)
     return f"{model} · {visible(key.path)} · {visible(key.sizes)}{opts}"
 

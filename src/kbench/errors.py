@@ -74,6 +74,14 @@ class ReportWriteError(UsageError):
     """The report cannot be written where it was asked to go."""
 
 
+class BadGapError(UsageError):
+    """A ``--gap`` that is not a duration, is negative, or is too long for the cell budget."""
+
+
+class BadThreadsError(UsageError):
+    """A ``--threads`` that is not a whole number of 1 or more."""
+
+
 class WorkerError(KbenchError):
     """The backend worker process failed for a reason that is not the user's input."""
 

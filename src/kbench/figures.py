@@ -233,8 +233,170 @@ def distribution_figure(samples: pd.DataFrame, model: str) -> Figure:
         return fig
 
 
+def _latency_cells(results: pd.DataFrame, model: str, column: str, max_cells: int = 4) -> pd.DataFrame:
+    """The model's rows that hold ``column`` (a list of single-call figures), its first ``max_cells`` cells."""
+    if column not in results.columns:
+        return results.iloc[0:0]
+    df = results[(results["model"] == model) & results[column].map(lambda v: isinstance(v, list) and len(v) > 0)]
+    return df[df["sizes"].isin(list(dict.fromkeys(df["sizes"]))[:max_cells])]
+
+
+def has_latency(results: pd.DataFrame, model: str) -> bool:
+    return not _latency_cells(results, model, "lat_samples_s").empty
+
+
+def has_gaps(results: pd.DataFrame, model: str) -> bool:
+    return not _latency_cells(results, model, "lat_gap_s").empty
+
+
+def latency_ecdf_figure(results: pd.DataFrame, model: str) -> Figure:
+    """Per cell, the ECDF of every single call per path (one call between two clock reads, back to back, pooled
+    over the processes), log time axis; p99 marked by a dotted line."""
+    df = _latency_cells(results, model, "lat_samples_s")
+    long = df[["sizes", "path", "lat_samples_s"]].explode("lat_samples_s").astype({"lat_samples_s": float})
+    cells = list(dict.fromkeys(df["sizes"]))
+    with _style():
+        fig = Figure(figsize=(7.5, 1.4 + 2.3 * len(cells)), layout="constrained")
+        axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
+        for ax, sizes in zip(axes, cells):
+            d = long[long["sizes"] == sizes]
+            order = _paths_in(d)
+            sns.ecdfplot(d, x="lat_samples_s", hue="path", hue_order=order, palette={p: path_color(p) for p in order},
+                         ax=ax, log_scale=True)  # fmt: skip
+            ax.axhline(0.99, color="black", lw=0.8, ls=":")
+            _time_axis(ax.xaxis, "")
+            ax.set_ylabel("share of calls")
+            ax.set_title(sizes, loc="left", fontsize=9)
+        axes[-1].set_xlabel("one call (log scale); dotted: p99")
+        fig.suptitle(f"{model}: single calls, back to back", x=0.01, ha="left")
+        return fig
+
+
+def gap_figure(results: pd.DataFrame, model: str) -> Figure:
+    """Per cell, the p50 (solid) and p99 (dashed) of a single call against the idle gap before it, per path."""
+    from kbench.latency import fmt_gap
+
+    df = _latency_cells(results, model, "lat_gap_s")
+    cells = list(dict.fromkeys(df["sizes"]))
+    with _style():
+        fig = Figure(figsize=(7.5, 1.4 + 2.5 * len(cells)), layout="constrained")
+        axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
+        for ax, sizes in zip(axes, cells):
+            d = df[df["sizes"] == sizes]
+            gaps = list(d["lat_gap_s"].iloc[0])
+            for _, r in d.iterrows():
+                xs = range(len(r["lat_gap_s"]))
+                ax.plot(xs, r["lat_gap_p50_s"], marker="o", ms=4, color=path_color(r["path"]), label=r["path"])
+                ax.plot(xs, r["lat_gap_p99_s"], marker="^", ms=4, ls="--", color=path_color(r["path"]))
+            ax.set_yscale("log")
+            ax.set_xticks(range(len(gaps)), [fmt_gap(g) for g in gaps])
+            _time_axis(ax.yaxis, "one call")
+            ax.set_title(sizes, loc="left", fontsize=9)
+        axes[0].legend(fontsize=8, ncols=3)
+        axes[-1].set_xlabel("idle gap before the call (0: back to back); solid p50, dashed p99")
+        fig.suptitle(f"{model}: latency after an idle gap", x=0.01, ha="left")
+        return fig
+
+
 def to_png(fig: Figure, dpi: int = 96) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+PART_COLORS = dict(zip(("kernel", "conversion in", "conversion out", "overhead"), sns.color_palette("deep", 4)))
+_PART_COLUMNS = {"kernel": "kernel_s", "conversion in": "conversion_in_s", "conversion out": "conversion_out_s",
+                 "overhead": "overhead_s"}  # fmt: skip
+
+
+def has_breakdown(results: pd.DataFrame, model: str) -> bool:
+    """Whether the model's rows carry the decomposition (:mod:`kbench.decompose`): runs before it have none."""
+    return "kernel_s" in results.columns and results.loc[results["model"] == model, "kernel_s"].notna().any()
+
+
+def breakdown_figure(results: pd.DataFrame, model: str, max_cells: int = 6) -> Figure:
+    """Where the time goes, per cell (one panel each, the first ``max_cells`` by size): a stacked horizontal bar per
+    Keras path (kernel floor, its dispatch hatched, conversion in, conversion out, framework overhead; a negative
+    overhead, within noise, is drawn as none) and NumPy's median as a bar of its own. A bar past the axis says its
+    total."""
+    df = results[(results["model"] == model) & results["median_s"].notna()]
+    x = swept_axis(df)
+    cells = df.drop_duplicates("sizes")
+    cells = list((cells.sort_values(x) if x is not None else cells)["sizes"])[:max_cells]
+    with _style():
+        fig = Figure(figsize=(7.5, 1.0 + 1.9 * len(cells)), layout="constrained")
+        axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
+        for ax, sizes in zip(axes, cells):
+            _breakdown_panel(ax, df[df["sizes"] == sizes], sizes)
+        from matplotlib.patches import Patch
+
+        axes[0].legend(handles=[Patch(color=c, label=n) for n, c in PART_COLORS.items()]
+                       + [Patch(facecolor=PART_COLORS["kernel"], hatch="///", edgecolor="white",
+                                label="of it, dispatch"),
+                          Patch(color=path_color(BASELINE), label="numpy (whole call)")],
+                       loc="lower right", fontsize=7)  # fmt: skip
+        return fig
+
+
+def _breakdown_panel(ax, cell: pd.DataFrame, sizes: str) -> None:
+    d = cell.set_index("path").reindex([p for p in _paths_in(cell) if p == BASELINE or _decomposed(cell, p)])
+    totals = d["median_s"].astype(float)
+    limit = float(min(totals.max(), 4 * totals.median())) * 1.08
+    for i, path in enumerate(d.index):
+        if path == BASELINE:
+            ax.barh(i, totals[path], color=path_color(BASELINE))
+            if totals[path] <= limit:  # past the axis, the arrow below says it
+                ax.text(totals[path], i, f" {fmt_time(totals[path])}", va="center", fontsize=7)
+            continue
+        left = 0.0
+        for part, col in _PART_COLUMNS.items():
+            width = max(float(d.at[path, col]), 0.0)
+            ax.barh(i, width, left=left, color=PART_COLORS[part])
+            left += width
+        dispatch = float(d.at[path, "dispatch_s"]) if "dispatch_s" in d.columns else float("nan")
+        if dispatch > 0:  # the backend's own per-call cost inside the floor, hatched
+            ax.barh(i, min(dispatch, float(d.at[path, "kernel_s"])), fill=False, hatch="///", edgecolor="white", lw=0)
+    for i, total in enumerate(totals):
+        if total > limit:
+            ax.text(limit, i, f"→ {fmt_time(total)}", va="center", ha="right", fontsize=7, color="white")
+    ax.set_yticks(range(len(d.index)), list(d.index))
+    ax.invert_yaxis()
+    ax.set_xlim(0, limit)
+    _time_axis(ax.xaxis, "seconds per call")
+    ax.set_title(sizes, fontsize=9, loc="left")
+
+
+def _decomposed(cell: pd.DataFrame, path: str) -> bool:
+    rows = cell[cell["path"] == path]
+    return "kernel_s" in rows.columns and rows["kernel_s"].notna().any()
+
+
+def parts_figure(results: pd.DataFrame, model: str) -> Figure:
+    """The parts against the swept size, a panel per Keras path (log-log): the path's median, its kernel floor,
+    its conversion (in + out), its framework overhead (where above zero) and NumPy's median. Where NumPy's line
+    crosses the kernel's, the kernel starts to win; the path wins only where NumPy's crosses the path's."""
+    df = results[(results["model"] == model) & results["median_s"].notna()]
+    x = swept_axis(df)
+    paths = [p for p in _paths_in(df) if p != BASELINE and _decomposed(df, p)]
+    base = df[df["path"] == BASELINE].sort_values(x)
+    with _style():
+        fig = Figure(figsize=(7.5, 0.8 + 2.2 * ((len(paths) + 1) // 2)), layout="constrained")
+        axes = fig.subplots((len(paths) + 1) // 2, 2, squeeze=False).ravel()
+        for ax, path in zip(axes, paths):
+            d = df[df["path"] == path].sort_values(x)
+            lines = {"path": d["median_s"], "kernel": d["kernel_s"],
+                     "conversion": d["conversion_in_s"] + d["conversion_out_s"], "overhead": d["overhead_s"]}
+            for name, y in lines.items():
+                color = "black" if name == "path" else PART_COLORS.get(name, PART_COLORS["conversion in"])
+                ax.plot(d[x], y.where(y > 0), marker="o", ms=3, label=name, color=color)
+            ax.plot(base[x], base["median_s"], ls="--", color=path_color(BASELINE), label="numpy")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            _time_axis(ax.yaxis, "")
+            ax.set_title(path, fontsize=9, loc="left")
+            ax.set_xlabel(x.removeprefix("size_"))
+        for ax in axes[len(paths):]:
+            ax.set_visible(False)
+        axes[0].legend(fontsize=7)
+        return fig
 

@@ -231,16 +231,18 @@ class CellFilter:
     dtype: str | None = None
     sizes: tuple[tuple[str, int], ...] = ()
     options: tuple[tuple[str, str], ...] = ()
+    threads: int | None = None  # --threads the rows were measured with (kbench.latency); None matches any
 
     @property
     def active(self) -> bool:
-        return any((self.model, self.path, self.backend, self.dtype, self.sizes, self.options))
+        return any((self.model, self.path, self.backend, self.dtype, self.sizes, self.options, self.threads))
 
     def flags(self) -> str:
         """The filters as the flags that were given, e.g. ``--model dense --path compiled --size batch=32``."""
         parts = [f"--{k} {v}" for k, v in (("model", self.model), ("path", self.path), ("backend", self.backend),
                                           ("dtype", self.dtype)) if v]  # fmt: skip
         parts += [f"--size {k}={v}" for k, v in self.sizes] + [f"-o {k}={v}" for k, v in self.options]
+        parts += [f"--threads {self.threads}"] if self.threads is not None else []
         return visible(" ".join(parts))
 
     def matches(self, row: Mapping[str, Any]) -> bool:
@@ -248,6 +250,8 @@ class CellFilter:
         if any(want is not None and row.get(k) != want for k, want in fixed):
             return False
         if any(not _same_size(row.get(f"size_{k}"), v) for k, v in self.sizes):
+            return False
+        if self.threads is not None and not _same_size(row.get("threads"), self.threads):
             return False
         opts = row.get("options") if isinstance(row.get("options"), Mapping) else {}
         return all(k in opts and _option_text(opts[k]).lower() == v.lower() for k, v in self.options)
@@ -261,9 +265,11 @@ def _same_size(value: Any, want: int) -> bool:
 
 
 def cell_key(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """What makes a cell: model, backend, path, sizes, dtype and options (as sorted JSON)."""
+    """What makes a cell: model, backend, path, sizes, dtype, options (as sorted JSON) and ``--threads``."""
     opts = json.dumps(row.get("options") or {}, sort_keys=True, default=str)
-    return tuple(str(row.get(k)) for k in ("model", "backend", "path", "sizes", "dtype")) + (opts,)
+    threads = row.get("threads")
+    return tuple(str(row.get(k)) for k in ("model", "backend", "path", "sizes", "dtype")) + (opts,) + (
+        "" if threads is None or threads != threads else str(int(threads)),)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -407,6 +413,8 @@ def _ambiguous_message(filt: CellFilter, rows: list[dict], n_cells: int) -> str:
     for name in size_names:
         if len({r.get(f"size_{name}") for r in rows}) > 1:
             hints.append(f"--size {visible(name)}={_values(rows, f'size_{name}')}")
+    if len({str(r.get("threads")) for r in rows}) > 1:
+        hints.append(f"--threads {_values([r for r in rows if r.get('threads') is not None], 'threads')}")
     option_names = sorted({k for r in rows for k in r.get("options") or {}})
     for name in option_names:
         values = {_option_text((r.get("options") or {}).get(name)) for r in rows}

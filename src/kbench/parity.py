@@ -59,17 +59,30 @@ def tolerance(dtype: str, reduction: int, precision: str = "float32") -> float:
 def reference(
     spec: ModelSpec, weights: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray], options: Mapping[str, Any]
 ) -> np.ndarray:
-    w64 = {k: v.astype(np.float64) for k, v in weights.items()}
-    x64 = {k: v.astype(np.float64) for k, v in inputs.items()}
+    w64 = {k: _f64(v) for k, v in weights.items()}
+    x64 = {k: _f64(v) for k, v in inputs.items()}
     return np.asarray(spec.forward(w64, x64, **options), dtype=np.float64)
+
+
+def _f64(v: np.ndarray, absolute: bool = False) -> np.ndarray:
+    """Floats cast up to float64 (and made absolute); integer arrays are indices and stay exactly as they are."""
+    if np.issubdtype(v.dtype, np.integer):
+        return v
+    return np.abs(v.astype(np.float64)) if absolute else v.astype(np.float64)
 
 
 def magnitude(
     spec: ModelSpec, weights: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray], options: Mapping[str, Any]
 ) -> np.ndarray:
-    """M: the forward on |weights| and |inputs| in float64, the size of the terms summed into each output element."""
-    w64 = {k: np.abs(v.astype(np.float64)) for k, v in weights.items()}
-    x64 = {k: np.abs(v.astype(np.float64)) for k, v in inputs.items()}
+    """M: the forward on |weights| and |inputs| in float64, the size of the terms summed into each output element.
+    A model whose forward on absolutes is no such size (a softmax, a normalisation) gives its own ``MODEL.magnitude``,
+    called on the float64 arrays as they are (not made absolute). Integer (index) inputs are never changed."""
+    if spec.magnitude is not None:
+        w64 = {k: _f64(v) for k, v in weights.items()}
+        x64 = {k: _f64(v) for k, v in inputs.items()}
+        return np.abs(np.asarray(spec.magnitude(w64, x64, **options), dtype=np.float64))
+    w64 = {k: _f64(v, absolute=True) for k, v in weights.items()}
+    x64 = {k: _f64(v, absolute=True) for k, v in inputs.items()}
     return np.abs(np.asarray(spec.forward(w64, x64, **options), dtype=np.float64))
 
 
@@ -242,3 +255,34 @@ def check_all(
         peer = _peer_max(name, diffs) if name in arrays else float("nan")
         judged[name] = replace(r, ok=ok, message="; ".join(parts), culprit=verdict.culprit, peer_max_rel_err=peer)
     return judged
+
+
+# ------------------------------------------------------------------------------- a cell without a NumPy twin
+
+KERAS_ONLY = "parity compares the Keras paths with their consensus; no ratio to NumPy"
+
+
+def check_keras_only(outputs: Mapping[str, Any], tol: float, note: str) -> dict[str, ParityResult]:
+    """A cell whose model has no NumPy twin (``note`` says why): each Keras path against the paths' consensus (the
+    element-wise median, in float64), on the max|consensus| scale (there are no term magnitudes without a twin).
+    Every message starts with ``note`` and :data:`KERAS_ONLY`; a failing one adds the error. With one path there is
+    nothing to compare: it passes, and the message says so."""
+    arrays = {n: np.asarray(o) for n, o in outputs.items()}
+    shapes = {a.shape for a in arrays.values()}
+    head = f"{note}: {KERAS_ONLY}"
+    nan = float("nan")
+    if len(shapes) > 1:
+        why = "the Keras paths return different shapes: " + ", ".join(f"{n} {a.shape}" for n, a in arrays.items())
+        return {n: ParityResult(n, False, tol, nan, nan, nan, f"{head}; {why}") for n in arrays}
+    consensus = np.median(np.stack([a.astype(np.float64) for a in arrays.values()]), axis=0) if arrays else None
+    out = {}
+    for name, a in arrays.items():
+        r = check(name, a, consensus, consensus, tol, None)
+        extra = "" if r.ok else f"; against the consensus: {r.message}"
+        if len(arrays) == 1:
+            extra = "; only one Keras path, so nothing to compare it with" + extra
+        out[name] = replace(r, twin_max_abs_err=nan, message=head + extra)
+    diffs = _peer_diffs(arrays, consensus, _scale(consensus, None)) if consensus is not None else {}
+    failing = [n for n, r in out.items() if not r.ok]
+    culprit = failing[0] if len(failing) == 1 and len(arrays) > 2 else ""
+    return {n: replace(r, culprit=culprit, peer_max_rel_err=_peer_max(n, diffs)) for n, r in out.items()}

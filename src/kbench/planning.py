@@ -48,6 +48,22 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """``--shard K/N``: the K-th of N parts of a plan's cells, for a CI job matrix (:mod:`kbench.shard` selects the
+    cells, round-robin by their index in the full plan, and merges the shards' run folders)."""
+
+    index: int  # K, from 1
+    count: int  # N
+    plan_cells: int = 0  # cells in the full, unsharded plan (0 until the cells are selected)
+    cells: tuple[int, ...] = ()  # this shard's cells: their indices in the full plan, from 0
+    plan_digest: str = ""  # the full plan's identity (cells and settings), equal in every shard of one plan
+
+    @property
+    def label(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
 class Plan:
     """The user's request, validated: cells, paths, backends and how to time them. One worker process's share of
     it is a :class:`kbench.protocol.Job`."""
@@ -66,6 +82,15 @@ class Plan:
     skipped: tuple[tuple[str, str, str], ...] = ()  # (model, sizes, reason) refused by the memory guard
     processes: int = 1  # worker processes per backend, one after the other; they share each cell's budget
     cell_timeout_s: float | None = None  # a worker with no finished cell for this long is hung (None: the default)
+    shard: Shard | None = None  # --shard K/N: ``cells`` are this shard's share of the full plan's cells
+    gaps: tuple[float, ...] = ()  # --gap: idle gaps (s) before single calls, besides back to back (kbench.latency)
+    threads: tuple[int, ...] = ()  # --threads: one set of worker processes per count; (): the backends' defaults
+    rate: float | None = None  # --rate: open-loop Poisson arrivals per second, queueing included; None: off
+
+    @property
+    def thread_settings(self) -> tuple[int | None, ...]:
+        """The ``threads`` of each set of worker processes per backend: (None,) for the default."""
+        return self.threads or (None,)
 
 
 MIN_PROCESS_S = 5.0  # what one worker process costs at least: the backend's import and the first cold start
@@ -273,6 +298,9 @@ def make_cells(
     """(cells, skipped). Cells over the memory guard are skipped with their reason (kept with ``force``); if every
     cell is, the run is refused. With ``sweep``, each model's ``MODEL.sweep`` preset replaces its defaults."""
     check_dtype(dtype)
+    for s in specs:  # a saved model computes in the dtype it was saved in
+        if s.dtypes and dtype not in s.dtypes:
+            raise DtypeError(f"model {s.name!r} computes in {s.dtypes[0]}, not {dtype}; pass --dtype {s.dtypes[0]}")
     for name in sizes:
         if not any(name in s.sizes for s in specs):
             have = "; ".join(f"{s.name}: {', '.join(s.sizes)}" for s in specs)
@@ -321,6 +349,27 @@ def parse_duration(text: str | float | None) -> float | None:
     if seconds <= 0:
         raise BadSizeError(f"--budget {text} must be more than 0; write e.g. --budget 5m")
     return seconds
+
+
+_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+def parse_shard(text: str | tuple[int, int] | Shard | None) -> Shard | None:
+    """``"2/4"`` (or ``(2, 4)``) -> Shard(2, 4); None stays None. K and N are whole numbers with 1 <= K <= N."""
+    if text is None or isinstance(text, Shard):
+        return text
+    if isinstance(text, tuple) and len(text) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in text):
+        k, n = text
+    else:
+        m = _SHARD.fullmatch(text) if isinstance(text, str) and text.isascii() else None
+        if m is None:
+            raise BadOptionError(f"--shard {str(text)!r} is not K/N; write e.g. --shard 2/4 for the second of 4 shards")
+        k, n = int(m.group(1)), int(m.group(2))
+    if n < 1:
+        raise BadOptionError(f"--shard {k}/{n}: N must be 1 or more; write e.g. --shard 1/4")
+    if not 1 <= k <= n:
+        raise BadOptionError(f"--shard {k}/{n}: K must be from 1 to {n}; shards are numbered 1/{n} to {n}/{n}")
+    return Shard(k, n)
 
 
 def reproduce_command(argv: list[str]) -> str:

@@ -19,10 +19,12 @@ from typing import Any, Mapping
 import pandas as pd
 
 from kbench.analysis import crossovers, fit_overhead, headlines, verdict_table
+from kbench.decompose import Breakdown, cell_breakdowns
 from kbench.fmt import (
     DASH, as_list, fmt_err, fmt_median_iqr, fmt_pct, fmt_rate, fmt_ratio, fmt_time, missing, options_label,
     options_pairs, visible,
 )  # fmt: skip
+from kbench.latency import LatencyTable, by_threads, latency_tables
 from kbench.paths import BASELINE
 from kbench.timer import UNSTABLE_IQR
 
@@ -53,7 +55,7 @@ def prepare(results: pd.DataFrame) -> Prepared:
         options_label=[options_label(v) for v in results["options"]] if "options" in results else "",
         dtype=results["dtype"] if "dtype" in results else "",
     )
-    df = by_backend(df)
+    df = by_threads(by_backend(df))
     return Prepared(df, crossovers(df), fit_overhead(df))
 
 
@@ -144,6 +146,8 @@ def _verdict_sentences(v: Any) -> tuple[str, str, str]:
     if v.keras_best is None:
         rec = f"Use {visible(v.recommended)}: no Keras path passed parity here." if v.recommended else ""
         return rec or "No path passed parity here.", "", ""
+    if missing(v.keras_best_ratio):  # a user model without a NumPy twin: only its Keras paths ran
+        return f"Use {visible(v.keras_best)}, the fastest Keras path here (no NumPy twin to compare with).", "", ""
     fast, ratio = visible(v.keras_best), float(v.keras_best_ratio)
     if ratio > 1:
         rec = f"NumPy wins: every Keras path is slower here. If you must call Keras, use {fast}."
@@ -466,6 +470,8 @@ class Presentation:
     digest: tuple[str, ...] = ()
     details: tuple[Detail, ...] = ()
     models: tuple[ModelInfo, ...] = field(default_factory=tuple)
+    breakdowns: tuple[Breakdown, ...] = ()  # where the time goes: one per cell, aligned with ``cells``
+    latency: tuple[LatencyTable, ...] = ()  # single calls (kbench.latency): one per cell that has them
 
 
 def build(p: Prepared, meta: Mapping[str, Any]) -> Presentation:
@@ -474,6 +480,8 @@ def build(p: Prepared, meta: Mapping[str, Any]) -> Presentation:
     return Presentation(
         machine=tuple(visible(line) for line in meta.get("machine") or ()),
         cells=cell_tables(df),
+        breakdowns=cell_breakdowns(df, CELL_KEYS),
+        latency=latency_tables(df, CELL_KEYS),
         verdicts=verdicts(df),
         sweeps=sweep_tables(p),
         headlines=tuple(visible(h) for h in headlines(df, p.cross)),

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from kbench.errors import WorkerError
+from kbench.latency import LATENCY_S, LatencySeries
 from kbench.parity import ParityResult
 from kbench.planning import Cell
 from kbench.timer import TimerConfig
@@ -50,6 +51,10 @@ class Job:
     run_budget_s: float | None = None  # this process's share of the whole-run budget
     process: int = 0  # 0-based index of this process among the backend's worker processes
     processes: int = 1
+    gaps: tuple[float, ...] = ()  # --gap: idle gaps (s) before single calls, besides back to back (kbench.latency)
+    threads: int | None = None  # --threads: set before the backend's import; None: the backend's default
+    latency_s: float = LATENCY_S  # back-to-back single calls: seconds per cell, all processes and paths together
+    rate: float | None = None  # --rate: open-loop Poisson arrivals per second (kbench.latency.open_loop); None: off
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,12 @@ class PathResult:
     switch_warmup_calls: int = 0
     retrace_s: float | None = None
     retrace_batch: int | None = None
+    latency: tuple[LatencySeries, ...] = ()  # single calls: back to back (gap 0), then one series per --gap > 0
+    latency_note: str = ""  # why there are none, e.g. "too short for single-call timing"
+    arrivals: tuple[LatencySeries, ...] = ()  # --rate: each request's latency from its arrival, queueing included
+    mem_rss_growth_b: int | None = None  # peak RSS growth over a few calls after the timed ones (process 0 only)
+    mem_py_peak_b: int | None = None  # tracemalloc's peak over those calls
+    mem_device_peak_b: int | None = None  # a @device path's peak device memory, where the backend can say
 
 
 @dataclass(frozen=True)
@@ -94,10 +105,21 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A reference callable of a cell (:mod:`kbench.decompose`: the kernel floor, a conversion), timed in the same
+    interleaved run as the paths; never a path, never a result row."""
+
+    name: str  # "kernel", "kernel_xla", "to_backend", "to_numpy"
+    samples: tuple[float, ...] = ()  # seconds per call, one per sample
+    loops: int = 0
+
+
+@dataclass(frozen=True)
 class CellDone:
     index: int
     paths: tuple[PathResult, ...]
     cold_order: tuple[str, ...]
+    references: tuple[Reference, ...] = ()  # kbench.decompose's reference timings; () in parity mode
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ def run_view(results: pd.DataFrame, meta: dict) -> list[RenderableType]:
     sweep tables, then the summary lines (headlines, imports, peak, the warnings digest). Print each item with
     ``soft_wrap=True``."""
     p = view(results, meta)
-    return [*lines(p.machine), *results_tables(p), *sweep_tables(p), *lines(summary_lines(p))]
+    return [*lines(p.machine), *with_breakdowns(p, results_tables(p)), *sweep_tables(p), *latency_view(p),
+            *lines(summary_lines(p))]  # fmt: skip
 
 
 def parity_view(results: pd.DataFrame, meta: dict | None = None) -> list[RenderableType]:
@@ -74,6 +75,47 @@ def results_tables(p: Presentation) -> list[Table]:
                       style=None if r.ok else "red")  # fmt: skip
         tables.append(t)
     return tables
+
+
+def with_breakdowns(p: Presentation, tables: list[Table]) -> list[RenderableType]:
+    """Each cell's table, followed by its "where the time goes" table and sentence when the cell has one."""
+    out: list[RenderableType] = []
+    for i, table in enumerate(tables):
+        out.append(table)
+        b = p.breakdowns[i] if i < len(p.breakdowns) else None
+        if b is not None and b.rows:
+            out += [breakdown_table(b), Text(b.sentence)]
+    return out
+
+
+def breakdown_table(b: present.Breakdown) -> Table:
+    """Per Keras path: kernel floor, conversion (in + out) and framework overhead with its 95% interval, and the
+    split as a bar (█ kernel, ▒ conversion, ░ overhead); NumPy's time in the title."""
+    floors = " · ".join(dict.fromkeys(f"{r.path}: jit_compile=True" if r.floor == "xla" else r.floor for r in b.rows))
+    t = _table(f"where the time goes (kernel floor: {floors}; numpy {b.numpy})")
+    _columns(t, (("path", "left"), ("kernel", "right"), ("conversion", "right"), ("overhead", "right"),
+                 ("95% CI", "right"), ("█k ▒c ░o", "left")))  # fmt: skip
+    for r in b.rows:
+        t.add_row(*(Text(v) for v in (clip(r.path, 16), r.kernel, r.conversion, r.overhead, r.overhead_ci, r.bar)))
+    return t
+
+
+def latency_view(p: Presentation) -> list[RenderableType]:
+    """Per cell with single-call figures: a compact table (p50, p99, their ratio, the p50 over the hot loop's
+    median; the p99 after each ``--gap``, or else memory), its verdict sentence, and the paths too short to time."""
+    out: list[RenderableType] = []
+    for lt in p.latency:
+        t = _table(clip(lt.title, TITLE_LIMIT))
+        extra = tuple((f"p99 @{g}", "right") for g in lt.gaps) or (("RSS · py mem", "right"),)
+        extra += ((f"p99 @{lt.rate}", "right"),) if lt.rate else ()
+        _columns(t, (("path", "left"), ("p50", "right"), ("p99", "right"), ("p99/p50", "right"),
+                     ("vs loop", "right"), *extra))  # fmt: skip
+        for r in lt.rows:
+            cells = (clip(r.path, 16), r.p50, r.p99, r.tail, r.loop, *(r.gaps or (r.memory,)),
+                     *((r.rate,) if lt.rate else ()))  # fmt: skip
+            t.add_row(*(Text(v) for v in cells))
+        out += [t, *lines(x for x in (lt.sentence, lt.short) if x)]
+    return out
 
 
 def parity_tables(p: Presentation) -> list[Table]:

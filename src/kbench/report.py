@@ -30,6 +30,10 @@ def _png(fig) -> str:
     return base64.b64encode(to_png(fig)).decode("ascii")
 
 
+def _has_ratios(timed: pd.DataFrame, model: str) -> bool:
+    return bool(timed.loc[timed["model"] == model, "ratio_to_numpy"].notna().any())
+
+
 def model_figures(p: present.Prepared, samples: pd.DataFrame) -> list[dict]:
     """Per model (label): its figures as base64 PNG."""
     from kbench import figures
@@ -38,20 +42,45 @@ def model_figures(p: present.Prepared, samples: pd.DataFrame) -> list[dict]:
     out = []
     timed = p.results[p.results["median_s"].notna()]
     for model in dict.fromkeys(timed["model"]):
-        swept = swept_axis(timed[timed["model"] == model]) is not None
+        # a user model without a NumPy twin has no ratios: no ratio figures for it
+        swept = swept_axis(timed[timed["model"] == model]) is not None and _has_ratios(timed, model)
         out.append({
             "name": model,
             "latency": _png(figures.latency_figure(timed, model, p.fits)),
-            "ratio": _png(figures.ratio_heatmap(timed, model)),
+            "ratio": _png(figures.ratio_heatmap(timed, model)) if _has_ratios(timed, model) else "",
             "ratio_line": _png(figures.ratio_figure(timed, model, p.cross)) if swept else "",
             "cold": _png(figures.cold_start_figure(timed, model)),
             "dist": _png(figures.distribution_figure(samples, model)),
+            **_breakdown_figures(timed, model, swept),
+            **_latency_figures(timed, model),
         })  # fmt: skip
     return out
 
 
+def _latency_figures(timed: pd.DataFrame, model: str) -> dict[str, str]:
+    """Single calls (:mod:`kbench.latency`): the ECDF per path and, with ``--gap``, latency against the idle gap;
+    empty strings for a run without them."""
+    from kbench import figures
+
+    return {"lat_ecdf": _png(figures.latency_ecdf_figure(timed, model)) if figures.has_latency(timed, model) else "",
+            "lat_gaps": _png(figures.gap_figure(timed, model)) if figures.has_gaps(timed, model) else ""}  # fmt: skip
+
+
+def _breakdown_figures(timed: pd.DataFrame, model: str, swept: bool) -> dict[str, str]:
+    """Where the time goes (:mod:`kbench.decompose`): the per-cell stacked bars and, for a sweep, the parts against
+    the size; empty strings for a run without the decomposition."""
+    from kbench import figures
+
+    if not figures.has_breakdown(timed, model):
+        return {"parts": "", "parts_sweep": ""}
+    return {"parts": _png(figures.breakdown_figure(timed, model)),
+            "parts_sweep": _png(figures.parts_figure(timed, model)) if swept else ""}  # fmt: skip
+
+
 def _roofline(p: present.Prepared, peak: dict | None) -> str:
     df = p.results
+    if "gflops" in df:  # a model whose FLOPs are unknown (a user model without a NumPy twin) has no place on it
+        df = df[df["gflops"] > 0]
     if not peak or "gflops" not in df or not df["gflops"].notna().any():
         return ""
     from kbench.figures import roofline_figure
@@ -77,7 +106,7 @@ def build_html(run: RunData) -> str:
         backend=visible(meta.get("backend", "")),
         status=visible(meta.get("status", "unknown")),
         failures=[visible(f) for f in meta.get("failures") or []],
-        figures=model_figures(prepared, present.by_backend(run.samples)),
+        figures=model_figures(prepared, present.by_threads(present.by_backend(run.samples))),
         summaries={m.label: m for m in view.models},
         roofline=_roofline(prepared, peak),
         peak_measured=visible((peak or {}).get("measured", "")),

@@ -330,16 +330,18 @@ def _read_v2(run_dir: Path, meta: dict) -> schema.RawRun:
     path, samples_csv = run_dir / "results.json", run_dir / "samples.csv"
     rows = _read_results_json(path, 2) if path.is_file() else []
     for r in rows:
-        missing = [c for c in COLUMNS if c not in r]
+        missing = [c for c in COLUMNS if c not in r and c not in schema.LATE_V2]
         if missing:
             raise _lacks(path, missing)
     try:
         coerced = tuple(schema.coerce_row(r, strict=False) for r in rows)
     except SchemaError as exc:
         raise _damaged(path, f"has a bad value: {exc}") from None
-    samples = _read_csv(samples_csv, schema.SAMPLE_COLUMNS, SAMPLE_COLUMNS) if samples_csv.is_file() else \
+    required = [c for c in SAMPLE_COLUMNS if c not in schema.LATE_V2]
+    samples = _read_csv(samples_csv, schema.SAMPLE_COLUMNS, required) if samples_csv.is_file() else \
         pd.DataFrame(columns=SAMPLE_COLUMNS)  # fmt: skip
-    return schema.RawRun(2, meta, coerced, samples)
+    return schema.RawRun(2, meta, coerced, samples.reindex(columns=schema.ordered([*samples.columns, *SAMPLE_COLUMNS],
+                                                                               schema.SAMPLE_COLUMNS)))  # fmt: skip
 
 
 READERS: dict[int, Callable[[Path, dict], schema.RawRun]] = {1: _read_v1, 2: _read_v2}

@@ -15,7 +15,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from kbench import stats
+from kbench import decompose, stats
+from kbench.latency import latency_columns
+from kbench.parity import KERAS_ONLY
 from kbench.paths import BASELINE, PATHS
 from kbench.planning import Cell
 from kbench.protocol import CellDone, PathResult
@@ -33,6 +35,7 @@ class CellFacts:
     nbytes: int
     import_s: dict[str, float]  # {"numpy": s, "backend": s}: median over this backend's processes
     peak: Any = None  # kbench.peak.Peak or None
+    threads: int | None = None  # --threads of the workers that measured the cell; None: the default
 
 
 def _median_or_nan(values: Sequence[float | None]) -> float:
@@ -107,8 +110,13 @@ def path_row(facts: CellFacts, results: Sequence[PathResult], base: Sequence[Pat
         "build_s": _median_or_nan([r.build_s for r in results]),
         "first_call_s": _median_or_nan([r.first_call_s for r in results]),
         "retrace_s": _median_or_nan([r.retrace_s for r in results]), "retrace_batch": first.retrace_batch,
-        "cold_order": first.order, "flags": [], "warnings": [],
+        "cold_order": first.order, "flags": [], "warnings": [], "threads": facts.threads,
     }  # fmt: skip
+    row.update(latency_columns(results))
+    if KERAS_ONLY in p.message:  # a model without a NumPy twin: say so on every row, whatever parity found
+        row["flags"].append("no_twin")
+        row["warnings"].append(p.message[: p.message.index(KERAS_ONLY) + len(KERAS_ONLY)])
+        row["parity_message"] = p.message if not row["parity_ok"] else ""
     if not row["parity_ok"]:
         row["flags"].append("parity_fail")
         row["warnings"].append(f"parity failed: {p.message}")
@@ -125,8 +133,11 @@ def cell_rows(facts: CellFacts, done: Mapping[int, CellDone]) -> tuple[list[dict
             by_path.setdefault(r.path, []).append(r)
             samples += [{"run_id": facts.run_id, "model": facts.cell.model, "backend": facts.backend, "path": r.path,
                          "sizes": facts.cell.label, "dtype": facts.cell.dtype, "process": process, "sample": i,
-                         "loops": r.loops, "seconds": s} for i, s in enumerate(r.samples)]  # fmt: skip
+                         "loops": r.loops, "seconds": s, "threads": facts.threads}
+                        for i, s in enumerate(r.samples)]  # fmt: skip
     order = list(PATHS)
     names = sorted(by_path, key=lambda n: order.index(n) if n in order else len(order))
     base = by_path.get(BASELINE)
-    return [path_row(facts, by_path[n], base) for n in names], samples
+    rows = [path_row(facts, by_path[n], base) for n in names]
+    decompose.annotate(rows, [d.references for _, d in sorted(done.items())], facts.backend)  # where the time goes
+    return rows, samples

@@ -37,6 +37,13 @@ def worker_env(backend: str, device: str = "auto") -> dict[str, str]:
     return get(backend).worker_env(device, os.environ)
 
 
+def _with_threads(env: dict[str, str], threads: int | None) -> dict[str, str]:
+    """``--threads``: BLAS, OpenMP, TensorFlow and XLA thread variables set before the worker imports anything."""
+    from kbench.latency import thread_env
+
+    return {**env, **thread_env(threads, env)}
+
+
 def describe_exit(returncode: int | None) -> str:
     if returncode is None:
         return "did not exit"
@@ -65,7 +72,7 @@ def stream(job: Job, log_path: Path, cell_timeout_s: float | None = None) -> Ite
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env=worker_env(job.backend, job.device),
+            env=_with_threads(worker_env(job.backend, job.device), job.threads),
             start_new_session=True,  # Ctrl-C in a terminal signals the parent's group only: the parent decides
         )
         try:

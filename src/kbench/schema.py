@@ -76,6 +76,8 @@ RESULT_COLUMNS: tuple[Column, ...] = (
                                "output synchronised, not copied back."),
     _c("precision", "str", "", "The matmul precision in effect: the dtype, or `tf32` when float32 matmuls ran in "
                                "TF32."),
+    _c("threads", "int", "", "`--threads`: the threads the worker ran with (BLAS, OpenMP, the backend's intra- and "
+                             "inter-op pools, XLA), part of the row's identity; empty for the backend's default.", 2),
     _c("parity_ok", "bool", "", "Whether the path's first output matched the float64 reference and the NumPy twin "
                                 "within `parity_tol`."),
     _c("parity_tol", "float", "", "The parity tolerance, relative to each element's scale: 16 · eps · √K."),
@@ -132,6 +134,55 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     _c("cold_order", "int", "", "The path's place in the cell's shuffled cold-start order, from 0."),
     _c("switch_warmup_calls", "int", "", "Untimed calls made to the path before each sample after another path "
                                          "ran (the timer's switch warm-up).", 2),
+    _c("lat_n", "int", "", "Single calls timed back to back, one call between two clock reads, pooled over the "
+                           "processes (after the steady state).", 2),
+    _c("lat_p50_s", "float", "s", "The median of those single calls.", 2),
+    _c("lat_p90_s", "float", "s", "Their 90th percentile.", 2),
+    _c("lat_p99_s", "float", "s", "Their 99th percentile.", 2),
+    _c("lat_max_s", "float", "s", "The slowest single call.", 2),
+    _c("lat_samples_s", "list[float]", "s", "Every single call behind `lat_p50_s`, process by process (the "
+                                            "report's ECDF).", 2),
+    _c("lat_note", "str", "", "Why a path has no single-call figures, e.g. `too short for single-call timing` (a "
+                              "call under 20 µs).", 2),
+    _c("lat_gap_s", "list[float]", "s", "With `--gap`: the idle gaps before single calls, 0 (back to back) first, "
+                                        "then each gap asked; the other `lat_gap_*` lists follow this order.", 2),
+    _c("lat_gap_actual_s", "list[float]", "s", "The median idle gap actually observed before each call, per gap.",
+       2),
+    _c("lat_gap_n", "list[float]", "", "Single calls timed after each gap, pooled over the processes.", 2),
+    _c("lat_gap_p50_s", "list[float]", "s", "The median single call after each gap.", 2),
+    _c("lat_gap_p90_s", "list[float]", "s", "The 90th percentile after each gap.", 2),
+    _c("lat_gap_p99_s", "list[float]", "s", "The 99th percentile after each gap.", 2),
+    _c("lat_gap_max_s", "list[float]", "s", "The slowest single call after each gap.", 2),
+    _c("lat_rate_per_s", "float", "1/s", "With `--rate`: the mean rate of the open-loop Poisson arrivals, served one "
+                                          "at a time.", 2),
+    _c("lat_rate_n", "int", "", "Requests sent at that rate, pooled over the processes.", 2),
+    _c("lat_rate_p50_s", "float", "s", "The median request's latency from its arrival to the end of its call, "
+                                       "queueing included.", 2),
+    _c("lat_rate_p99_s", "float", "s", "The 99th percentile of that latency.", 2),
+    _c("lat_rate_max_s", "float", "s", "The slowest request.", 2),
+    _c("lat_rate_wait_p50_s", "float", "s", "The median wait in the queue before a request's call started.", 2),
+    _c("mem_rss_growth_b", "int", "B", "Peak resident memory during a few calls after the timed ones over the "
+                                       "resident memory before them (first worker process).", 2),
+    _c("mem_py_peak_b", "int", "B", "The peak of Python's allocations (tracemalloc) over those calls.", 2),
+    _c("mem_device_peak_b", "int", "B", "A `@device` path's peak device memory where the backend reports it; "
+                                        "empty on a CPU.", 2),
+    _c("kernel_s", "float", "s", "Where the time goes (Keras host rows): the kernel floor's median, the model's "
+                                 "computation compiled by the backend on inputs already resident in it, output "
+                                 "synchronised, not converted; timed in the same interleaved run as the paths.", 2),
+    _c("kernel_floor", "str", "", "Which floor `kernel_s` is: `tf.function`, `xla` (TensorFlow's `xla` path), "
+                                  "`jax.jit`, `torch.jit.trace`, or `torch.compile` where tracing failed.", 2),
+    _c("conversion_in_s", "float", "s", "The median of converting the cell's inputs from NumPy to the backend (on a "
+                                        "GPU: the host-to-device copy).", 2),
+    _c("conversion_out_s", "float", "s", "The median of converting a result of the output's shape back to NumPy "
+                                         "(on a GPU: the device-to-host copy).", 2),
+    _c("overhead_s", "float", "s", "Framework overhead: `median_s` minus `kernel_s`, `conversion_in_s` and "
+                                   "`conversion_out_s`; below 0 it is within noise when `overhead_high_s` >= 0.", 2),
+    _c("overhead_low_s", "float", "s", "The low end of the overhead's 95% interval, from the four medians' CIs "
+                                       "added in quadrature.", 2),
+    _c("overhead_high_s", "float", "s", "The high end of that interval.", 2),
+    _c("dispatch_s", "float", "s", "The median of a trivial compiled call on the same resident inputs (TensorFlow: "
+                                   "an identity `tf.function`; JAX: a jitted touch of the inputs): the backend's own "
+                                   "per-call cost, part of `kernel_s`; empty for torch.", 2),
     _c("flags", "list[str]", "", "Machine-readable flags: `parity_fail`, `unstable` (IQR over 10% of the median), "
                                  "`ci_not_reached`."),
     _c("warnings", "list[str]", "", "Human-readable warnings, one sentence each."),
@@ -146,6 +197,7 @@ SAMPLE_COLUMNS: tuple[Column, ...] = (
     _c("dtype", "str", "", "The cell's dtype."),
     _c("process", "int", "", "Which worker process took the sample, from 0 (the index into `process_medians_s`).",
        2),
+    _c("threads", "int", "", "`--threads` of the worker that took the sample; empty for the default.", 2),
     _c("sample", "int", "", "The sample's index in the order taken, per path, cell and process."),
     _c("loops", "int", "", "Calls timed together in the sample."),
     _c("seconds", "float", "s", "The sample's time over `loops`: seconds per call."),
@@ -181,8 +233,23 @@ RUN_FIELDS: tuple[Column, ...] = (
     _c("runtime_init_s_per_process", "dict", "s", "Per backend: every worker process's runtime first use.",
        since=2),
 )  # fmt: skip
-RUN_EXTRA = "Any other key (e.g. `backend`, `worker_pid`) is kept as it is, in `RunMeta.extra`."
+RUN_EXTRA = ("Any other key (e.g. `backend`, `worker_pid`) is kept as it is, in `RunMeta.extra`. Among them: "
+             "`shard`, in a `kbench run --shard K/N` run: `index` (K), `count` (N), `plan_cells` (the full plan's "
+             "cell count), `cells` (this shard's cells as indices into the full plan), `plan_digest` (the full "
+             "plan's identity) and `assignment` (`round-robin`); `merged`, in a `kbench merge` run: the merge "
+             "`command`, the `shards` merged and those `missing` (with `partial`), `mixed` (the fingerprint fields "
+             "that differed, with `allow_mixed`) and per input its `run_id`, `shard`, `command`, `status`, times, "
+             "counts and timings.")
 
+# Columns added to version 2 after files were written with it: a v2 file without them loads with them empty.
+LATE_V2: frozenset[str] = frozenset({
+    "threads", "lat_n", "lat_p50_s", "lat_p90_s", "lat_p99_s", "lat_max_s", "lat_samples_s", "lat_note", "lat_gap_s",
+    "lat_gap_actual_s", "lat_gap_n", "lat_gap_p50_s", "lat_gap_p90_s", "lat_gap_p99_s", "lat_gap_max_s",
+    "mem_rss_growth_b", "mem_py_peak_b", "mem_device_peak_b", "lat_rate_per_s", "lat_rate_n", "lat_rate_p50_s",
+    "lat_rate_p99_s", "lat_rate_max_s", "lat_rate_wait_p50_s",
+    "kernel_s", "kernel_floor", "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s",
+    "overhead_high_s", "dispatch_s",  # where the time goes (kbench.decompose)
+})  # fmt: skip
 COLUMNS: list[str] = [c.name for c in RESULT_COLUMNS if not c.is_family]
 SAMPLE_COLUMN_NAMES: list[str] = [c.name for c in SAMPLE_COLUMNS]
 
@@ -344,13 +411,13 @@ def v1_to_v2(raw: RawRun) -> RawRun:
     """v1 → v2: `flags` split on `;` and `warnings` on ` | ` into lists, `options` parsed from JSON text;
     `n_processes` 1, `process_medians_s` [`median_s`] and `ratio_process` [`ratio_to_numpy`] (v1 ran one worker
     process per backend); `peak_engine` `numpy` where `pct_peak_flops` is set (v1's peak was NumPy's BLAS); the other
-    new columns empty; samples get `process` 0."""
+    new columns empty; samples get `process` 0 and an empty `threads`."""
     rows = []
     for r in raw.rows:
         row = {**r, "schema_version": 2, **single_process_fields(r)}
         row["peak_engine"] = None if is_missing(r.get("pct_peak_flops")) else "numpy"
         rows.append(coerce_row(row, strict=False))
-    samples = raw.samples.assign(process=0)
+    samples = raw.samples.assign(process=0, threads=None)
     return RawRun(2, {**raw.meta, "schema_version": 2}, tuple(rows), samples[ordered(samples.columns, SAMPLE_COLUMNS)])
 
 

@@ -62,8 +62,8 @@ class RunSession:
         self.plan, self.run_dir, self.meta, self.hook = plan, run_dir, meta, hook
         self.timeout, self.peak = cell_timeout_s, peak
         self.specs = {c.model_file: _load_spec(c.model_file) for c in plan.cells}
-        self.done: dict[tuple[str, int], dict[int, CellDone]] = {}  # (backend, cell) -> process -> record
-        self.rows: dict[tuple[str, int], tuple[list[dict], list[dict]]] = {}
+        self.done: dict[tuple, dict[int, CellDone]] = {}  # (backend, cell[, threads]) -> process -> record
+        self.rows: dict[tuple, tuple[list[dict], list[dict]]] = {}
         self.failures: list[str] = []
         self.user_error: errors.KbenchError | None = None
         self.interrupted = ""  # the signal's name once interrupted
@@ -91,9 +91,13 @@ class RunSession:
         return "interrupted" if self.interrupted else "complete" if complete else "failed"
 
     def _run_backend(self, backend: str) -> bool:
+        """Every worker process of ``backend``: ``plan.processes`` of them per ``--threads`` setting."""
+        return all(self._run_threads(backend, threads) for threads in self.plan.thread_settings)
+
+    def _run_threads(self, backend: str, threads: int | None) -> bool:
         for process in range(self.plan.processes):
-            run = WorkerRun(self.job(backend, process))
-            for event in stream(run.job, self.tmp / _log_name(backend, process), self.timeout):
+            run = WorkerRun(replace(self.job(backend, process, threads), threads=threads))
+            for event in stream(run.job, self.tmp / _log_name(backend, process, threads), self.timeout):
                 self.hook(Progress(backend, process, self.plan.processes, event))
                 self.handle(run, event)
             if self.user_error is not None:
@@ -104,16 +108,20 @@ class RunSession:
                 return False
         return True
 
-    def job(self, backend: str, process: int) -> Job:
-        """Process ``process`` of ``backend``: its share of the cell budget and of the run budget left."""
+    def job(self, backend: str, process: int, threads: int | None = None) -> Job:
+        """Process ``process`` of ``backend`` (at ``threads``): its share of the cell budget and of the run budget
+        left."""
         plan, timer = self.plan, self.plan.timer
-        workers_left = (len(plan.backends) - plan.backends.index(backend)) * plan.processes - process
+        settings = plan.thread_settings
+        sets_left = (len(plan.backends) - plan.backends.index(backend)) * len(settings) - settings.index(threads)
+        workers_left = sets_left * plan.processes - process
         run_budget = None
         if plan.run_budget_s is not None:
             run_budget = max(plan.run_budget_s - (time.perf_counter() - self.started), 0.0) / workers_left
         return Job(plan.cells, paths_for(backend, plan.paths, resident=True), backend, plan.seed,
                    replace(timer, budget_s=timer.budget_s / plan.processes), plan.mode, plan.device, plan.precision,
-                   plan.resident, run_budget, process, plan.processes)  # fmt: skip
+                   plan.resident, run_budget, process, plan.processes, plan.gaps, threads,
+                   rate=plan.rate)  # fmt: skip
 
     # -- one handler per event -----------------------------------------------------------------------------------
     def handle(self, run: WorkerRun, event: protocol.Event) -> None:
@@ -147,14 +155,16 @@ class RunSession:
     def on_cell(self, run: WorkerRun, e: CellDone) -> None:
         backend = run.job.backend
         run.settled.add(e.index)
-        self.done.setdefault((backend, e.index), {})[run.job.process] = e
+        key = _cell_key(backend, e.index, run.job.threads)
+        self.done.setdefault(key, {})[run.job.process] = e
         cell = self.plan.cells[e.index]
         spec = self.specs[cell.model_file]
         imports = self.meta["imports"][backend]
         facts = CellFacts(self.run_id, backend, cell, spec.flops(cell.sizes_dict), _array_bytes(spec, cell),
-                          {"numpy": imports["numpy"], "backend": imports["backend"]}, self.peak)  # fmt: skip
-        self.rows[(backend, e.index)] = cell_rows(facts, self.done[(backend, e.index)])
-        self._write_cell((backend, e.index))
+                          {"numpy": imports["numpy"], "backend": imports["backend"]}, self.peak,
+                          run.job.threads)  # fmt: skip
+        self.rows[key] = cell_rows(facts, self.done[key])
+        self._write_cell(key)
 
     def on_skip(self, run: WorkerRun, e: CellSkipped) -> None:
         run.settled.add(e.index)
@@ -175,7 +185,8 @@ class RunSession:
             return
         backend = run.job.backend
         tail = f"; its last words: {e.stderr_tail}" if e.stderr_tail else ""
-        reason = f"the {backend} worker {describe_exit(e.returncode)} (see {_log_name(backend, run.job.process)}){tail}"
+        log = _log_name(backend, run.job.process, run.job.threads)
+        reason = f"the {backend} worker {describe_exit(e.returncode)} (see {log}){tail}"
         self._worker_failed(run, min(set(range(len(self.plan.cells))) - run.settled), reason)
 
     # -- bookkeeping ---------------------------------------------------------------------------------------------
@@ -204,7 +215,7 @@ class RunSession:
     def _settled(self, backend: str) -> set[int]:
         failed = {i for i, c in enumerate(self.plan.cells) for f in self.meta["failed_cells"]
                   if f["backend"] == backend and f["model"] == c.model and f["sizes"] == c.label}  # fmt: skip
-        return {i for (b, i) in self.done if b == backend} | failed
+        return {k[1] for k in self.done if k[0] == backend} | failed
 
     def _fail_cells(self, backend: str, indices: set[int], reason: str, process: int | None = None) -> None:
         for i in sorted(indices):
@@ -245,14 +256,23 @@ class RunSession:
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         from kbench.results import SAMPLE_COLUMNS, frame
 
-        ordered = [self.rows[k] for k in sorted(self.rows, key=lambda k: (self.plan.backends.index(k[0]), k[1]))]
+        settings = self.plan.thread_settings
+        order = {k: (self.plan.backends.index(k[0]), settings.index(k[2] if len(k) > 2 else None), k[1])
+                 for k in self.rows}  # fmt: skip
+        ordered = [self.rows[k] for k in sorted(self.rows, key=order.__getitem__)]
         rows = [r for rs, _ in ordered for r in rs]
         samples = [s for _, ss in ordered for s in ss]
         return frame(rows), pd.DataFrame(samples, columns=SAMPLE_COLUMNS)
 
 
-def _log_name(backend: str, process: int) -> str:
-    return f"worker-{backend}.log" if process == 0 else f"worker-{backend}-{process + 1}.log"
+def _cell_key(backend: str, index: int, threads: int | None) -> tuple:
+    """A cell's key among the rows: (backend, cell) as before, with the ``--threads`` setting when one is given."""
+    return (backend, index) if threads is None else (backend, index, threads)
+
+
+def _log_name(backend: str, process: int, threads: int | None = None) -> str:
+    name = backend if threads is None else f"{backend}-threads{threads}"
+    return f"worker-{name}.log" if process == 0 else f"worker-{name}-{process + 1}.log"
 
 
 def _load_spec(model_file: str):

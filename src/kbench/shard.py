@@ -62,6 +62,8 @@ def plan_digest(plan: Plan) -> str:
            "timer": asdict(plan.timer), "processes": plan.processes, "backends": list(plan.backends),
            "mode": plan.mode, "device": plan.device, "precision": plan.precision, "resident": plan.resident,
            "run_budget_s": plan.run_budget_s}  # fmt: skip
+    doc.update({k: list(v) for k, v in (("gaps", plan.gaps), ("threads", plan.threads)) if v})  # --gap, --threads
+    doc.update({"rate": plan.rate} if plan.rate is not None else {})  # --rate
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

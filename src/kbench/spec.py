@@ -17,9 +17,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from kbench.errors import ModelLoadError, ModelsDirError, UnknownModelError, one_line
+from kbench.errors import BadSizeError, ModelLoadError, ModelsDirError, UnknownModelError, one_line
 
-INITS = ("normal", "uniform", "glorot_uniform")
+INITS = ("normal", "uniform", "glorot_uniform", "index")  # "index": integer indices in [0, high), inputs only
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,14 @@ class Tensor:
     shape: tuple[str | int, ...]
     init: str = "normal"
     scale: float = 1.0
+    high: str | int | None = None  # init="index": the indices' exclusive upper bound, a size name or a fixed int
 
     def resolve(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
         return tuple(int(sizes[d]) if isinstance(d, str) else int(d) for d in self.shape)
+
+    def dtype_for(self, dtype: str) -> str:
+        """The array's dtype in a run of ``dtype``: the run's own, or for indices int32 (int64 in float64 runs)."""
+        return ("int64" if dtype == "float64" else "int32") if self.init == "index" else dtype
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,10 @@ class ModelSpec:
     - ``flops(sizes)``: floating point operations of one forward call.
     - ``reduction(sizes)``: length of the longest sum in the forward; parity tolerances scale with its square root.
     - ``sweep``: what ``--sweep`` measures, size name -> range (``{"batch": "2**0..2**14"}``).
+    - ``output`` entries may also be ``fn(sizes) -> int`` for a derived length (a valid convolution's
+      ``length - kernel_size + 1``); a result below 1 is a :class:`BadSizeError`.
+    - ``magnitude(weights, inputs, **options)``: optional, the terms' magnitude M per output element for parity when
+      the forward on |weights| and |inputs| is not one (see :mod:`kbench.parity`); ``None`` uses that default.
     """
 
     name: str
@@ -61,7 +70,14 @@ class ModelSpec:
     reduction: Callable[[Mapping[str, int]], int]
     options: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     sweep: Mapping[str, str] = field(default_factory=dict)  # `--sweep` preset: size -> range, e.g. "2**0..2**14"
+    magnitude: Callable[..., Any] | None = None  # parity's M override (kbench.parity.magnitude); None: the default
     source: str = ""
+    # a user's saved model (kbench.keras_file): own_weights(keras, dtype) -> its saved arrays, read in the worker
+    # instead of the seeded ones; no_twin: why it has no NumPy twin (then forward is None); dtypes: the only dtypes
+    # it runs in (empty: any)
+    own_weights: Callable[[Any, str], Mapping[str, Any]] | None = None
+    no_twin: str = ""
+    dtypes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", MappingProxyType({k: tuple(v) for k, v in self.sizes.items()}))
@@ -77,7 +93,12 @@ class ModelSpec:
         return "batch" in self.sizes
 
     def output_shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
-        return tuple(sizes[d] if isinstance(d, str) else int(d) for d in self.output)
+        shape = tuple(sizes[d] if isinstance(d, str) else int(d(sizes)) if callable(d) else int(d) for d in self.output)
+        if any(n < 1 for n in shape):
+            at = " ".join(f"{k}={v}" for k, v in sizes.items())
+            raise BadSizeError(f"model {self.name!r} has output shape {shape} at {at}; choose sizes that give every "
+                               "output dimension at least 1")  # fmt: skip
+        return shape
 
 
 def validate_spec(spec: object, path: Path) -> ModelSpec:
@@ -100,9 +121,15 @@ def validate_spec(spec: object, path: Path) -> ModelSpec:
             raise bad(f"inputs and weights must be kbench.spec.Tensor, got {type(t).__name__}")
         if t.init not in INITS:
             raise bad(f"tensor {t.name!r} has init {t.init!r}; use one of {', '.join(INITS)}")
+        if (t.init == "index") != (t.high is not None) or (t.init == "index" and t not in spec.inputs):
+            raise bad(f"tensor {t.name!r}: init='index' (inputs only) and high= (its bound) go together")
+        if isinstance(t.high, str) and t.high not in spec.sizes or isinstance(t.high, (int, float)) and t.high < 1:
+            raise bad(f"tensor {t.name!r} has high={t.high!r}; use a declared size name or a positive int")
     for t in (*spec.inputs, *spec.weights, spec.output):
         shape = t.shape if isinstance(t, Tensor) else t
         for d in shape:
+            if callable(d) and shape is spec.output:  # a derived output length, fn(sizes) -> int
+                continue
             if isinstance(d, str) and d not in spec.sizes:
                 raise bad(f"shape {tuple(shape)} names size {d!r}, which MODEL.sizes does not declare")
             if not isinstance(d, str) and not (isinstance(d, int) and not isinstance(d, bool) and d > 0):
@@ -113,6 +140,8 @@ def validate_spec(spec: object, path: Path) -> ModelSpec:
     for fn in ("build_keras", "forward", "flops", "reduction"):
         if not callable(getattr(spec, fn)):
             raise bad(f"MODEL.{fn} must be callable")
+    if spec.magnitude is not None and not callable(spec.magnitude):
+        raise bad("MODEL.magnitude must be callable or None")
     for name in spec.sweep:
         if name not in spec.sizes:
             raise bad(f"MODEL.sweep names size {name!r}, which MODEL.sizes does not declare")
@@ -167,7 +196,12 @@ def find_model(name: str, dirs: tuple[Path, ...]) -> Path:
 
 
 def load_model_file(path: str | Path) -> ModelSpec:
-    """Import a model file and return its validated ``MODEL``. Model files are Python: this runs their code."""
+    """Import a model file and return its validated ``MODEL``. Model files are Python: this runs their code.
+    A saved ``.keras`` file is read as data instead (:func:`kbench.keras_file.load_spec`)."""
+    if str(path).endswith(".keras"):
+        from kbench import keras_file
+
+        return keras_file.load_spec(path)
     path = Path(path).resolve()
     module_name = f"kbench_user_model_{abs(hash(str(path)))}"
     try:
@@ -195,5 +229,10 @@ def load_model_file(path: str | Path) -> ModelSpec:
 
 
 def load_model(name: str, extra_dirs: tuple[str | Path, ...] = ()) -> ModelSpec:
+    """A built-in or ``--models-dir`` model by name; a ``PATH.keras`` file or a ``module:function`` factory."""
+    from kbench import keras_file
+
+    if keras_file.is_keras_path(name) or keras_file.is_factory(name):
+        return keras_file.load_spec(name)
     return load_model_file(find_model(name, model_dirs(extra_dirs)))
 

@@ -238,8 +238,9 @@ class Timer:
             loops = max(loops + 1, math.ceil(loops * grow))
 
     # -- the protocol --------------------------------------------------------------------------------------
-    def run(self, fns: Mapping[str, Fn]) -> dict[str, Measurement]:
-        """Warm up, calibrate and sample every callable, interleaved, until each one stops."""
+    def run(self, fns: Mapping[str, Fn], weights: Mapping[str, float] | None = None) -> dict[str, Measurement]:
+        """Warm up, calibrate and sample every callable, interleaved, until each one stops. ``weights``: each
+        callable's share of the budget, relative to the others' (default: equal shares)."""
         cfg = self.config
         names = sorted(fns)
         if not names:
@@ -253,7 +254,7 @@ class Timer:
             for name in names:
                 self.warmup(fns[name])
                 loops[name] = self.calibrate(fns[name])
-            samples, reason = self._sample_rounds(fns, loops)
+            samples, reason = self._sample_rounds(fns, loops, weights)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -263,7 +264,8 @@ class Timer:
             for n in names
         }  # fmt: skip
 
-    def _sample_rounds(self, fns: Mapping[str, Fn], loops: Mapping[str, int]) -> tuple[dict, dict]:
+    def _sample_rounds(self, fns: Mapping[str, Fn], loops: Mapping[str, int],
+                       weights: Mapping[str, float] | None = None) -> tuple[dict, dict]:
         """Rounds of one sample per active callable, shuffled; (per-call samples, stop reason) per name.
 
         Before a sample whose callable is not the one that ran last (or that follows a gc collection), the switch
@@ -271,7 +273,8 @@ class Timer:
         cfg = self.config
         names = sorted(fns)
         rng = random.Random(cfg.seed)
-        share = cfg.budget_s / len(names)
+        w = {n: (weights or {}).get(n, 1.0) for n in names}
+        share = {n: cfg.budget_s * w[n] / sum(w.values()) for n in names}
         samples: dict[str, list[float]] = {n: [] for n in names}
         spent = dict.fromkeys(names, 0.0)
         reason: dict[str, str] = {}
@@ -288,7 +291,7 @@ class Timer:
                 t = self.sample(fn, n_loops)
                 samples[name].append(t / n_loops)
                 spent[name] += t
-                stop = self._stop_reason(samples[name], spent[name], share)
+                stop = self._stop_reason(samples[name], spent[name], share[name])
                 if stop:
                     reason[name] = stop
                     active.remove(name)

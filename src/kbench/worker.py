@@ -58,13 +58,17 @@ def serve(job, emit, started: float, import_s: tuple[float, float]) -> int:
     from kbench.envinfo import backend_fingerprint
     from kbench.errors import KbenchError
 
+    from kbench.latency import apply_threads
+
     state = WorkerState(job.backend)
+    threads = apply_threads(job.backend, job.threads)  # before any op: --threads (its variables were set already)
     try:
         state.device, state.precision = get_backend(job.backend).setup_device(job.device, job.precision)
     except KbenchError as exc:
         emit(_failed(0, exc))
         return 0
-    env = {**backend_fingerprint(), "device": state.device, "matmul_precision": state.precision}
+    env = {**backend_fingerprint(), "device": state.device, "matmul_precision": state.precision,
+           "threads_setting": threads}
     emit(protocol.Imported(import_s[0], import_s[1], env, os.getpid()))
     _freeze_heap()
     if job.mode == "env":
