@@ -78,20 +78,24 @@ def main() -> int:
     parser.add_argument("--fail-above", default="1.10", help="the compare gate's factor (default 1.10)")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--max-false-alarms", type=float, default=None, help="exit 1 above this false-alarm rate")
+    parser.add_argument("--from", dest="source", type=Path, default=None,
+                        help="compare pairs already run into this folder (runs 1 and 2, 3 and 4, ... by start time)")
     parser.add_argument("run_args", nargs="*", help="after --: arguments of `kbench run` (default --model dense)")
     args = parser.parse_args()
     run_args = args.run_args or ["--model", "dense"]
     out = args.out or Path(tempfile.mkdtemp(prefix="kbench-aa-"))
     out.mkdir(parents=True, exist_ok=True)
     codes, rows = [], []
-    for i in range(args.pairs):
+    done = sorted(p.parent for p in args.source.glob("*/run.json")) if args.source else []
+    pairs = len(done) // 2 if args.source else args.pairs
+    for i in range(pairs):
         t = time.perf_counter()
-        a, b = run_once(run_args, out), run_once(run_args, out)
+        a, b = (done[2 * i], done[2 * i + 1]) if args.source else (run_once(run_args, out), run_once(run_args, out))
         code, pair_rows = compare_pair(a, b, args.fail_above)
         codes.append(code)
         rows += pair_rows
         sig = sum(r.change.significant for r in pair_rows)
-        print(f"pair {i + 1}/{args.pairs}: {a.name} vs {b.name}: exit {code}, {sig}/{len(pair_rows)} rows "
+        print(f"pair {i + 1}/{pairs}: {a.name} vs {b.name}: exit {code}, {sig}/{len(pair_rows)} rows "
               f"significant ({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
     print(f"runs in {out}; kbench run {' '.join(run_args)}; compare --fail-above {args.fail_above}")
     report(codes, rows)

@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="kbench run --quick --processes 1 (a rough, fast run)")
     parser.add_argument("--workdir", type=Path, default=None, help="where mlp.keras, the reports and the module go")
     args = parser.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="kbench-byom-"))
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="kbench-byom-"))).resolve()  # the commands run in it
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     model = work / "mlp.keras"

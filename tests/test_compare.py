@@ -295,3 +295,20 @@ def test_a_v1_run_compares_with_itself_and_with_a_v2_run(tmp_path):
     r = invoke("compare", str(GOLDEN), str(v2), "--html", str(tmp_path / "c.html"))
     assert r.exit_code == 0, r.output
     assert "schema v1" in (tmp_path / "c.html").read_text()
+
+
+def test_holm_adjustment_has_the_textbook_answer():
+    from kbench.compare import holm
+
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005, 3*0.01, 2*0.03, max(2*0.03, 1*0.04); back in the original order
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([]) == [] and holm([float("nan"), 0.5]) == [1.0, 1.0]
+
+
+def test_a_lone_borderline_row_is_not_significant_among_many():
+    """One row at p ~ 0.03 among 18 is what chance gives in an A/A pair; after Holm it is 'same'."""
+    from kbench.compare import Change, _judged
+
+    c = Change(1.2, 1.05, 1.37, 0.03, "welch-t", False, True, "slower")
+    assert _judged(c, min(1.0, 18 * 0.03), 0.05).verdict == "same"
+    assert _judged(c, 0.03, 0.05).verdict == "slower"  # alone, the same row would be called slower

@@ -43,12 +43,12 @@ def _row_tables(c: cmp.Comparison) -> list:
     out = []
     for title, rows in cells.items():
         t = Table(title=Text(title), title_justify="left", box=None, pad_edge=False)
-        for name in ("path", "A median", "B median", "B/A [95% CI]", "p", "verdict"):
+        for name in ("path", "A median", "B median", "B/A [95% CI]", "p (Holm)", "verdict"):
             t.add_column(name, justify="left" if name in ("path", "verdict") else "right", no_wrap=name != "path")
         for r in rows:
             verdict = r.change.verdict + (f" > {r.factor:g}: FAIL" if r.fails else "")
             t.add_row(Text(visible(r.key.path)), Text(fmt_time(r.a.median)), Text(fmt_time(r.b.median)),
-                      Text(cmp.fmt_change(r.change)), Text(cmp.fmt_p(r.change.p_value)),
+                      Text(cmp.fmt_change(r.change)), Text(cmp.fmt_p(r.change.p_adjusted)),
                       Text(verdict, style=STYLE[r.change.verdict]))  # fmt: skip
         out.append(t)
     return out

@@ -25,10 +25,12 @@ processes, and on the pooled samples it treats correlated samples as independent
 wobble significant. Only when both runs have one process each (two v1 runs) is Mann-Whitney on the pooled samples
 used (:func:`scipy.stats.mannwhitneyu`), the only test left; the ``test`` field says which one ran.
 
-**Verdict.** ``slower`` or ``faster`` only when the change is *significant*: p < 0.05 **and** the ratio's CI
-excludes 1 (the CI carries the floor the t-test cannot see); ``same`` otherwise. No correction for multiple rows is
-made: with 30 rows, one or two are expected to be significant by chance in an A/A comparison
-(``benchmarks/aa_false_alarms.py`` measures how often), which is why the gate also asks for a minimum factor.
+**Verdict.** ``slower`` or ``faster`` only when the change is *significant*: its Holm-adjusted p < 0.05 **and**
+the ratio's CI excludes 1 (the CI carries the floor the t-test cannot see); ``same`` otherwise. The adjustment is
+Holm's step-down over every timed row of the comparison, so the chance that *any* row of an A/A comparison is
+called significant stays under 5%: without it, 18 rows at 5% each made the gate fail 2 of 10 A/A pairs of the
+default run (``benchmarks/aa_false_alarms.py``; 9 of 180 rows, exactly the 5% a per-row test promises). Each row
+keeps its own p (``p_value``) beside the adjusted one (``p_adjusted``).
 
 **Gate** (``--fail-above``): a row fails when its verdict is ``slower`` and its *point* ratio is above the factor
 for its path (a per-path factor, else the default). The point ratio, not the CI's low end: the CI says whether the
@@ -48,7 +50,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -162,11 +164,12 @@ class Change:
     ratio: float
     ci_low: float
     ci_high: float
-    p_value: float
+    p_value: float  # the row's own test
     test: str  # "welch-t", "pooled-t" or "mann-whitney"
     floored: bool  # the floor, not the process interval, set the CI's width
     significant: bool
     verdict: str  # "slower", "faster" or "same"
+    p_adjusted: float = math.nan  # Holm-adjusted over every row of the comparison (what the verdict uses)
 
 
 def side(per_process: Sequence[Sequence[float]]) -> Side:
@@ -410,8 +413,25 @@ def _path_summaries(rows: Sequence[RowComparison]) -> tuple[PathSummary, ...]:
     )
 
 
-def _row(key: RowKey, a: list[list[float]], b: list[list[float]], factors: Factors, alpha: float) -> RowComparison:
-    c = change(a, b, alpha)
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni step-down adjusted p-values (a missing p counts as 1): the family-wise error rate over all
+    rows stays at most alpha, which is what a gate asking "did *any* row get slower?" needs."""
+    p = [1.0 if missing(v) else float(v) for v in p_values]
+    adjusted, running = [1.0] * len(p), 0.0
+    for rank, i in enumerate(sorted(range(len(p)), key=p.__getitem__)):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _judged(c: Change, p_adjusted: float, alpha: float) -> Change:
+    """The row's verdict from its Holm-adjusted p-value (and its CI excluding 1, as before)."""
+    significant = p_adjusted < alpha and (c.ci_low > 1 or c.ci_high < 1)
+    verdict = ("slower" if c.ratio > 1 else "faster") if significant else "same"
+    return replace(c, significant=significant, verdict=verdict, p_adjusted=p_adjusted)
+
+
+def _row(key: RowKey, a: list[list[float]], b: list[list[float]], c: Change, factors: Factors) -> RowComparison:
     factor = factors.for_path(key.path)
     fails = factor is not None and c.verdict == "slower" and c.ratio > factor
     return RowComparison(key, side(a), side(b), c, factor, fails)
@@ -422,14 +442,16 @@ def compare_runs(a: RunData, b: RunData, factors: Factors = Factors(), alpha: fl
     only one run has, and the environment diff."""
     keys_a, keys_b = _keys(a.results), _keys(b.results)
     samples_a, samples_b = per_process_samples(a.samples), per_process_samples(b.samples)
-    rows, untimed = [], []
+    timed, untimed = [], []
     for key in (k for k in keys_b if k in keys_a):
         sk = (key.model, key.backend, key.path, key.sizes, key.dtype, key.threads)
         sa, sb = samples_a.get(sk), samples_b.get(sk)
         if sa and sb:
-            rows.append(_row(key, sa, sb, factors, alpha))
+            timed.append((key, sa, sb, change(sa, sb, alpha)))
         else:
             untimed.append(Untimed(key, " and ".join(n for n, s in (("A", sa), ("B", sb)) if not s)))
+    adjusted = holm([c.p_value for *_, c in timed])
+    rows = [_row(key, sa, sb, _judged(c, p, alpha), factors) for (key, sa, sb, c), p in zip(timed, adjusted)]
     return Comparison(
         a=_info(a), b=_info(b), rows=tuple(rows), paths=_path_summaries(rows),
         only_a=tuple(k for k in keys_a if k not in keys_b), only_b=tuple(k for k in keys_b if k not in keys_a),
@@ -471,7 +493,7 @@ def env_headline(c: Comparison, limit: int = 4) -> str:
 def gate_lines(c: Comparison) -> tuple[str, ...]:
     """One line per failing row, naming its path and cell; nothing when the gate passes or is off."""
     return tuple(f"slower than --fail-above {r.factor:g}: {where(r.key)}: {fmt_change(r.change)}, "
-                 f"p={fmt_p(r.change.p_value)}" for r in c.failures)  # fmt: skip
+                 f"p={fmt_p(r.change.p_adjusted)} (Holm)" for r in c.failures)  # fmt: skip
 
 
 # -- the HTML report -----------------------------------------------------------------------------------------------
