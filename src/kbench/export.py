@@ -23,9 +23,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -52,14 +50,13 @@ def check_format(fmt: str) -> None:
 
 def check_writable(path: Path) -> None:
     """Refuse an --out that is a folder or cannot be written, before any work is done."""
-    if path.is_dir():
+    from kbench.results import unwritable
+
+    why = unwritable(path)
+    if why == "is a folder":
         raise ExportError(f"--out {visible(path)} is a folder; pass a file path such as {visible(path / 'results.md')}")
-    try:
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".kbench-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ExportError(f"cannot write to {visible(path)}: {exc.strerror}; pass --out a writable file") from None
+    if why is not None:
+        raise ExportError(f"cannot write to {visible(path)}: {why}; pass --out a writable file")
 
 
 def write(path: Path, text: str) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -120,14 +118,13 @@ def build_html(run: RunData) -> str:
 
 def check_writable(path: Path) -> None:
     """Refuse a report path that cannot be written, by trying (access() says yes to root even in /proc)."""
-    if path.is_dir():
+    from kbench.results import unwritable
+
+    why = unwritable(path)
+    if why == "is a folder":
         raise ReportWriteError(f"--out {path} is a folder; pass a file path such as {path / 'report.html'}")
-    try:
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".kbench-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ReportWriteError(f"cannot write the report to {path}: {exc.strerror}; pass --out to a writable file") from None
+    if why is not None:
+        raise ReportWriteError(f"cannot write the report to {path}: {why}; pass --out to a writable file")
 
 
 def write_report(run: RunData, out: str | Path | None = None) -> Path:

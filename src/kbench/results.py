@@ -186,6 +186,20 @@ def flat_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{k: flat(v) for k, v in r.items()} for r in rows], columns=names)
 
 
+def unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written as a new file ("is a folder", or the OS's reason), or None. It tries for real,
+    in the folder, since access() says yes to root even where nothing can be created (/proc)."""
+    if path.is_dir():
+        return "is a folder"
+    try:
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".kbench-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
 class RunWriter:
     """Owns one run folder. Created lazily by the caller, so a run that fails validation writes nothing.
 
