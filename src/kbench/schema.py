@@ -184,7 +184,8 @@ RESULT_COLUMNS: tuple[Column, ...] = (
                                    "an identity `tf.function`; JAX: a jitted touch of the inputs): the backend's own "
                                    "per-call cost, part of `kernel_s`; empty for torch.", 2),
     _c("flags", "list[str]", "", "Machine-readable flags: `parity_fail`, `unstable` (IQR over 10% of the median), "
-                                 "`ci_not_reached`."),
+                                 "`ci_not_reached` (the median's 95% CI is wider than the timer's `target_ci`; in v1: the "
+                                 "budget was spent before it got there)."),
     _c("warnings", "list[str]", "", "Human-readable warnings, one sentence each."),
 )  # fmt: skip
 

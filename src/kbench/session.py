@@ -162,7 +162,7 @@ class RunSession:
         imports = self.meta["imports"][backend]
         facts = CellFacts(self.run_id, backend, cell, spec.flops(cell.sizes_dict), _array_bytes(spec, cell),
                           {"numpy": imports["numpy"], "backend": imports["backend"]}, self.peak,
-                          run.job.threads)  # fmt: skip
+                          run.job.threads, self.plan.timer.target_ci)  # fmt: skip
         self.rows[key] = cell_rows(facts, self.done[key])
         self._write_cell(key)
 
