@@ -61,7 +61,7 @@ from kbench.errors import BadOptionError, RunNotFoundError
 from kbench.fmt import missing, visible
 from kbench.paths import PATHS
 from kbench.results import RunData, load_run, resolve_run
-from kbench.stats import summarize
+from kbench.stats import scipy_stats, summarize
 from kbench.timer import median_ci
 
 ALPHA = 0.05
@@ -188,7 +188,7 @@ def _t_test(a: Side, b: Side) -> tuple[float, float, str]:
     welch = len(la) >= 2 and len(lb) >= 2
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = _scipy_stats().ttest_ind(lb, la, equal_var=not welch)
+        res = scipy_stats().ttest_ind(lb, la, equal_var=not welch)
         ci = res.confidence_interval(LEVEL)
     p = float(res.pvalue)
     if math.isnan(p):  # no spread on either side: the difference is exactly what it is
@@ -198,7 +198,7 @@ def _t_test(a: Side, b: Side) -> tuple[float, float, str]:
 
 
 def _mann_whitney(a_samples: Sequence[float], b_samples: Sequence[float]) -> float:
-    return float(_scipy_stats().mannwhitneyu(b_samples, a_samples, alternative="two-sided").pvalue)
+    return float(scipy_stats().mannwhitneyu(b_samples, a_samples, alternative="two-sided").pvalue)
 
 
 def change(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], alpha: float = ALPHA) -> Change:
@@ -406,7 +406,7 @@ def _path_summaries(rows: Sequence[RowComparison]) -> tuple[PathSummary, ...]:
     for r in rows:
         groups.setdefault((r.key.model, r.key.backend, r.key.path), []).append(r)
     return tuple(
-        PathSummary(*k, len(g), float(_scipy_stats().gmean([r.change.ratio for r in g])),
+        PathSummary(*k, len(g), float(scipy_stats().gmean([r.change.ratio for r in g])),
                     sum(r.change.verdict == "slower" for r in g), sum(r.change.verdict == "faster" for r in g),
                     max(r.change.ratio for r in g))  # fmt: skip
         for k, g in groups.items()
@@ -612,10 +612,3 @@ def write_html(c: Comparison, out: str | Path | None = None) -> Path:
         raise ReportWriteError(f"cannot write the compare report to {path}: {exc.strerror}; pass --html to a "
                                "writable file or --no-html") from None  # fmt: skip
     return path
-
-
-def _scipy_stats():
-    """scipy.stats, imported on first use: it costs ~0.5 s, and most commands never need it."""
-    from scipy import stats
-
-    return stats

@@ -105,7 +105,7 @@ def t_interval(centre: float, values: Sequence[float], level: float = LEVEL) -> 
     """``exp(log(centre) ± t((1+level)/2, N-1) · sd(log values) / sqrt(N))``, N = len(values) >= 2."""
     logs = np.log(np.asarray(values, dtype=float))
     n = len(logs)
-    half = float(_scipy_stats().t.ppf((1 + level) / 2, n - 1)) * float(np.std(logs, ddof=1)) / math.sqrt(n)
+    half = float(scipy_stats().t.ppf((1 + level) / 2, n - 1)) * float(np.std(logs, ddof=1)) / math.sqrt(n)
     return centre * math.exp(-half), centre * math.exp(half)
 
 
@@ -143,7 +143,7 @@ def _order_ci(procs: list[tuple[float, ...]]) -> tuple[float, float]:
     return median_ci(tuple(sorted(x for p in procs for x in p)))
 
 
-def _scipy_stats():
+def scipy_stats():
     """scipy.stats, imported on first use: it costs ~0.5 s, and most commands never need it."""
     from scipy import stats
 
