@@ -127,3 +127,15 @@ def test_verdict_table_is_the_one_engine_for_keras_paths_and_exclusions():
     large = v.loc["batch=16384 features=128 units=128"]
     assert large["keras_best"] == "compiled" and large["keras_slowest"] == "predict" and large["failed_parity"] == ()
     assert large["baseline_median_s"] == pytest.approx(df[(df["path"] == "numpy") & (df["size_batch"] == 16384)]["median_s"].iloc[0])
+
+
+def test_a_transfer_never_wins_a_cell_nor_crosses_numpy():
+    """On a GPU the d2h copy (20 µs, 5 TB/s) beats NumPy at large batches, but it only copies the output: the
+    verdict and the crossover sentence must name a path that computes the model (found on an H200 run)."""
+    df = synthetic({**PATHS, "d2h": (20e-6, 5000.0), "h2d": (30e-6, 4000.0)})
+    lines = analysis.headlines(df)
+    assert "above it compiled wins" in lines[0], lines
+    v = analysis.verdict_table(df)
+    named = set(v["recommended"]) | set(v["runner_up"]) | set(v["keras_best"]) | set(v["keras_slowest"])
+    assert not named & {"d2h", "h2d"}
+    assert not set(analysis.crossovers(df)["path"]) & {"d2h", "h2d"}

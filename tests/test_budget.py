@@ -1,5 +1,7 @@
 """The worker's budget policy (pure functions; the worker process itself is exercised in test_api)."""
 
+import pytest
+
 from kbench import api, budget
 from kbench.parity import ParityResult
 from kbench.protocol import CellDone, Job, PathResult
@@ -47,7 +49,9 @@ def test_another_models_history_is_not_used_to_predict():
 
 
 def test_prediction_extrapolates_along_the_last_two_points_and_never_shrinks():
-    assert budget.predict_call([(10, 1.0)], 100) == 10.0  # one point: proportional to work
+    assert budget.predict_call([(1e6, 1e-4)], 1e7) == pytest.approx(1e-3)  # one point at 10 GFLOP/s: proportional
+    # one point, all overhead (1.6 ms at 8 kFLOP): the extra 4.2 MFLOP at 1 GFLOP/s, not 512x the time
+    assert budget.predict_call([(8192, 1.6e-3)], 8192 * 512) == pytest.approx(1.6e-3 + 8192 * 511 / 1e9)
     assert budget.predict_call([(10, 1.0), (20, 1.5)], 40) == 2.5  # slope 0.05 per FLOP
     assert budget.predict_call([(10, 2.0), (20, 1.5)], 40) == 1.5  # noise made it faster: not extrapolated down
 

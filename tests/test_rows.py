@@ -2,6 +2,7 @@
 
 import math
 import statistics
+from dataclasses import replace
 
 import pytest
 from scipy import stats as scipy_stats
@@ -92,3 +93,8 @@ def test_rates_and_peak_use_the_median_and_name_the_engine():
     assert call_row["gflops"] == pytest.approx(1000 / call_row["median_s"] / 1e9)
     assert call_row["pct_peak_flops"] == pytest.approx(call_row["gflops"])  # against 100 GFLOP/s
     assert call_row["peak_engine"] == "jax"
+    # the peak is the host's: a row computed on a GPU has a rate but no share of the CPU's peak
+    gpu = CellDone(0, (_path("numpy", NUMPY[0]), replace(_path("call", CALL[0]), device="gpu")), ("numpy", "call"))
+    rows, _ = cell_rows(facts, {0: gpu})
+    assert rows[0]["pct_peak_flops"] > 0 and rows[1]["gflops"] > 0
+    assert "pct_peak_flops" not in rows[1] and "peak_engine" not in rows[1]

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kbench.fmt import fmt_ratio
-from kbench.paths import BASELINE
+from kbench.paths import BASELINE, PATHS
 
 MIN_FIT_POINTS = 3
 
@@ -113,9 +113,16 @@ def _cross(xs: np.ndarray, ratios: np.ndarray) -> tuple[float | None, str]:
     return None, ""
 
 
+def _computes(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of paths that compute the model: a transfer (``h2d``, ``d2h``) only copies an input or an output,
+    so it never wins a cell and never crosses NumPy."""
+    transfers = {name for name, p in PATHS.items() if p.transfer}
+    return results[~results["path"].isin(transfers)]
+
+
 def crossovers(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for model, x, fixed, g in sweeps(results):
+    for model, x, fixed, g in sweeps(_computes(results)):
         for path, p in g[g["path"] != BASELINE].groupby("path", sort=False):
             p = p[p["ratio_to_numpy"].notna()]
             if len(p) < 2:
@@ -148,7 +155,8 @@ def verdict_table(results: pd.DataFrame) -> pd.DataFrame:
     faster it is than the runner-up; the fastest and slowest clean Keras paths with their ratios to NumPy; the
     paths left out because they failed parity. A cell where every path failed parity recommends nothing."""
     rows = []
-    timed = results[results["median_s"].notna()]
+    timed = _computes(results)
+    timed = timed[timed["median_s"].notna()]
     for (model, sizes), cell in timed.groupby(["model", "sizes"], sort=False):
         passed = cell["parity_ok"].astype(bool)
         ok = cell[passed].sort_values("median_s", kind="stable")

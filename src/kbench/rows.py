@@ -80,7 +80,7 @@ def _timing(row: dict, results: Sequence[PathResult], base: Sequence[PathResult]
                    ratio_process=list(rs.process_ratios))  # fmt: skip
     if s.median > 0:
         row.update(bytes=facts.nbytes, gflops=facts.flops / s.median / 1e9, gbps=facts.nbytes / s.median / 1e9)
-        if facts.peak is not None:
+        if facts.peak is not None and row["device"] == "cpu":  # the peak is the host's: a GPU row has none
             row.update(pct_peak_flops=100 * row["gflops"] / facts.peak.gflops(facts.cell.dtype),
                        pct_peak_bw=100 * row["gbps"] / facts.peak.copy_gbps,
                        peak_engine=getattr(facts.peak, "engine_for", lambda d: "numpy")(facts.cell.dtype))  # fmt: skip

@@ -119,8 +119,9 @@ RESULT_COLUMNS: tuple[Column, ...] = (
                             "move."),
     _c("gflops", "float", "GFLOP/s", "Achieved rate: `flops` over `median_s`."),
     _c("gbps", "float", "GB/s", "Achieved bandwidth: `bytes` over `median_s`."),
-    _c("pct_peak_flops", "float", "%", "`gflops` as a share of the machine's peak GEMM rate in this dtype."),
-    _c("pct_peak_bw", "float", "%", "`gbps` as a share of the machine's memory copy bandwidth."),
+    _c("pct_peak_flops", "float", "%", "`gflops` as a share of the machine's peak GEMM rate in this dtype (the "
+                                       "host's: empty on rows computed on a GPU)."),
+    _c("pct_peak_bw", "float", "%", "`gbps` as a share of the machine's memory copy bandwidth (empty on GPU rows)."),
     _c("peak_engine", "str", "", "The engine whose GEMM rate is the machine's peak that `pct_peak_flops` is "
                                  "measured against (e.g. `numpy`).", 2),
     _c("import_s", "float", "s", "Import time in the fresh worker: NumPy's on the `numpy` row, Keras with its "
