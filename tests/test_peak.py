@@ -163,3 +163,16 @@ def test_a_real_tensorflow_probe_in_a_child_process():
     e = peak.probe_engine("tensorflow", gemm_n=256, repeats=2)
     assert e.ok, e.error
     assert e.gflops_float32 > 1 and e.gflops_float64 > 1 and e.library in ("oneDNN", "Eigen") and e.version
+
+
+def test_probes_import_side_by_side_and_numpy_measures_once_they_are_ready():
+    seen = []
+
+    def between():
+        seen.append("numpy")
+        return peak.EngineRate("numpy", gflops_float32=1.0, gflops_float64=0.5)
+
+    rates = peak.probe_engines(("tensorflow", "bogus"), 64, 1, between)
+    assert seen == ["numpy"] and [r.engine for r in rates] == ["numpy", "tensorflow", "bogus"]
+    assert rates[1].ok and rates[1].gflops("float32") > 0, rates[1]
+    assert not rates[2].ok and "unknown engine 'bogus'" in rates[2].error

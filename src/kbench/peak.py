@@ -19,8 +19,10 @@ import hashlib
 import importlib.util
 import json
 import os
+import select
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -171,24 +173,92 @@ def numpy_engine(gemm_n: int = 1024, repeats: int = 7) -> EngineRate:
                       rates["float32"], rates["float64"])  # fmt: skip
 
 
-def probe_engine(engine: str, gemm_n: int = 1024, repeats: int = 7, timeout_s: float = PROBE_TIMEOUT_S) -> EngineRate:
-    """One backend's engine measured in a child process on the CPU; a failure is recorded, never raised."""
-    cmd = [sys.executable, "-m", "kbench.peak_probe", engine, "--n", str(gemm_n), "--repeats", str(repeats)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, **PROBE_ENV})
-    except subprocess.TimeoutExpired:
-        return EngineRate(engine, error=f"the probe timed out after {timeout_s:g} s")
-    except OSError as exc:
-        return EngineRate(engine, error=f"the probe did not start: {exc}")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+def _probe_cmd(engine: str, gemm_n: int, repeats: int) -> list[str]:
+    return [sys.executable, "-m", "kbench.peak_probe", engine, "--n", str(gemm_n), "--repeats", str(repeats)]
+
+
+def _parse(engine: str, returncode: int | None, stdout: str, stderr: str) -> EngineRate:
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
     try:
         data = json.loads(lines[-1])
         fields = {k: data[k] for k in ("version", "library", "threads", "error") if k in data}
         rates = {k: float(data[k]) for k in ("gflops_float32", "gflops_float64") if k in data}
         return EngineRate(engine, **fields, **rates)
     except (IndexError, ValueError, TypeError, KeyError):
-        tail = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1:] or ["no output"]
-        return EngineRate(engine, error=" ".join(f"exit {proc.returncode}: {tail[0]}".split())[:300])
+        tail = [ln for ln in stderr.splitlines() if ln.strip()][-1:] or ["no output"]
+        return EngineRate(engine, error=" ".join(f"exit {returncode}: {tail[0]}".split())[:300])
+
+
+def probe_engine(engine: str, gemm_n: int = 1024, repeats: int = 7, timeout_s: float = PROBE_TIMEOUT_S) -> EngineRate:
+    """One backend's engine measured in a child process on the CPU; a failure is recorded, never raised."""
+    cmd = _probe_cmd(engine, gemm_n, repeats)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, **PROBE_ENV})
+    except subprocess.TimeoutExpired:
+        return EngineRate(engine, error=f"the probe timed out after {timeout_s:g} s")
+    except OSError as exc:
+        return EngineRate(engine, error=f"the probe did not start: {exc}")
+    return _parse(engine, proc.returncode, proc.stdout, proc.stderr)
+
+
+class _WaitingProbe:
+    """A probe child started with ``--wait``: it imports its engine at once, then measures only when told, so
+    several import side by side (the slow part: TensorFlow and torch take seconds each) and measure one at a time."""
+
+    def __init__(self, engine: str, gemm_n: int, repeats: int) -> None:
+        self.engine, self.error = engine, ""
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty import never blocks
+        try:
+            self.proc: subprocess.Popen | None = subprocess.Popen(
+                [*_probe_cmd(engine, gemm_n, repeats), "--wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self.stderr, text=True, env={**os.environ, **PROBE_ENV})  # fmt: skip
+        except OSError as exc:
+            self.proc, self.error = None, f"the probe did not start: {exc}"
+
+    def wait_ready(self, deadline: float) -> None:
+        """Block until the child says ``ready`` (or exits, or ``deadline`` on the monotonic clock passes)."""
+        while self.proc is not None and not self.error:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                self.error = f"the probe timed out after {PROBE_TIMEOUT_S:g} s"
+            elif self.proc.stdout.readline().strip() in ("ready", ""):  # "": it exited; its output says why
+                return
+
+    def result(self, timeout_s: float) -> EngineRate:
+        """Tell it to measure, and read its one JSON line."""
+        if self.proc is None or self.error:
+            self.close()
+            return EngineRate(self.engine, error=self.error)
+        try:
+            out, _ = self.proc.communicate("go\n", timeout=timeout_s)
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            self.close()
+            return EngineRate(self.engine, error=f"the probe timed out after {timeout_s:g} s")
+        self.stderr.seek(0)
+        rate = _parse(self.engine, self.proc.returncode, out, self.stderr.read())
+        self.close()
+        return rate
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stderr.close()
+
+
+def probe_engines(names: Iterable[str], gemm_n: int, repeats: int, between: Callable[[], EngineRate]) -> list[EngineRate]:
+    """Every engine in ``names`` from its own child, imported side by side, measured one at a time; ``between``
+    (NumPy's own measurement) runs once every child has imported, so nothing else runs while it measures."""
+    children = [_WaitingProbe(name, gemm_n, repeats) for name in names]
+    try:
+        deadline = time.monotonic() + PROBE_TIMEOUT_S
+        for child in children:
+            child.wait_ready(deadline)
+        first = between()
+        return [first] + [child.result(PROBE_TIMEOUT_S) for child in children]
+    finally:
+        for child in children:
+            child.close()
 
 
 def installed_engines() -> tuple[str, ...]:
@@ -206,12 +276,16 @@ def measure(
     copy_mib: int = 64,
     repeats: int = 7,
     engines: Iterable[str] | None = None,
-    probe: Callable[[str, int, int], EngineRate] = probe_engine,
+    probe: Callable[[str, int, int], EngineRate] | None = None,
 ) -> Peak:
     """Every engine's GEMM (``engines``: the backends to probe, default every installed one; not installed ones are
-    skipped), the best per dtype as the peak, and the copy bandwidth."""
+    skipped), the best per dtype as the peak, and the copy bandwidth. ``probe``: measure one engine (default: every
+    engine's child imports side by side, :func:`probe_engines`)."""
     names = installed_engines() if engines is None else tuple(e for e in engines if importlib.util.find_spec(e))
-    rates = [numpy_engine(gemm_n, repeats)] + [probe(name, gemm_n, repeats) for name in names]
+    if probe is None:
+        rates = probe_engines(names, gemm_n, repeats, lambda: numpy_engine(gemm_n, repeats))
+    else:
+        rates = [numpy_engine(gemm_n, repeats)] + [probe(name, gemm_n, repeats) for name in names]
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     return with_best(rates, copy_bandwidth(copy_mib, repeats), gemm_n, fingerprint(), stamp)
 

@@ -106,12 +106,27 @@ def probe(engine: str, n: int, repeats: int) -> dict[str, Any]:
         return {"engine": engine, "error": " ".join(f"{type(exc).__name__}: {exc}".split())[:300]}
 
 
+def _preimport(engine: str) -> None:
+    """Import the engine now, so that several probes can import side by side and measure one at a time later; a
+    failure is left for :func:`probe` to report."""
+    try:
+        __import__(engine if engine in ENGINES else "json")
+    except BaseException:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kbench.peak_probe")
     parser.add_argument("engine")
+    parser.add_argument("--wait", action="store_true", help="import, print 'ready', measure after a line on stdin")
     parser.add_argument("--n", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
+    if args.wait:
+        _preimport(args.engine)
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        sys.stdin.readline()
     result = probe(args.engine, args.n, args.repeats)
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
