@@ -1,6 +1,6 @@
 """Does kbench's timer agree with itself and with timeit inside a full, interleaved cell? Prints ratios per path.
 
-    python benchmarks/harness_accuracy.py                          # ~4 minutes on 2 cores
+    python benchmarks/harness_accuracy.py                          # ~6 minutes on 2 cores
     python benchmarks/harness_accuracy.py --switch-warmup-calls 0  # the same with the switch warm-up off
 
 The cell is the one kbench times: dense 128->128 at batch 32 (``--batch``), TensorFlow backend, every host path
@@ -11,14 +11,15 @@ The cell is the one kbench times: dense 128->128 at batch 32 (``--batch``), Tens
   paths disturb each other's caches and thread pools between samples;
 - **alone**: ``Timer.run`` on that one path, with the same per-path share of the budget;
 - **timeit**: ``timeit.Timer(fn)`` in **another process** (this script with ``--timeit-server``, building the same
-  callables), loops from ``autorange()`` (>= 0.2 s per repeat), median of ``--repeat`` repeats, gc off.
+  callables), loops from ``autorange()`` once (>= 0.2 s per repeat), median of ``--repeat`` repeats, gc off.
 
 The machine's speed drifts by several percent between measurements seconds apart, so the comparison is *paired*:
 one round times the cell both ways, with kbench and timeit in the order A B, B A, A B, ... (A = kbench: interleaved
-then alone, or alone then interleaved in alternate rounds), ratios are taken per round and the printed ratio is the
-median over ``--rounds`` rounds, with the 95% CI of that median (order statistics over the rounds). While one
-process times, the other blocks on a pipe. Many short rounds rather than a few long ones: on a shared VM one round's
-ratio scatters by ±10-20% (the machine changes speed over seconds), and only the median over many rounds settles.
+then alone, or alone then interleaved in alternate rounds), ratios are taken per round and the printed ratio is their
+geometric mean over ``--rounds`` rounds, with its 95% t interval. While one process times, the other blocks on a
+pipe. Many rounds: on the shared 2-core VM, back-to-back 0.2 s ``timeit`` measurements of one TensorFlow path
+scatter by 7-10% (sd), independently for each path (the ratio of two paths scatters as much), so one round's ratio
+scatters by ~10% and only the mean over ~30 rounds settles ±5%.
 
 Targets: interleaved/alone and interleaved/timeit within 0.95-1.05 (``predict`` 0.90-1.10); ``ok`` when the
 ratio's CI lies inside the target, ``ok?`` when the median does but the CI reaches out. Exit status 1 on a miss,
@@ -76,9 +77,8 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def timeit_median(fn, repeat: int) -> float:
+def timeit_median(fn, repeat: int, number: int) -> float:
     t = timeit.Timer(fn)
-    number, _ = t.autorange()
     return statistics.median(x / number for x in t.repeat(repeat=repeat, number=number))
 
 
@@ -86,12 +86,13 @@ def timeit_median(fn, repeat: int) -> float:
 def serve_timeit(batch: int, repeat: int) -> int:
     """Build the cell, say ``ready``, then for each path name read on stdin print its timeit median as JSON."""
     fns = build_cell(TF_PATHS, batch)
+    numbers = {name: timeit.Timer(fn).autorange()[0] for name, fn in fns.items()}  # once: loops for >= 0.2 s
     print("ready", flush=True)
     for line in sys.stdin:
         name = line.strip()
         if not name:
             break
-        print(json.dumps({"path": name, "median_s": timeit_median(fns[name], repeat)}), flush=True)
+        print(json.dumps({"path": name, "median_s": timeit_median(fns[name], repeat, numbers[name])}), flush=True)
     return 0
 
 
@@ -166,11 +167,11 @@ def paired_round(fns: dict, config, other: TimeitProcess, index: int) -> Round:
 def report(rounds: list[Round], paths) -> int:
     """Print one line per path; return the number of ratios outside their target.
 
-    Each ratio is the median over rounds of the per-round ratio, with the 95% CI of that median (order statistics
-    over rounds, ``kbench.timer.median_ci``): a ratio counts as within target when its median is, and as *settled*
-    when its whole CI is (``ok``); a median inside with a CI reaching out is ``ok?`` (run more ``--rounds``).
+    Each ratio is the geometric mean over rounds of the per-round ratio, with its 95% t interval
+    (``kbench.stats.t_interval``): a ratio counts as within target when its mean is, and as *settled* when its
+    whole CI is (``ok``); a mean inside with a CI reaching out is ``ok?`` (run more ``--rounds``).
     """
-    from kbench.timer import median_ci
+    from kbench.stats import t_interval
 
     print(f"{'path':<17} {'interleaved':>11} {'alone':>9} {'timeit':>9}   {'inter/alone [95% CI]':<24}"
           f" {'inter/timeit [95% CI]':<24} target     n×loops switch")  # fmt: skip
@@ -179,8 +180,9 @@ def report(rounds: list[Round], paths) -> int:
         lo, hi = (0.90, 1.10) if name == "predict" else (0.95, 1.05)
         cells, verdicts = [], []
         for other in ("alone", "timeit"):
-            rs = sorted(r.interleaved[name].median / _median(getattr(r, other)[name]) for r in rounds)
-            ratio, (ci_lo, ci_hi) = statistics.median(rs), median_ci(tuple(rs))
+            rs = [r.interleaved[name].median / _median(getattr(r, other)[name]) for r in rounds]
+            ratio = statistics.geometric_mean(rs)
+            ci_lo, ci_hi = t_interval(ratio, rs)
             ok, settled = lo <= ratio <= hi, lo <= ci_lo and ci_hi <= hi
             misses += not ok
             verdicts.append("MISS" if not ok else "ok" if settled else "ok?")
@@ -211,11 +213,13 @@ def report_overhead(rounds: list[Round]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=16, help="paired rounds (kbench cell both ways, and timeit)")
+    ap.add_argument("--rounds", type=int, default=32, help="paired rounds (kbench cell both ways, and timeit)")
     ap.add_argument("--repeat", type=int, default=3, help="timeit repeats per path and round")
     ap.add_argument("--budget", type=float, default=2.0, help="kbench budget of the interleaved cell per round (s)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--switch-warmup-calls", type=int, default=None, help="override TimerConfig's default")
+    ap.add_argument("--switch-warmup-max-frac", type=float, default=None, help="override TimerConfig's default")
+    ap.add_argument("--samples-per-visit", type=int, default=None, help="override TimerConfig's default")
     ap.add_argument("--timeit-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.timeit_server:
@@ -224,8 +228,8 @@ def main() -> int:
     from kbench.timer import TimerConfig
 
     config = TimerConfig(budget_s=args.budget)
-    if args.switch_warmup_calls is not None:
-        config = replace(config, switch_warmup_calls=args.switch_warmup_calls)
+    overrides = {k: getattr(args, k) for k in ("switch_warmup_calls", "switch_warmup_max_frac", "samples_per_visit")}
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     other = TimeitProcess(args.batch, args.repeat)  # builds while this one builds: nothing is timed yet
     try:
         fns = build_cell(TF_PATHS, args.batch)
@@ -234,7 +238,8 @@ def main() -> int:
     finally:
         other.close()
     print(f"dense 128->128 batch {args.batch}, {args.rounds} paired rounds, cell budget {args.budget:g} s, "
-          f"switch warm-up {config.switch_warmup_calls} calls (at most {config.switch_warmup_max_frac:g} x loops)")  # fmt: skip
+          f"switch warm-up {config.switch_warmup_calls} calls (at most {config.switch_warmup_max_frac:g} x loops), "
+          f"{config.samples_per_visit} samples a visit")  # fmt: skip
     misses = report(rounds, TF_PATHS)
     print()
     report_overhead(rounds)

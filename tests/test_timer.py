@@ -76,7 +76,7 @@ class Work:
 def cfg(**kw) -> TimerConfig:
     """A config that keeps the fake protocol short; override what a test is about."""
     base = dict(budget_s=1.0, min_samples=10, max_samples=2000, target_ci=0.02, min_sample_s=1e-3, warmup_s=0.0,
-                min_warmup_calls=2, seed=0)  # fmt: skip
+                min_warmup_calls=2, seed=0, samples_per_visit=1, switch_warmup_calls=3, switch_warmup_max_frac=0.5)  # fmt: skip
     base.update(kw)
     return TimerConfig(**base)
 
@@ -741,15 +741,15 @@ def test_switch_warmup_on_a_real_clock_interleaved_median_matches_isolated():
             extra()
         spin()
 
-    def ratios(switch_calls: int) -> tuple[float, float]:
-        config = TimerConfig(budget_s=0.45, warmup_s=0.005, min_samples=30, min_sample_s=1e-3,
-                             switch_warmup_calls=switch_calls)  # fmt: skip
+    def ratios(**kw) -> tuple[float, float]:
+        config = TimerConfig(budget_s=0.45, warmup_s=0.005, min_samples=30, min_sample_s=1e-3, **kw)
         out = Timer(config).run({"a": a, "b": b, "c": spin})
         alone = Timer(replace(config, budget_s=0.15)).measure(spin)
         return out["b"].median / alone.median, out["b"].median / out["c"].median
 
-    assert ratios(3) == pytest.approx((1.0, 1.0), abs=0.05)
-    biased = ratios(0)
+    assert ratios() == pytest.approx((1.0, 1.0), abs=0.05)  # the defaults: visits of 3 samples, warm-up first
+    assert ratios(switch_warmup_calls=3, samples_per_visit=1) == pytest.approx((1.0, 1.0), abs=0.05)
+    biased = ratios(switch_warmup_calls=0, samples_per_visit=1)  # every sample follows a switch
     assert min(biased) > 1.15
 
 
@@ -776,3 +776,38 @@ def test_real_clock_timings_grow_with_the_work():
     config = TimerConfig(budget_s=0.4, warmup_s=0.01, min_samples=10, min_sample_s=1e-3)
     out = Timer(config).run({"n16": lambda: small @ small, "n256": lambda: large @ large})
     assert out["n256"].median / out["n16"].median > 50  # 4096x the flops
+
+
+def test_a_visit_is_a_warm_up_then_samples_back_to_back_and_a_stopped_callable_leaves_mid_visit():
+    clock = FakeClock()
+    log: list = []
+    fns = {"a": Work(clock, MS2, name="a", log=log), "b": Work(clock, 2 * MS2, name="b", log=log)}
+    config = cfg(min_samples=10, max_samples=10, samples_per_visit=3, switch_warmup_calls=20, switch_warmup_max_frac=1.0)
+    timer = Timer(config, clock=clock)
+    real_sample = timer.sample
+
+    def spy(fn, loops):
+        log.append(("sample", getattr(fn, "name", "")))
+        return real_sample(fn, loops)
+
+    timer.sample = spy
+    out = timer.run(fns)
+    assert all(m.n == 10 and m.loops == 1 and m.switch_warmup_calls == 1 for m in out.values())
+    assert out["a"].median == MS2 and out["b"].median == 2 * MS2  # the warm-up call is never inside a sample
+    log = [e for e in log if e != ("sample", "")]  # the overhead's no-op samples
+    assert log[:8] == ["a", "a", ("sample", "a"), "a", "b", "b", ("sample", "b"), "b"]  # warm-up, calibration
+    log = log[8:]
+    names, warmups, prev = [], 0, "b"  # calibration ran "b" last
+    for k, e in enumerate(log):
+        if isinstance(e, tuple):
+            assert log[k + 1] == e[1]  # a sample is one call
+            names.append(e[1])
+        elif k == 0 or log[k - 1] != ("sample", e):  # a call outside a sample: the warm-up ...
+            assert log[k + 1] == ("sample", e) and e != prev  # ... right before a visit that follows another
+            warmups += 1
+        prev = names[-1] if names else prev
+    runs = [(n, len(list(g))) for n, g in itertools.groupby(names)]
+    assert warmups == sum(1 for k, (n, _) in enumerate(runs) if n != (runs[k - 1][0] if k else "b"))
+    last_run = {n: k for k, (n, _) in enumerate(runs)}
+    assert all(length % 3 == 0 for k, (n, length) in enumerate(runs) if k != last_run[n])  # whole visits
+    assert sum(length for n, length in runs if n == "a") == 10  # 3 + 3 + 3 + 1: it stops mid-visit

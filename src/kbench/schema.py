@@ -133,8 +133,8 @@ RESULT_COLUMNS: tuple[Column, ...] = (
                                   "batch size."),
     _c("retrace_batch", "int", "", "The batch size of that retrace call."),
     _c("cold_order", "int", "", "The path's place in the cell's shuffled cold-start order, from 0."),
-    _c("switch_warmup_calls", "int", "", "Untimed calls made to the path before each sample after another path "
-                                         "ran (the timer's switch warm-up).", 2),
+    _c("switch_warmup_calls", "int", "", "Untimed calls made to the path at the start of each visit that follows "
+                                         "another path (the timer's switch warm-up).", 2),
     _c("lat_n", "int", "", "Single calls timed back to back, one call between two clock reads, pooled over the "
                            "processes (after the steady state).", 2),
     _c("lat_p50_s", "float", "s", "The median of those single calls.", 2),

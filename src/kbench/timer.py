@@ -11,15 +11,19 @@ One *sample* is ``loops`` back-to-back calls of a zero-argument callable between
   (as in ``timeit`` and pyperf).
 - **Warm-up.** Each callable runs for ``warmup_s`` (and at least ``min_warmup_calls`` times) before calibration.
 - **Interleaving.** Callables of one cell are sampled in rounds, in a freshly shuffled order each round, so slow
-  machine drift spreads over every path instead of favouring one.
+  machine drift spreads over every path instead of favouring one. Each round *visits* each callable once and takes
+  ``samples_per_visit`` (4) samples back to back: tens of milliseconds per visit, far shorter than the drift.
 - **Switch warm-up.** The first calls to a path right after *another* path ran are slow (its caches, TensorFlow's
   thread pools and allocator were just used by someone else): ``benchmarks/switch_penalty.py`` measures the 1st call
   after a switch at 1.5-2x the steady time for the TensorFlow paths at dense batch 32 (5x for NumPy's 12 µs call),
-  the 2nd at 1.2-1.4x, the 3rd at 1.1-1.3x, steady from the 4th or 5th. Inside a sample of ~10 loops that biased ``call``
-  by +20%. So before a sample that follows a different callable (or a gc collection), the timer makes
-  ``switch_warmup_calls`` (3) untimed calls, but never more than ``switch_warmup_max_frac`` (half) of the
-  callable's loops: a path with one 40 ms call per sample (``predict``) gets none, its call dwarfs the penalty.
-  The count used is recorded on each :class:`Measurement`; the warm-up is not timed and not charged to the budget.
+  the 2nd at 1.2-1.4x, the 3rd at 1.1-1.3x, steady from the 4th or 5th; after ``predict`` it lasts longer (``call``
+  still 1.17x at the 4th). Inside a sample of ~10 loops that biased ``call`` by +20%, and 3 untimed calls before
+  every sample still left +8% (``benchmarks/harness_accuracy.py``, 32 paired rounds). So a visit that follows a
+  different callable (or a gc collection) starts with ``switch_warmup_calls`` (20) untimed calls, but never more
+  than ``switch_warmup_max_frac`` (1.0) of the callable's loops: one untimed sample's worth for a TensorFlow path
+  (8-20 loops), 20 calls for NumPy's hundreds, one call for ``predict``'s single 40 ms one. With 4 samples a visit
+  the warm-up costs at most a quarter more wall time than the timed samples (untimed, not charged to the budget).
+  The count used is recorded on each :class:`Measurement`.
 - **Stopping rule.** A callable stops when it has ``min_samples`` and both ends of the distribution-free 95%
   confidence interval of its median lie within ``±target_ci`` of the median (``"ci"``), when its share of the budget is spent
   (``"budget"``), or at ``max_samples``.
@@ -57,12 +61,15 @@ class TimerConfig:
     warmup_s: float = 0.05
     min_warmup_calls: int = 2
     seed: int = 0  # for the round order; a run is reproducible in the order it sampled
-    switch_warmup_calls: int = 3  # untimed calls before a sample that follows another callable (0: off)
-    switch_warmup_max_frac: float = 0.5  # ... at most this share of the callable's loops (rounded down)
+    switch_warmup_calls: int = 20  # untimed calls when a visit follows another callable (0: off) ...
+    switch_warmup_max_frac: float = 1.0  # ... at most this share of the callable's loops (rounded down)
+    samples_per_visit: int = 4  # timed samples back to back each time a round comes to a callable
 
     def __post_init__(self) -> None:
         if not (self.budget_s > 0 and self.min_samples >= 1 and self.max_samples >= self.min_samples):
             raise ValueError(f"invalid timer config {self}")
+        if self.samples_per_visit < 1:
+            raise ValueError(f"invalid timer config {self}: a visit takes at least one sample")
         if self.switch_warmup_calls < 0 or not 0.0 <= self.switch_warmup_max_frac:
             raise ValueError(f"invalid timer config {self}: the switch warm-up cannot be negative")
 
@@ -266,9 +273,10 @@ class Timer:
 
     def _sample_rounds(self, fns: Mapping[str, Fn], loops: Mapping[str, int],
                        weights: Mapping[str, float] | None = None) -> tuple[dict, dict]:
-        """Rounds of one sample per active callable, shuffled; (per-call samples, stop reason) per name.
+        """Rounds of one visit per active callable, shuffled; (per-call samples, stop reason) per name. A visit is
+        ``samples_per_visit`` samples back to back (fewer when the callable stops).
 
-        Before a sample whose callable is not the one that ran last (or that follows a gc collection), the switch
+        Before a visit whose callable is not the one that ran last (or that follows a gc collection), the switch
         warm-up's untimed calls run first."""
         cfg = self.config
         names = sorted(fns)
@@ -288,13 +296,15 @@ class Timer:
                     for _ in itertools.repeat(None, cfg.switch_calls(n_loops)):
                         fn()
                 last = name
-                t = self.sample(fn, n_loops)
-                samples[name].append(t / n_loops)
-                spent[name] += t
-                stop = self._stop_reason(samples[name], spent[name], share[name])
-                if stop:
-                    reason[name] = stop
-                    active.remove(name)
+                for _ in range(cfg.samples_per_visit):
+                    t = self.sample(fn, n_loops)
+                    samples[name].append(t / n_loops)
+                    spent[name] += t
+                    stop = self._stop_reason(samples[name], spent[name], share[name])
+                    if stop:
+                        reason[name] = stop
+                        active.remove(name)
+                        break
             if gc.get_count()[0] > 5000:  # between rounds only: never inside a sample
                 gc.collect()
                 last = None
