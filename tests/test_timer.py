@@ -811,3 +811,55 @@ def test_a_visit_is_a_warm_up_then_samples_back_to_back_and_a_stopped_callable_l
     last_run = {n: k for k, (n, _) in enumerate(runs)}
     assert all(length % 3 == 0 for k, (n, length) in enumerate(runs) if k != last_run[n])  # whole visits
     assert sum(length for n, length in runs if n == "a") == 10  # 3 + 3 + 3 + 1: it stops mid-visit
+
+
+# -- quiesce: threads left spinning by the previous visit --------------------------------------------------------
+class Spinners:
+    """Helper threads that keep burning CPU for ``steps`` of the timer's sleeps (a fake CPU clock and sleep)."""
+
+    def __init__(self, clock: FakeClock, steps: int, threads: float = 1.0) -> None:
+        self.clock, self.steps, self.threads, self.cpu = clock, steps, threads, 0.0
+
+    def sleep(self, dt: float) -> None:
+        self.clock.advance(dt)
+        if self.steps > 0:
+            self.cpu += self.threads * dt
+            self.steps -= 1
+
+
+def test_quiesce_waits_for_spinning_threads_only_after_a_visit_that_kept_them_busy():
+    clock = FakeClock()
+    spin = Spinners(clock, steps=3)
+    timer = Timer(cfg(quiesce_max_s=0.5), clock=clock, cpu_clock=lambda: spin.cpu, sleep=spin.sleep)
+    assert timer.quiesce(busy=1.0) == 0.0 and spin.steps == 3  # one thread ran: nothing to wait for
+    assert timer.quiesce(busy=2.0) == pytest.approx(5 * 0.005)  # three busy steps, then 10 ms of quiet
+    spin.steps = 10**9
+    assert timer.quiesce(busy=2.0) == pytest.approx(0.5, abs=0.0051)  # never quiet: capped at quiesce_max_s
+    off = Timer(cfg(quiesce_max_s=0.0), clock=clock, cpu_clock=lambda: spin.cpu, sleep=spin.sleep)
+    assert off.quiesce(busy=2.0) == 0.0
+
+
+def test_a_run_quiesces_after_a_multithreaded_visit_before_the_next_callable():
+    clock = FakeClock()
+    cpu = {"t": 0.0}
+    sleeps: list[float] = []
+
+    def threaded():  # 2 ms of wall, 4 ms of CPU: a helper thread worked alongside
+        clock.advance(MS2)
+        cpu["t"] += 2 * MS2
+
+    def single():
+        clock.advance(MS2)
+        cpu["t"] += MS2
+
+    def sleep(dt):
+        sleeps.append(dt)
+        clock.advance(dt)
+
+    config = cfg(min_samples=8, max_samples=8, samples_per_visit=4, quiesce_max_s=0.5)
+    out = Timer(config, clock=clock, cpu_clock=lambda: cpu["t"], sleep=sleep).run({"a": threaded, "b": single})
+    assert out["a"].median == MS2 and out["b"].median == MS2  # the waits are never inside a sample
+    assert sleeps and all(dt == 0.005 for dt in sleeps)
+    # two quiet steps before the first visit (what calibration left is unknown) and after each visit of "a" (two
+    # visits of 4 samples) that another callable follows; none after "b", which ran alone
+    assert len(sleeps) in (4, 6)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from kbench.errors import BadGapError, BadThreadsError
+from kbench.timer import wait_quiet
 
 MIN_SINGLE_CALL_S = 20e-6  # a call shorter than this is not timed alone
 TOO_SHORT = "too short for single-call timing"
@@ -43,6 +44,7 @@ LATENCY_S = 0.3  # back-to-back single calls: seconds per cell, every process an
 MIN_CALLS = 30  # single calls per path (pooled over processes) at least ...
 MIN_CALLS_SLOW = 3  # ... or this many for a slow path (predict: one per process by default)
 SLOW_CALL_S = 5e-3  # a path slower than this per call is "slow"
+QUIESCE_MAX_S = 0.5  # before each path's single calls, wait at most this long for idle threads
 MAX_CALLS = 200  # per path and process
 GAP_CALLS = 60  # single calls per path and gap > 0, pooled over processes
 GAP_MIN_CALLS = 30  # a gap whose calls cannot fit the cell budget this many times is refused
@@ -303,6 +305,7 @@ def measure_paths(fns: Mapping[str, Callable[[], Any]], call_s: Mapping[str, flo
     share = budget_s / max(processes, 1) / len(timed)
     out: dict[str, tuple[LatencySeries, ...]] = {}
     for p in timed:
+        wait_quiet(QUIESCE_MAX_S)  # threads the previous path left spinning (kbench.timer's quiesce)
         warmup = 0 if call_s[p] > SLOW_CALL_S else 3  # as the timer's switch warm-up: none for a slow path
         series = [single_calls(fns[p], calls_for(call_s[p], share, processes), 0.0, warmup=warmup)]
         n_gap = max(math.ceil(GAP_CALLS / max(processes, 1)), 1)

@@ -24,6 +24,11 @@ One *sample* is ``loops`` back-to-back calls of a zero-argument callable between
   (8-20 loops), 20 calls for NumPy's hundreds, one call for ``predict``'s single 40 ms one. With 4 samples a visit
   the warm-up costs at most a quarter more wall time than the timed samples (untimed, not charged to the budget).
   The count used is recorded on each :class:`Measurement`.
+- **Quiesce.** Some work leaves threads spinning after it returns: OpenBLAS's workers busy-wait ~0.1 s after a
+  multithreaded GEMM, and a TensorFlow matmul at n = 1024 started in that window on 2 cores took 2x its time
+  (untimed warm-up calls do not help; a 200 ms pause does). So when the process's CPU time over a visit exceeded its
+  wall time by 20% (helper threads ran), the next visit to another callable first sleeps in 5 ms steps until the
+  process has been idle for 10 ms (at most ``quiesce_max_s``); the switch warm-up then re-warms the caches.
 - **Stopping rule.** A callable stops when it has ``min_samples`` and both ends of the distribution-free 95%
   confidence interval of its median lie within ``±target_ci`` of the median (``"ci"``), when its share of the budget is spent
   (``"budget"``), or at ``max_samples``.
@@ -64,6 +69,7 @@ class TimerConfig:
     switch_warmup_calls: int = 20  # untimed calls when a visit follows another callable (0: off) ...
     switch_warmup_max_frac: float = 1.0  # ... at most this share of the callable's loops (rounded down)
     samples_per_visit: int = 4  # timed samples back to back each time a round comes to a callable
+    quiesce_max_s: float = 0.5  # after a visit that kept helper threads busy, wait at most this long for them (0: off)
 
     def __post_init__(self) -> None:
         if not (self.budget_s > 0 and self.min_samples >= 1 and self.max_samples >= self.min_samples):
@@ -192,10 +198,47 @@ class Measurement:
         return out
 
 
+BUSY_THREADS = 1.2  # process CPU time over wall time above which a visit kept helper threads busy
+QUIET = 0.1  # ... and below which, while this thread sleeps, they have gone quiet
+QUIESCE_STEP_S = 0.005
+# other threads' CPU time is only counted at scheduler ticks (4 ms at HZ=250): a window shorter than a tick can
+# look idle while a thread spins (2 ms steps did, here), so quiet means quiet over two steps in a row
+QUIET_FOR_S = 0.010
+
+
+def process_cpu() -> float:
+    """CPU seconds of every thread of this process, user + system (``CLOCK_PROCESS_CPUTIME_ID`` on Linux)."""
+    return time.process_time()
+
+
+def wait_quiet(max_s: float, clock: Clock = time.perf_counter, cpu_clock: Clock = process_cpu,
+               sleep: Callable[[float], None] = time.sleep) -> float:  # fmt: skip
+    """Sleep in :data:`QUIESCE_STEP_S` steps until this process has used no CPU (other threads idle) for
+    :data:`QUIET_FOR_S`, at most ``max_s``; the seconds waited."""
+    start = clock()
+    quiet_since = None
+    while (now := clock()) - start < max_s:
+        if quiet_since is not None and now - quiet_since >= QUIET_FOR_S - 1e-9:
+            break
+        cpu0, wall0 = cpu_clock(), clock()
+        sleep(QUIESCE_STEP_S)
+        cpu1, wall1 = cpu_clock(), clock()
+        if wall1 > wall0 and (cpu1 - cpu0) / (wall1 - wall0) >= QUIET:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = wall0
+    return clock() - start
+
+
 class Timer:
-    def __init__(self, config: TimerConfig = TimerConfig(), clock: Clock = time.perf_counter) -> None:
+    def __init__(self, config: TimerConfig = TimerConfig(), clock: Clock = time.perf_counter,
+                 cpu_clock: Clock | None = None, sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+        """``cpu_clock``: the process's CPU time, for the quiesce step (default :func:`process_cpu` with the real
+        clock; none, so no quiesce, with an injected one unless given)."""
         self.config = config
         self.clock = clock
+        self.cpu_clock = cpu_clock if cpu_clock is not None else (process_cpu if clock is time.perf_counter else None)
+        self.sleep = sleep
         self._overhead: Overhead | None = None
 
     # -- the one timed region ------------------------------------------------------------------------------
@@ -287,15 +330,18 @@ class Timer:
         spent = dict.fromkeys(names, 0.0)
         reason: dict[str, str] = {}
         active, last = list(names), names[-1]  # calibration ran the last name last
+        busy = math.inf  # what calibration left running is unknown: the first switch quiesces
         while active:
             order = active[:]
             rng.shuffle(order)
             for name in order:
                 fn, n_loops = fns[name], loops[name]
                 if name != last:
+                    self.quiesce(busy)
                     for _ in itertools.repeat(None, cfg.switch_calls(n_loops)):
                         fn()
                 last = name
+                visit = self._usage()
                 for _ in range(cfg.samples_per_visit):
                     t = self.sample(fn, n_loops)
                     samples[name].append(t / n_loops)
@@ -305,10 +351,28 @@ class Timer:
                         reason[name] = stop
                         active.remove(name)
                         break
+                busy = self._busy_since(visit)
             if gc.get_count()[0] > 5000:  # between rounds only: never inside a sample
                 gc.collect()
                 last = None
         return samples, reason
+
+    def _usage(self) -> tuple[float, float]:
+        return (self.cpu_clock() if self.cpu_clock else 0.0), self.clock()
+
+    def _busy_since(self, start: tuple[float, float]) -> float:
+        """Process CPU time over wall time since ``start``: about 1 when only this thread ran."""
+        cpu, wall = self._usage()
+        return (cpu - start[0]) / (wall - start[1]) if wall > start[1] else 0.0
+
+    def quiesce(self, busy: float) -> float:
+        """After a visit whose work kept other threads busy (``busy`` > :data:`BUSY_THREADS`), sleep in 5 ms steps
+        until the process has been idle for :data:`QUIET_FOR_S`, at most ``quiesce_max_s``; the seconds waited.
+        OpenBLAS's threads spin ~0.1 s after a multithreaded GEMM: a TensorFlow matmul at n = 1024 run in that
+        window took 2x its time."""
+        if self.cpu_clock is None or self.config.quiesce_max_s <= 0 or busy <= BUSY_THREADS:
+            return 0.0
+        return wait_quiet(self.config.quiesce_max_s, self.clock, self.cpu_clock, self.sleep)
 
     def measure(self, fn: Fn) -> Measurement:
         return self.run({"fn": fn})["fn"]
