@@ -21,26 +21,28 @@ check passes when the floor lies within ±10% of the mean of the before and afte
 of a TensorFlow or torch call moves by ±10% from process to process on this VM, so one process on each side
 cannot settle ±10%.
 
-One run on the shared 2-core VM (AMD EPYC, load ~1, 2026-11-26), with the timer's quiesce (below):
+Two runs on the shared 2-core VM (AMD EPYC, load ~1, 2026-11-26), with the timer's quiesce (below); the second:
 
     backend         n       floor raw before  raw after  floor/raw    compiled  floor         within ±10%
-    tensorflow    100      344 µs     706 µs     739 µs     0.475×      451 µs  tf.function   NO
-    tensorflow   1024     12.2 ms    11.6 ms    11.7 ms     1.046×     13.3 ms  tf.function   yes
-    jax           100     63.2 µs    55.8 µs    52.1 µs     1.173×     99.3 µs  jax.jit       NO
-    jax          1024     10.5 ms    10.9 ms    10.5 ms     0.983×     12.4 ms  jax.jit       yes
-    torch         100     26.3 µs    30.9 µs    19.6 µs     1.043×      101 µs  torch.jit.trace yes
-    torch        1024     12.3 ms    11.3 ms    11.3 ms     1.088×     12.4 ms  torch.jit.trace yes
+    tensorflow    100      312 µs     316 µs     320 µs     0.980×      418 µs  tf.function   yes
+    tensorflow   1024     11.9 ms    11.1 ms    10.9 ms     1.080×     13.4 ms  tf.function   yes
+    jax           100     58.2 µs    65.1 µs      68 µs     0.875×      101 µs  jax.jit       NO
+    jax          1024     10.1 ms    10.7 ms    10.6 ms     0.947×       11 ms  jax.jit       yes
+    torch         100     32.7 µs    20.2 µs    21.4 µs     1.574×      185 µs  torch.jit.trace NO
+    torch        1024       14 ms    12.4 ms      12 ms     1.146×       15 ms  torch.jit.trace NO
+
+and the first: tensorflow 0.958x / 0.997x, jax 1.173x / 0.983x, torch 1.043x / 1.088x (n = 100 / 1024). torch's
+floor is the Keras model traced: six ``aten::to`` casts (Keras' ``convert_to_tensor``) run before its
+``aten::matmul``, a few µs the bare op does not pay; that run's torch cell was slow throughout (``compiled`` 185 µs
+against 101-114 µs in the other runs).
 
 Before the quiesce, n = 1024 read 1.75x (TensorFlow), 1.79x (JAX) and 2.07x (torch): NumPy's OpenBLAS threads spin
 ~0.1 s after the twin's multithreaded GEMM, and a backend matmul started in that window on 2 cores took twice its
 time (untimed calls after the switch did not help, a 200 ms pause or ``OPENBLAS_THREAD_TIMEOUT=4`` did). The timer
 now waits for the process's other threads to go idle after a visit that kept them busy (``kbench.timer.quiesce``).
 
-Still open at n = 100: TensorFlow's floor reads *half* the lone op. A lone ``tf.function(tf.matmul)`` call costs
-650-750 µs in a fresh process here (eager ``tf.matmul`` 50 µs; the same under kbench's own timer alone, with
-``import keras``, with one intra- or inter-op thread, with GPUs hidden), but ~350 µs inside kbench's interleaved
-cell; the cause is not found. JAX's floor at n = 100 (``jax.jit`` of the Keras model's stateless call) sits 10-17%
-above ``jax.jit(jnp.matmul)`` (0.97x in another run): a few µs of a ~55 µs call.
+TensorFlow's raw op was ``tf.function(tf.matmul)`` until that same day: it read 0.48x at n = 100, because binding
+``tf.matmul``'s keyword parameters costs that function ~350 µs a call here.
 """
 
 from __future__ import annotations

@@ -47,12 +47,13 @@ def run_once(args: list[str], out: Path) -> tuple[pd.DataFrame, float]:
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    m = a.merge(b, on=KEY, suffixes=("_1", "_2"))
-    m["inside_ci"] = (m["median_s_2"] >= m["ci_low_s_1"]) & (m["median_s_2"] <= m["ci_high_s_1"])
-    m["inside_repeat"] = (m["median_s_2"] >= m["repeat_low_s_1"]) & (m["median_s_2"] <= m["repeat_high_s_1"])
-    m["median_change"] = m["median_s_2"] / m["median_s_1"] - 1
-    m["ratio_change"] = m["ratio_to_numpy_2"] / m["ratio_to_numpy_1"] - 1
-    return m
+    m = a.merge(b, on=KEY, suffixes=("_1", "_2")).copy()  # one block: the loaded frames are fragmented
+    return m.assign(  # one new frame, not one insert per column (pandas warns about a fragmented frame)
+        inside_ci=(m["median_s_2"] >= m["ci_low_s_1"]) & (m["median_s_2"] <= m["ci_high_s_1"]),
+        inside_repeat=(m["median_s_2"] >= m["repeat_low_s_1"]) & (m["median_s_2"] <= m["repeat_high_s_1"]),
+        median_change=m["median_s_2"] / m["median_s_1"] - 1,
+        ratio_change=m["ratio_to_numpy_2"] / m["ratio_to_numpy_1"] - 1,
+    )
 
 
 def report(m: pd.DataFrame, walls: list[float]) -> dict[str, float]:

@@ -64,11 +64,11 @@ def cell_budget(job: Job, index: int, elapsed_s: float, history: History | None,
     cells_left = len(job.cells) - index
     if history is None or history.model != job.cells[index].model or not history.points:  # nothing to go on
         if left <= 0:
-            return 0.0, f"the run budget was spent ({job.run_budget_s:g} s, of which the backend import took part)"
+            return 0.0, f"the run budget was spent ({job.run_budget_s:.3g} s, of which the backend import took part)"
         return max(0.05, min(cfg.budget_s, left / cells_left)), ""
     per_call = [predict_call(pts, flops) for pts in history.points.values()]
     minimum = sum(cfg.min_samples * max(cfg.min_sample_s, t) + 4 * t for t in per_call) + history.cold_s
     if minimum > left:
         return 0.0, (f"predicted to need at least {minimum:.1f} s ({cfg.min_samples} samples of every path plus cold "
-                     f"start), {max(left, 0):.1f} s of the {job.run_budget_s:g} s run budget left")  # fmt: skip
+                     f"start), {max(left, 0):.1f} s of the {job.run_budget_s:.3g} s run budget left")  # fmt: skip
     return max(0.05, min(cfg.budget_s, left / cells_left - history.cold_s)), ""

@@ -306,7 +306,7 @@ def measure_paths(fns: Mapping[str, Callable[[], Any]], call_s: Mapping[str, flo
     out: dict[str, tuple[LatencySeries, ...]] = {}
     for p in timed:
         wait_quiet(QUIESCE_MAX_S)  # threads the previous path left spinning (kbench.timer's quiesce)
-        warmup = 0 if call_s[p] > SLOW_CALL_S else 3  # as the timer's switch warm-up: none for a slow path
+        warmup = 0 if call_s[p] > SLOW_CALL_S else 3  # a short switch warm-up; none for a slow path
         series = [single_calls(fns[p], calls_for(call_s[p], share, processes), 0.0, warmup=warmup)]
         n_gap = max(math.ceil(GAP_CALLS / max(processes, 1)), 1)
         series += [single_calls(fns[p], n_gap, g, warmup=min(warmup, 1)) for g in gaps if g > 0]
