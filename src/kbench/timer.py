@@ -128,7 +128,7 @@ class Measurement:
     stop_reason: str = ""
     per_loop_overhead_s: float = 0.0
     fixed_overhead_s: float = 0.0
-    switch_warmup_calls: int = 0  # untimed calls made before each sample that followed another callable
+    switch_warmup_calls: int = 0  # untimed calls made at the start of each visit that followed another callable
 
     @cached_property
     def sorted(self) -> tuple[float, ...]:
