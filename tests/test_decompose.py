@@ -2,7 +2,11 @@
 weights on a fake clock, the presentation, and the columns of a real tiny run."""
 
 import itertools
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -173,3 +177,48 @@ def test_a_real_runs_keras_rows_carry_the_decomposition_and_the_parts_add_up(qui
         assert r["dispatch_s"] > 0  # TensorFlow's identity tf.function
     d = decompose.from_row(keras.iloc[0].to_dict())
     assert isinstance(d, Decomposition) and d.path_s == keras.iloc[0]["median_s"]
+
+
+# -- torch's floor -------------------------------------------------------------------------------------------------
+
+
+def test_only_casts_that_return_their_input_are_dropped_from_a_traced_graph():
+    torch = pytest.importorskip("torch")
+
+    def f(x):
+        same = x.to(torch.float32)  # a no-op: dropped
+        wider = x.to(torch.float64)  # a real cast: kept
+        copied = x.to(torch.float32, copy=True)  # a copy: kept
+        return same + 1, wider, copied
+
+    x = torch.ones(3, 4)
+    traced = torch.jit.trace(f, (x,))
+    assert decompose._drop_noop_casts(torch, traced.graph) == 1
+    assert [n.kind() for n in traced.graph.nodes()].count("aten::to") == 2
+    same, wider, copied = traced(x)
+    assert torch.equal(same, x + 1) and wider.dtype == torch.float64 and copied.data_ptr() != x.data_ptr()
+
+
+TORCH_FLOOR = """
+import json, numpy as np, torch, keras
+from kbench import decompose
+x = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
+inp = keras.Input(shape=(16,))
+model = keras.Model(inp, keras.layers.Dense(4, activation="relu")(inp))
+name, call = decompose._torch_floor(None, model, [torch.from_numpy(x)])
+y = call([torch.from_numpy(x)])
+with torch.no_grad():
+    expected = model(torch.from_numpy(x), training=False).numpy()
+print(json.dumps({"name": name, "close": bool(np.allclose(y.numpy(), expected, rtol=1e-6, atol=1e-6)),
+                  "requires_grad": y.requires_grad, "grad_enabled": torch.is_grad_enabled()}))
+"""
+
+
+def test_torchs_floor_is_the_frozen_traced_model_computing_the_models_output_without_grad():
+    pytest.importorskip("torch")
+    env = {**os.environ, "KERAS_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-c", TORCH_FLOOR], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    # the floor, not the torch.compile fallback; the model's own output; no autograd graph, grad mode left alone
+    assert got == {"name": "kernel", "close": True, "requires_grad": False, "grad_enabled": True}

@@ -11,8 +11,9 @@ reference      what one timed call runs
                in the backend, the output synchronised but not converted. TensorFlow: the ``tf.function`` of
                the model (the ``compiled`` path's own signature) on ``tf.constant`` inputs; JAX:
                ``jax.jit(stateless_call)`` on ``device_put`` arrays, ``block_until_ready``; torch: the model
-               traced by ``torch.jit.trace`` (TorchScript runs its ops without Keras' Python) on tensors under
-               ``no_grad``, on the cell's device; ``torch.compile(model)`` (``kernel_compile``) if tracing fails.
+               traced by ``torch.jit.trace`` (TorchScript runs its ops without Keras' Python), its no-op casts
+               dropped and its weights frozen, called through ``forward`` on tensors on the cell's device;
+               ``torch.compile(model)`` (``kernel_compile``) if tracing fails.
 ``kernel_xla`` TensorFlow only, when the ``xla`` path runs: the same with ``jit_compile=True``; ``xla``'s floor.
 ``to_backend`` NumPy -> backend for every input: TF ``tf.convert_to_tensor(x)``; torch
                ``torch.from_numpy(x).to(device)`` (the ``h2d`` hook); JAX: a jitted touch of every input
@@ -326,8 +327,11 @@ def reference_fns(backend: str, ctx: Any, build_model: Callable[[], Any], inputs
 
 def _torch_floor(ctx: Any, model: Any, xs: list[Any]) -> tuple[str, Callable[[list[Any]], Any]]:
     """torch's floor: the model traced by TorchScript (``torch.jit.trace`` under ``no_grad``), which runs the ops
-    without Keras' Python around them; ``torch.compile`` of the model (its Dynamo guards included) when tracing
-    fails (a model whose ops branch in Python)."""
+    without Keras' Python around them, its no-op casts dropped (:func:`_drop_noop_casts`) and its weights frozen
+    into constants (``torch.jit.freeze``, numerics untouched), called through its ``forward`` method: no
+    ``nn.Module.__call__`` and no ``no_grad`` context around each call, as a bare traced op is called. Frozen
+    constants do not require grad; a floor whose output still would is wrapped in ``no_grad``. ``torch.compile`` of
+    the model (its Dynamo guards included) when tracing fails (a model whose ops branch in Python)."""
     import torch
 
     multi = len(xs) > 1
@@ -345,7 +349,56 @@ def _torch_floor(ctx: Any, model: Any, xs: list[Any]) -> tuple[str, Callable[[li
             traced = torch.jit.trace(Traced(), tuple(xs), check_trace=False)
     except Exception:  # any tracing failure: fall back to the compiled floor, named as such in the rows
         return KERNEL_COMPILE, _resident_call("torch", ctx, model)
-    return KERNEL, torch.no_grad()(lambda ts: traced(*ts))
+    forward = _frozen_forward(torch, traced)
+    if getattr(forward(*xs), "requires_grad", True):
+        return KERNEL, torch.no_grad()(lambda ts: forward(*ts))
+    return KERNEL, lambda ts: forward(*ts)
+
+
+def _frozen_forward(torch: Any, traced: Any) -> Callable[..., Any]:
+    """The traced module's ``forward`` with no-op casts dropped and weights frozen; the traced ``forward`` as it is
+    where either pass fails (a graph TorchScript cannot freeze is still the model's computation, only with
+    ``GetAttr`` reads of its weights)."""
+    try:
+        with torch.no_grad():
+            _drop_noop_casts(torch, traced.graph)
+            return torch.jit.freeze(traced.eval(), optimize_numerics=False).forward
+    except Exception:
+        return traced.forward
+
+
+def _drop_noop_casts(torch: Any, graph: Any) -> int:
+    """Remove from a traced graph every ``aten::to`` that returns its input: ``copy=False`` and the traced input's
+    dtype, device, sizes and strides unchanged. Keras' ``convert_to_tensor`` traces to one or two per tensor
+    (six around a matmul of two inputs, ~0.7 µs each here); TensorFlow and JAX drop such casts when they trace, so
+    the floor of every backend is the computation alone. Returns how many were dropped."""
+    torch._C._jit_pass_inline(graph)
+    dropped = 0
+    for node in list(graph.nodes()):
+        if node.kind() != "aten::to" or not _returns_input(node):
+            continue
+        node.output().replaceAllUsesWith(node.inputsAt(0))
+        node.destroy()
+        dropped += 1
+    torch._C._jit_pass_dce(graph)
+    return dropped
+
+
+def _returns_input(node: Any) -> bool:
+    """An ``aten::to`` node (any overload) with ``copy=False`` whose traced output type equals its input's."""
+    args = node.schema().split("(", 1)[1].rsplit(")", 1)[0].split(", ")
+    names = [a.split("=")[0].split(" ")[-1] for a in args if a != "*"]
+    if "copy" not in names:
+        return False
+    copy = node.inputsAt(names.index("copy"))
+    if copy.node().kind() != "prim::Constant" or copy.toIValue() is not False:
+        return False
+    a, b = node.inputsAt(0).type(), node.output().type()
+    try:
+        same = [a.scalarType(), a.device(), a.sizes(), a.strides()] == [b.scalarType(), b.device(), b.sizes(), b.strides()]
+    except (AttributeError, RuntimeError):  # not a tensor type, or an incomplete one
+        return False
+    return same and a.scalarType() is not None
 
 
 def _jax_refs(ctx: Any, build_model: Callable[[], Any], inputs: Sequence[np.ndarray],
