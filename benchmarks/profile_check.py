@@ -42,8 +42,9 @@ Two runs on the shared 2-core VM (AMD EPYC, 2026-11-26; ``--processes 1`` then `
   batch 1024); its ``H2D Dispatch`` of the NumPy input is conversion, not kernel.
 - **torch**: the frozen traced floor is 76-95% kernel at batch 1 (``aten::mm`` + ``aten::add``, ~5 µs of ~6.5 µs)
   and all kernel above. ``torch.compile`` lowers the same Dense to ``aten::addmm`` after an ``aten::copy_`` of the
-  bias: 3-6 µs more kernel time per call than the floor's at batch 1 and 32 in three of the four runs. So a few µs
-  of what kbench calls torch's overhead (~100 µs there) is the compiled path's own kernel choice.
+  bias: 3.4-5.7 µs more kernel time per call than the floor's at batch 1 in each of four runs (these two and two
+  of the script's drafts), 0.7-5.9 µs at batch 32. So a few µs of what kbench calls torch's overhead (~100 µs
+  there) is the compiled path's own kernel choice.
 
 What the profiler cannot settle here: its own cost per event inflates small ops, and on 2 cores a profiled
 multithreaded kernel competes with the profiler's thread (JAX's dense batch 1024 kernels read 414 µs profiled
