@@ -98,3 +98,18 @@ def test_rates_and_peak_use_the_median_and_name_the_engine():
     rows, _ = cell_rows(facts, {0: gpu})
     assert rows[0]["pct_peak_flops"] > 0 and rows[1]["gflops"] > 0
     assert "pct_peak_flops" not in rows[1] and "peak_engine" not in rows[1]
+
+
+def test_a_ci_wider_than_the_target_names_its_cause_budget_or_spread_between_processes():
+    facts = replace(FACTS, target_ci=0.02)
+    # every process stopped on its own CI ("ci"), yet their medians differ by ~12%: the reported CI misses ±2%
+    spread = {i: _done(NUMPY[i], CALL[i]) for i in range(3)}
+    call_row = cell_rows(facts, spread)[0][1]
+    assert "ci_not_reached" in call_row["flags"]
+    assert any("wider than the target ±2%" in w and "processes' medians differ" in w for w in call_row["warnings"])
+    assert not any(w.startswith("budget spent") for w in call_row["warnings"])
+    # the same samples with every process out of budget: the budget is named
+    spent = {i: CellDone(0, (_path("numpy", NUMPY[i]), replace(_path("call", CALL[i]), stop_reason="budget")),
+                         ("numpy", "call")) for i in range(3)}  # fmt: skip
+    call_row = cell_rows(facts, spent)[0][1]
+    assert any(w.startswith("budget spent before the median's 95% CI reached the target") for w in call_row["warnings"])

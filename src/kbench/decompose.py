@@ -386,11 +386,10 @@ def _drop_noop_casts(torch: Any, graph: Any) -> int:
 
 def _returns_input(node: Any) -> bool:
     """An ``aten::to`` node (any overload) with ``copy=False`` whose traced output type equals its input's."""
-    args = node.schema().split("(", 1)[1].rsplit(")", 1)[0].split(", ")
-    names = [a.split("=")[0].split(" ")[-1] for a in args if a != "*"]
-    if "copy" not in names:
+    try:
+        copy = node.namedInput("copy")
+    except RuntimeError:  # an overload without a copy argument
         return False
-    copy = node.inputsAt(names.index("copy"))
     if copy.node().kind() != "prim::Constant" or copy.toIValue() is not False:
         return False
     a, b = node.inputsAt(0).type(), node.output().type()

@@ -104,7 +104,10 @@ def _ci_warning(row: dict, s: stats.Summary, m: Measurement, target: float | Non
         return []
     row["flags"].append("ci_not_reached")
     goal = "within a process" if target is None else f"target ±{100 * target:g}%"
-    return [f"budget spent before the median's 95% CI reached the target (±{100 * half:.1f}%, {goal})"]
+    if m.stop_reason == "budget":  # every process ran out of its share first
+        return [f"budget spent before the median's 95% CI reached the target (±{100 * half:.1f}%, {goal})"]
+    return [f"the median's 95% CI (±{100 * half:.1f}%) is wider than the {goal}: the processes' medians differ "
+            "more than each process's own CI"]
 
 
 def path_row(facts: CellFacts, results: Sequence[PathResult], base: Sequence[PathResult] | None) -> dict:
