@@ -40,8 +40,8 @@ def run_once(args: list[str], out: Path) -> Path:
 
 def compare_pair(a: Path, b: Path, fail_above: str) -> tuple[int, list]:
     """(compare's exit code, the rows of the comparison) for one pair."""
-    from kbench import compare as cmp
-    from kbench.results import load_run
+    from kbench.analysis import compare as cmp
+    from kbench.store.results import load_run
 
     proc = subprocess.run([sys.executable, "-m", "kbench", "compare", str(a), str(b), "--fail-above", fail_above,
                            "--no-html"], capture_output=True, text=True)  # fmt: skip
@@ -67,7 +67,7 @@ def report(codes: list[int], rows: list) -> None:
         print(f"  {path:<18} {rate(sum(r.change.significant for r in mine), len(mine))}")
     worst = max(rows, key=lambda r: abs(r.change.ratio - 1), default=None)
     if worst is not None:
-        from kbench.compare import fmt_change, fmt_p, where
+        from kbench.analysis.compare import fmt_change, fmt_p, where
 
         print(f"largest A/A change: {where(worst.key)}: {fmt_change(worst.change)}, p={fmt_p(worst.change.p_value)}")
 

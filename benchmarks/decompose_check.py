@@ -44,7 +44,7 @@ and neither raw side.
 Before the quiesce, n = 1024 read 1.75x (TensorFlow), 1.79x (JAX) and 2.07x (torch): NumPy's OpenBLAS threads spin
 ~0.1 s after the twin's multithreaded GEMM, and a backend matmul started in that window on 2 cores took twice its
 time (untimed calls after the switch did not help, a 200 ms pause or ``OPENBLAS_THREAD_TIMEOUT=4`` did). The timer
-now waits for the process's other threads to go idle after a visit that kept them busy (``kbench.timer.quiesce``).
+now waits for the process's other threads to go idle after a visit that kept them busy (``kbench.measure.timer.quiesce``).
 
 TensorFlow's raw op was ``tf.function(tf.matmul)`` until that same day: it read 0.48x at n = 100, because binding
 ``tf.matmul``'s keyword parameters costs that function ~350 µs a call here.
@@ -60,7 +60,7 @@ import subprocess
 import sys
 
 import kbench
-from kbench.fmt import fmt_time
+from kbench.core.fmt import fmt_time
 
 RAW = {
     "tensorflow": """

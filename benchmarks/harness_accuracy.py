@@ -48,9 +48,9 @@ def build_path(path: str, batch: int, seed: int = 0):
     """One path's callable on dense 128->128, as the worker builds it: its own Keras model, first call made."""
     import keras
 
-    from kbench.paths import PATHS, PathContext
-    from kbench.spec import load_model
-    from kbench.weights import make_inputs, make_weights
+    from kbench.measure.callpaths import PATHS, PathContext
+    from kbench.model.spec import load_model
+    from kbench.model.weights import make_inputs, make_weights
 
     spec = load_model("dense")
     sizes = {"batch": batch, "features": 128, "units": 128}
@@ -134,7 +134,7 @@ class Round:
 
 
 def kbench_round(fns: dict, config, flip: bool) -> tuple[dict, dict]:
-    from kbench.timer import Timer
+    from kbench.measure.timer import Timer
 
     alone_config = replace(config, budget_s=config.budget_s / len(fns))
 
@@ -168,10 +168,10 @@ def report(rounds: list[Round], paths) -> int:
     """Print one line per path; return the number of ratios outside their target.
 
     Each ratio is the geometric mean over rounds of the per-round ratio, with its 95% t interval
-    (``kbench.stats.t_interval``): a ratio counts as within target when its mean is, and as *settled* when its
+    (``kbench.core.stats.t_interval``): a ratio counts as within target when its mean is, and as *settled* when its
     whole CI is (``ok``); a mean inside with a CI reaching out is ``ok?`` (run more ``--rounds``).
     """
-    from kbench.stats import t_interval
+    from kbench.core.stats import t_interval
 
     print(f"{'path':<17} {'interleaved':>11} {'alone':>9} {'timeit':>9}   {'inter/alone [95% CI]':<24}"
           f" {'inter/timeit [95% CI]':<24} target     n×loops switch")  # fmt: skip
@@ -225,7 +225,7 @@ def main() -> int:
     if args.timeit_server:
         return serve_timeit(args.batch, args.repeat)
 
-    from kbench.timer import TimerConfig
+    from kbench.measure.timer import TimerConfig
 
     config = TimerConfig(budget_s=args.budget)
     overrides = {k: getattr(args, k) for k in ("switch_warmup_calls", "switch_warmup_max_frac", "samples_per_visit")}

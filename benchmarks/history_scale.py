@@ -1,6 +1,6 @@
 """How fast is `kbench history` with hundreds of runs?
 
-Writes N synthetic run folders (default 300; rows built by kbench.rows from synthetic per-process samples, written by
+Writes N synthetic run folders (default 300; rows built by kbench.run.rows from synthetic per-process samples, written by
 RunWriter exactly as `kbench run` writes them, samples.csv included) into a temporary folder, then times, best of
 --repeat, as a user runs them (a fresh `python -m kbench` each, imports included):
 
@@ -8,7 +8,7 @@ RunWriter exactly as `kbench run` writes them, samples.csv included) into a temp
     kbench history --reports DIR --model dense --path compiled --batch 32 --no-plot   (a trend, table only)
     kbench history --reports DIR --model dense --path compiled --batch 32             (a trend and its PNG)
 
-and, in process, kbench.history.scan and trend alone. Exits 1 when the list or the table-only trend takes longer
+and, in process, kbench.analysis.history.scan and trend alone. Exits 1 when the list or the table-only trend takes longer
 than --limit seconds (default 5).
 
     python benchmarks/history_scale.py [--runs 300] [--cells 3] [--repeat 3] [--keep DIR]
@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kbench import history
-from kbench.parity import ParityResult
-from kbench.planning import Cell
-from kbench.protocol import CellDone, PathResult
-from kbench.results import RunWriter
-from kbench.rows import CellFacts, cell_rows
+from kbench.analysis import history
+from kbench.measure.parity import ParityResult
+from kbench.run.planning import Cell
+from kbench.measure.protocol import CellDone, PathResult
+from kbench.store.results import RunWriter
+from kbench.run.rows import CellFacts, cell_rows
 
 PATHS = {"numpy": 3e-6, "predict": 4e-2, "predict_on_batch": 4e-4, "call": 8e-4, "compiled": 3.8e-4, "xla": 2.7e-4}
 

@@ -16,7 +16,7 @@ Two things in it can be checked with a profiler, once, here (the product stays o
 
 Each backend × cell: ``kbench.run`` (``--processes`` worker processes, the cell's ``numpy`` and ``compiled`` paths
 with the references, nothing written), then a fresh child process in the worker's environment builds the floor
-(``kbench.decompose.reference_fns``, kbench's own code) and the ``compiled`` path (``kbench.paths``), warms both,
+(``kbench.measure.decompose.reference_fns``, kbench's own code) and the ``compiled`` path (``kbench.measure.callpaths``), warms both,
 and profiles each in 5 sessions of up to 20 calls (~0.1 s), after one throwaway session; the median session's kernel
 time per call is kept (one burst of load on this shared VM can triple a session):
 
@@ -174,14 +174,15 @@ def child(backend: str, model: str, sizes_json: str) -> None:
     """Build kbench's floor and ``compiled`` path for one cell, profile each, print one JSON line."""
     import keras
 
-    from kbench import decompose, paths, weights
-    from kbench.spec import load_model
+    from kbench.measure import decompose, callpaths
+    from kbench.model import weights
+    from kbench.model.spec import load_model
 
     spec = load_model(model)
     sizes = {k: v[0] for k, v in spec.sizes.items()} | json.loads(sizes_json)
     opts = dict(spec.default_options)
     w, xin = weights.make_weights(spec, sizes, "float32", 0), weights.make_inputs(spec, sizes, "float32", 0)
-    ctx = paths.PathContext(spec, w, sizes, opts, "float32")
+    ctx = callpaths.PathContext(spec, w, sizes, opts, "float32")
 
     def build() -> Any:
         return spec.build_keras(keras, dict(w), dict(sizes), "float32", **opts)
@@ -189,7 +190,7 @@ def child(backend: str, model: str, sizes_json: str) -> None:
     out = np.zeros(spec.output_shape(sizes), np.float32)
     refs = decompose.reference_fns(backend, ctx, build, [xin[t.name] for t in spec.inputs], out, with_xla=False)
     fns = {"floor": refs.get(decompose.KERNEL) or refs[decompose.KERNEL_COMPILE],
-           "compiled": paths.PATHS["compiled"].prepare(ctx, build(), backend)(xin)}  # fmt: skip
+           "compiled": callpaths.PATHS["compiled"].prepare(ctx, build(), backend)(xin)}  # fmt: skip
     result = {name: {"wall_s": wall} for name, wall in _walls(fns).items()}
     for name, fn in fns.items():
         calls = max(3, min(CALLS, int(0.1 / result[name]["wall_s"])))
@@ -220,7 +221,7 @@ def _child_run(backend: str, model: str, sizes: dict) -> dict:
 
 
 def _us(v: float) -> str:
-    from kbench.fmt import fmt_time
+    from kbench.core.fmt import fmt_time
 
     return "—" if v is None or np.isnan(v) else fmt_time(v)
 

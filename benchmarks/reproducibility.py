@@ -34,7 +34,7 @@ KEY = ["model", "backend", "path", "sizes", "dtype"]
 
 
 def run_once(args: list[str], out: Path) -> tuple[pd.DataFrame, float]:
-    from kbench.results import load_run
+    from kbench.store.results import load_run
 
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "kbench", "run", *args, "--out", str(out), "--no-report"],
@@ -86,7 +86,7 @@ def from_folder(folder: Path) -> tuple[pd.DataFrame, list[float]]:
     """Consecutive runs in ``folder`` as back-to-back pairs: their comparisons pooled, and each run's wall time."""
     import datetime as dt
 
-    from kbench.results import load_run
+    from kbench.store.results import load_run
 
     runs = sorted((load_run(p.parent) for p in folder.glob("*/run.json")), key=lambda r: (r.meta.started, r.run_dir.name))
     if len(runs) < 2:

@@ -24,8 +24,8 @@ import os
 import tempfile
 
 import kbench
-from kbench.fmt import fmt_ratio, fmt_time, missing
-from kbench.latency import fmt_gap, parse_gap
+from kbench.core.fmt import fmt_ratio, fmt_time, missing
+from kbench.measure.latency import fmt_gap, parse_gap
 
 
 def _at(row, key: str, gap: float) -> float | None:

@@ -6,7 +6,7 @@ switch warm-up (``TimerConfig.switch_warmup_calls``) has to absorb.
 
 Builds the real TensorFlow call paths exactly as the worker does (one fresh Keras model per path, first call made
 before timing), warms each one up, then visits them in rounds, in a freshly shuffled order each round, as
-:class:`kbench.timer.Timer` does. A visit makes ``--calls`` back-to-back calls to one path, each timed alone with
+:class:`kbench.measure.timer.Timer` does. A visit makes ``--calls`` back-to-back calls to one path, each timed alone with
 ``perf_counter_ns`` (gc off). The visit's *steady* per-call time is the median of its last half of calls; for the
 k-th call after the switch the script prints the median over visits of ``t_k / steady`` (paired within a visit, so
 machine drift cancels), the extra time of the 1st call in µs, and "settled": the first k from which the median

@@ -1,4 +1,4 @@
-"""Where the time goes, per path: kernel floor, conversion in and out, framework overhead (kbench.decompose).
+"""Where the time goes, per path: kernel floor, conversion in and out, framework overhead (kbench.measure.decompose).
 
     python benchmarks/where_time_goes.py                          # dense batch 1,32,1024 + matmul n 100,1024 on
                                                                   # tensorflow, jax, torch; ~2-3 minutes on 2 cores
@@ -18,8 +18,8 @@ import math
 import time
 
 import kbench
-from kbench import decompose
-from kbench.fmt import fmt_time
+from kbench.measure import decompose
+from kbench.core.fmt import fmt_time
 
 CELLS = (("dense", {"batch": "1,32,1024"}), ("matmul", {"n": "100,1024"}))
 

@@ -38,7 +38,7 @@ os.environ.setdefault("KBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="kbench-test-c
 def quick_run(tmp_path_factory):
     """One real, small run through the TensorFlow worker, shared by the tests that only read its output."""
     from kbench import api
-    from kbench.timer import TimerConfig
+    from kbench.measure.timer import TimerConfig
 
     out = tmp_path_factory.mktemp("reports")
     timer = TimerConfig(budget_s=0.3, min_samples=3, target_ci=0.5, min_sample_s=0.001, warmup_s=0.005)
@@ -51,21 +51,21 @@ def quick_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dense():
-    from kbench.spec import load_model
+    from kbench.model.spec import load_model
 
     return load_model("dense")
 
 
 @pytest.fixture(scope="session")
 def dot():
-    from kbench.spec import load_model
+    from kbench.model.spec import load_model
 
     return load_model("dot")
 
 
 @pytest.fixture(scope="session")
 def matmul():
-    from kbench.spec import load_model
+    from kbench.model.spec import load_model
 
     return load_model("matmul")
 

@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 
 from conftest import WORKER_MODELS
-from kbench import api, errors
-from kbench.paths import PATHS as ALL_PATHS
-from kbench.paths import paths_for
+from kbench import api
+from kbench.core import errors
+from kbench.measure.callpaths import PATHS as ALL_PATHS
+from kbench.measure.callpaths import paths_for
 
 PATHS = paths_for("tensorflow", tuple(ALL_PATHS))  # what a default run measures
-from kbench.results import COLUMNS, load_run
-from kbench.timer import TimerConfig
+from kbench.store.results import COLUMNS, load_run
+from kbench.measure.timer import TimerConfig
 
 FAST = TimerConfig(budget_s=0.2, min_samples=3, target_ci=0.5, min_sample_s=0.001, warmup_s=0.005)
 
@@ -140,7 +141,7 @@ def test_list_models_has_the_builtins():
 
 def test_parent_never_imports_tensorflow(tmp_path):
     code = (
-        "import sys; from kbench import api, cli; from kbench.timer import TimerConfig\n"
+        "import sys; from kbench import api; from kbench.cli import app; from kbench.measure.timer import TimerConfig\n"
         "plan = api.plan(['dense'], sizes={'batch': '1'}, mode='parity')\n"
         "r = api.run(plan, None)\n"
         "assert r.ok\n"

@@ -11,12 +11,12 @@ import pytest
 
 from conftest import WORKER_MODELS
 from kbench import api
-from kbench.paths import PATHS as ALL_PATHS
-from kbench.paths import paths_for
+from kbench.measure.callpaths import PATHS as ALL_PATHS
+from kbench.measure.callpaths import paths_for
 
 PATHS = paths_for("tensorflow", tuple(ALL_PATHS))  # what a default run measures
-from kbench.results import load_run
-from kbench.timer import TimerConfig
+from kbench.store.results import load_run
+from kbench.measure.timer import TimerConfig
 
 FAST = TimerConfig(budget_s=0.2, min_samples=3, target_ci=0.5, min_sample_s=0.001, warmup_s=0.005)
 

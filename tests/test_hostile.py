@@ -14,10 +14,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from conftest import WORKER_MODELS, run_cli
-from kbench import present, render, report
-from kbench.cli import app
-from kbench.results import RunData
-from kbench.spec import load_model_file
+from kbench.present import presentation, terminal, report
+from kbench.cli.app import app
+from kbench.store.results import RunData
+from kbench.model.spec import load_model_file
 
 SPEC = load_model_file(WORKER_MODELS / "hostile.py")
 OPTIONS = {k: v[0] for k, v in SPEC.options.items()}
@@ -110,11 +110,11 @@ def test_terminal_renderables_never_parse_markup_from_results():
     df = pd.DataFrame([row, {**row, "path": "numpy", "parity_ok": True, "flags": [], "warnings": []}])
     console = Console(width=100, record=True, highlight=False, force_terminal=False)
     meta = {"machine": [bad], "skipped": [{"model": bad, "sizes": bad, "reason": bad}]}
-    for item in [*render.run_view(df, meta), *render.parity_view(df, meta)]:
+    for item in [*terminal.run_view(df, meta), *terminal.parity_view(df, meta)]:
         console.print(item, soft_wrap=True)
     out = console.export_text()
     assert "\x1b" not in out and "[/bold][red]<b>\\x1b[2J" in out
     assert out.count("warning:") <= 5
     html = report.build_html(RunData(Path("."), {**meta, "run_id": bad}, df.head(0), pd.DataFrame()))
     assert "[/bold][red]&lt;b&gt;\\x1b[2J" in html and "<b>" not in html
-    assert present.parity_failure_lines(present.prepare(df).results)[0].startswith("parity FAILED: call at [/bold]")
+    assert presentation.parity_failure_lines(presentation.prepare(df).results)[0].startswith("parity FAILED: call at [/bold]")

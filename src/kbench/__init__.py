@@ -1,7 +1,7 @@
 """kbench: measure what each Keras call path costs next to a hand-written NumPy twin.
 
     >>> import kbench
-    >>> plan = kbench.plan(["dense"], sizes={"batch": "1,32"})   # validated; raises kbench.errors.UsageError
+    >>> plan = kbench.plan(["dense"], sizes={"batch": "1,32"})   # validated; raises kbench.core.errors.UsageError
     >>> result = kbench.run(plan)                                # RunResult: .results DataFrame, .run_dir, .ok
     >>> saved = kbench.load_run("latest")                        # RunData: .meta (RunMeta), .results, .samples
 
@@ -19,16 +19,16 @@ __all__ = ["plan", "run", "load_run", "environment", "list_models", "Plan", "Run
 
 _WHERE = {
     "plan": "kbench.api", "run": "kbench.api", "environment": "kbench.api", "list_models": "kbench.api",
-    "RunResult": "kbench.api", "Plan": "kbench.planning", "TimerConfig": "kbench.timer", "load_run": "kbench.results",
-    "RunData": "kbench.results", "RunMeta": "kbench.results", "errors": "kbench.errors",
+    "RunResult": "kbench.api", "Plan": "kbench.run.planning", "TimerConfig": "kbench.measure.timer", "load_run": "kbench.store.results",
+    "RunData": "kbench.store.results", "RunMeta": "kbench.store.results", "errors": "kbench.errors",
 }  # fmt: skip
 
 if TYPE_CHECKING:  # pragma: no cover
     from kbench import errors
     from kbench.api import RunResult, environment, list_models, plan, run
-    from kbench.planning import Plan
-    from kbench.results import RunData, RunMeta, load_run
-    from kbench.timer import TimerConfig
+    from kbench.run.planning import Plan
+    from kbench.store.results import RunData, RunMeta, load_run
+    from kbench.measure.timer import TimerConfig
 
 
 def __getattr__(name: str) -> Any:

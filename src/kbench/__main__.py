@@ -1,3 +1,3 @@
-from kbench.cli import main
+from kbench.cli.app import main
 
 main()

@@ -5,7 +5,7 @@
     >>> result = kbench.run(plan)          # RunResult: .results (a pandas DataFrame), .samples, .run_dir, .ok
     >>> saved = kbench.load_run("latest")  # RunData: .meta (RunMeta), .results, .samples
 
-Every input check lives here (and in :mod:`kbench.planning`), so the CLI and the API refuse the same input with the
+Every input check lives here (and in :mod:`kbench.run.planning`), so the CLI and the API refuse the same input with the
 same one-line message. Strings such as ``"1,32"``, ``"2**0..2**10"`` or ``"5m"`` are accepted where the CLI
 takes them, as are plain numbers and lists.
 """
@@ -22,14 +22,15 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
-from kbench import errors, latency
-from kbench import shard as shard_mod
-from kbench.envinfo import host_fingerprint
-from kbench.planning import (MAX_CELLS, Plan, make_cells, make_timer, check_processes, parse_backends, parse_duration,
+from kbench.core import errors
+from kbench.measure import latency
+from kbench.run import shard as shard_mod
+from kbench.machine.fingerprint import host_fingerprint
+from kbench.run.planning import (MAX_CELLS, Plan, make_cells, make_timer, check_processes, parse_backends, parse_duration,
                          parse_paths, parse_shard, parse_size_list)  # fmt: skip
-from kbench.session import Progress, RunSession
-from kbench.spec import ModelSpec, available_models, load_model, load_model_file, model_dirs
-from kbench.timer import TimerConfig
+from kbench.run.session import Progress, RunSession
+from kbench.model.spec import ModelSpec, available_models, load_model, load_model_file, model_dirs
+from kbench.measure.timer import TimerConfig
 
 QUICK = TimerConfig(budget_s=1.0, min_samples=5, target_ci=0.05, min_sample_s=0.002, warmup_s=0.02)
 DEFAULT_PROCESSES = 3
@@ -90,15 +91,15 @@ def plan(
     threads: str | int | Iterable[str | int] | None = None,
     rate: str | float | None = None,
 ) -> Plan:
-    """Validate a request and return the plan; raises a :class:`kbench.errors.UsageError` on bad input.
+    """Validate a request and return the plan; raises a :class:`kbench.core.errors.UsageError` on bad input.
 
     ``timer`` is a complete :class:`TimerConfig`; otherwise the defaults (or :data:`QUICK` with ``quick``) with
     ``cell_budget`` (seconds of steady-state sampling per cell, all processes together), ``min_samples`` and
     ``target_ci`` applied. ``processes`` worker processes per backend (default :data:`DEFAULT_PROCESSES`) share
     each cell's budget. ``shard`` (``"K/N"``) keeps the K-th of N round-robin parts of the cells
-    (:mod:`kbench.shard`). ``gaps`` (``"0,1ms,20ms"``) adds single calls after each idle gap and ``threads``
+    (:mod:`kbench.run.shard`). ``gaps`` (``"0,1ms,20ms"``) adds single calls after each idle gap and ``threads``
     (``"1,2"``) runs the worker processes once per thread count; ``rate`` (``"50/s"``) adds open-loop Poisson
-    arrivals, queueing included (:mod:`kbench.latency`)."""
+    arrivals, queueing included (:mod:`kbench.measure.latency`)."""
     wanted_shard = parse_shard(shard)
     models, paths, backends = _listify(models), _listify(paths), _listify(backends)
     names = [m.strip() for item in models for m in item.split(",") if m.strip()]
@@ -221,11 +222,11 @@ def _machine(plan: Plan, hook: Callable[[Any], None]) -> tuple[Any, list[str], l
     """The machine peak (cached after the first run) and the machine and noise check, for a timed run."""
     if plan.mode != "run":
         return None, [], []
-    from kbench import machine, peak
+    from kbench.machine import check, peak
 
     peak_figures, _ = peak.load_or_measure()
-    findings = machine.check(peak=peak_figures)
-    return peak_figures, machine.block_lines(findings), [asdict(f) for f in findings]
+    findings = check.check(peak=peak_figures)
+    return peak_figures, check.block_lines(findings), [asdict(f) for f in findings]
 
 
 def run(
@@ -241,7 +242,7 @@ def run(
     A worker that crashes or hangs (no cell finished within ``cell_timeout_s``, default ``plan.cell_timeout_s`` or
     :func:`default_cell_timeout`) is stopped; the cell it was on and the ones after it are recorded as failed with
     the reason, and every finished cell is kept. Ctrl-C (or SIGTERM turned into :class:`session.Interrupted`) does
-    the same and returns with ``interrupted`` set. Raises a :class:`kbench.errors.UsageError` when the worker finds
+    the same and returns with ``interrupted`` set. Raises a :class:`kbench.core.errors.UsageError` when the worker finds
     a bad model (after saving finished cells).
     """
     if out_dir is not None:
@@ -265,8 +266,8 @@ def run(
 def environment(backends: Iterable[str] | str | None = None) -> dict:
     """The host fingerprint plus each backend's, read from a worker per backend (the parent never imports one).
     ``backend`` holds the first backend's fingerprint, ``backends`` every one's."""
-    from kbench import protocol
-    from kbench.runner import stream
+    from kbench.measure import protocol
+    from kbench.run.runner import stream
 
     out: dict[str, Any] = {"host": host_fingerprint(), "backends": {}}
     for name in parse_backends(_listify(backends)):

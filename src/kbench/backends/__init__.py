@@ -11,7 +11,7 @@ from importlib import import_module
 from typing import Iterable, Mapping
 
 from kbench.backends.base import Backend, DeviceOps, Resident
-from kbench.errors import BackendError
+from kbench.core.errors import BackendError
 
 __all__ = ["BACKENDS", "Backend", "DeviceOps", "Resident", "check_plan", "find", "get"]
 

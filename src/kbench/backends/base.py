@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from kbench.errors import DeviceError
+from kbench.core.errors import DeviceError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from kbench.backends.base import Backend, DeviceOps, Resident, hide_gpus
-from kbench.errors import DtypeError
+from kbench.core.errors import DtypeError
 
 
 def env(device: str) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Arithmetic over results: sweeps, run comparison and the gate, history and trends."""

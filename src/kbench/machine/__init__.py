@@ -1,0 +1,1 @@
+"""The machine: the environment fingerprint, the machine check, the GEMM peak and its probe."""

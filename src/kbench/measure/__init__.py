@@ -1,0 +1,1 @@
+"""The worker side: the timer, parity, call paths, the worker protocol, the budget, the cell runner."""

@@ -1,0 +1,113 @@
+"""The backend worker: ``python -m kbench.measure.worker`` with a :class:`kbench.measure.protocol.Job` on stdin and one
+:mod:`kbench.measure.protocol` event per line on stdout.
+
+One worker process per Keras backend and per repetition (``--processes``): ``KERAS_BACKEND`` is set by the parent
+before this process imports Keras, and the parent never imports the backend itself. The worker's first act is to
+time its own imports (NumPy, then Keras with its backend) in this fresh process. It then streams one ``CellDone``
+per finished cell (see :mod:`kbench.measure.cellrun` for the steps), so a crash loses only the cells that were not finished.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+import sys
+import time
+import traceback
+
+
+def _protocol_stream():
+    """Keep the protocol clean: the real stdout becomes the protocol stream, and anything printed by TensorFlow,
+    Keras or a model file goes to stderr (the worker log)."""
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return proto
+
+
+def main() -> int:
+    started = time.perf_counter()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us and keeps results
+    faulthandler.enable()  # a segfault leaves a Python traceback in the worker log
+    proto = _protocol_stream()
+    job_text = sys.stdin.read()
+
+    t0 = time.perf_counter()
+    import numpy  # noqa: F401  (timed: the baseline's import cost)
+
+    t1 = time.perf_counter()
+    import keras  # noqa: F401  (timed: Keras plus its backend, KERAS_BACKEND chosen by the parent)
+
+    t2 = time.perf_counter()
+    from kbench.measure import protocol
+
+    def emit(event) -> None:
+        proto.write(protocol.encode(event) + "\n")
+        proto.flush()
+
+    job = protocol.decode_job(job_text)
+    return serve(job, emit, started, (t1 - t0, t2 - t1))
+
+
+def serve(job, emit, started: float, import_s: tuple[float, float]) -> int:
+    """Set up the device, announce the imports, then run (or skip) every cell of the job in order."""
+    from kbench.measure import budget, protocol
+    from kbench.backends import get as get_backend
+    from kbench.measure.cellrun import WorkerState, _freeze_heap
+    from kbench.machine.fingerprint import backend_fingerprint
+    from kbench.core.errors import KbenchError
+
+    from kbench.measure.latency import apply_threads
+
+    state = WorkerState(job.backend)
+    threads = apply_threads(job.backend, job.threads)  # before any op: --threads (its variables were set already)
+    try:
+        state.device, state.precision = get_backend(job.backend).setup_device(job.device, job.precision)
+    except KbenchError as exc:
+        emit(_failed(0, exc))
+        return 0
+    env = {**backend_fingerprint(), "device": state.device, "matmul_precision": state.precision,
+           "threads_setting": threads}
+    emit(protocol.Imported(import_s[0], import_s[1], env, os.getpid()))
+    _freeze_heap()
+    if job.mode == "env":
+        emit(protocol.Done())
+        return 0
+    history = None
+    for index, cell in enumerate(job.cells):
+        try:
+            flops = state.spec(cell.model_file).flops(cell.sizes_dict)
+            budget_s, skip = budget.cell_budget(job, index, time.perf_counter() - started, history, flops)
+            if skip:
+                emit(protocol.CellSkipped(index, skip))
+                continue
+            t0 = time.perf_counter()
+            done = _run_cell(job, index, state, emit, budget_s)
+            history = budget.after_cell(history, cell.model, done, time.perf_counter() - t0, flops)
+            emit(done)
+        except Exception as exc:  # a typed error stops the job; anything else is a backend failure, reported
+            emit(_failed(index, exc))
+            return 0
+    emit(protocol.Done())
+    return 0
+
+
+def _run_cell(job, index, state, emit, budget_s):
+    from kbench.measure.cellrun import CellRunner
+
+    return CellRunner(job, index, state, emit).run(budget_s)
+
+
+def _failed(index: int, exc: BaseException):
+    """An error as data: a kbench error keeps its kind, message and exit code; anything else is a failure (1)."""
+    from kbench.core.errors import KbenchError, one_line
+    from kbench.measure.protocol import Failed
+
+    if isinstance(exc, KbenchError):
+        return Failed(index, type(exc).__name__, one_line(exc), exc.exit_code)
+    return Failed(index, type(exc).__name__, f"{type(exc).__name__}: {one_line(exc)}", 1, traceback.format_exc())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Model definitions: specs, seeded weights, the .keras reader, the automatic NumPy twin, export, scaffolding."""

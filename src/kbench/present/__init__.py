@@ -1,0 +1,1 @@
+"""Presentation: one presentation model rendered to the terminal, figures, HTML and export formats."""

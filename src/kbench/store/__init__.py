@@ -1,0 +1,1 @@
+"""Stored runs: the results schema with its migrations, run folders written and read."""

@@ -1,0 +1,185 @@
+"""The schema table: well formed, complete against what a v2 row carries and a written run holds, documented in the
+README exactly as :func:`kbench.store.schema.markdown` renders it; values checked and migrations chained."""
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kbench.store import results, schema
+from kbench.core.errors import SchemaError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+V2_ADDITIONS = {"n_processes", "process_medians_s", "ratio_process", "repeat_low_s", "repeat_high_s", "parity_culprit",
+                "switch_warmup_calls", "peak_engine"}  # fmt: skip
+V2_ADDITIONS |= {"kernel_s", "kernel_floor", "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s",
+                 "overhead_high_s", "dispatch_s"}  # where the time goes (kbench.measure.decompose)  # fmt: skip
+V2_ADDITIONS |= schema.LATE_V2  # single calls, gaps, threads and memory (kbench.measure.latency)
+
+
+def _timed_row(path: str, median: float, **over) -> dict:
+    """A row as the v2 row builder makes it for a timed path of a dense cell measured by two worker processes."""
+    row = {
+        "run_id": "r1", "model": "dense", "backend": "tensorflow", "path": path,
+        "sizes": "batch=32 features=128 units=128", "dtype": "float32", "options": {"activation": "linear"},
+        "flops": 1_052_672,
+        "size_batch": 32, "size_features": 128, "size_units": 128,
+        "device": "cpu", "placement": "host", "precision": "float32",
+        "parity_ok": True, "parity_tol": 2.2e-5, "parity_max_abs_err": 3e-7, "parity_max_rel_err": 4e-8,
+        "parity_twin_max_abs_err": 0.0, "parity_message": "", "parity_culprit": "",
+        "import_s": 3.5, "build_s": 0.006, "first_call_s": 0.05, "retrace_s": 0.06, "retrace_batch": 33,
+        "cold_order": 1,
+        "median_s": median, "q1_s": 0.9 * median, "q3_s": 1.1 * median, "iqr_s": 0.2 * median, "min_s": 0.8 * median,
+        "max_s": 1.5 * median, "mean_s": median, "stdev_s": 0.1 * median, "ci_low_s": 0.95 * median,
+        "ci_high_s": 1.05 * median, "repeat_low_s": 0.9 * median, "repeat_high_s": 1.1 * median, "n_samples": 40,
+        "loops": 100, "stop_reason": "ci", "loop_overhead_pct": 0.4, "n_processes": 2,
+        "process_medians_s": [0.99 * median, 1.01 * median], "switch_warmup_calls": 2,
+        "ratio_to_numpy": median / 3e-6, "ratio_ci_low": 0.9 * median / 3e-6, "ratio_ci_high": 1.1 * median / 3e-6,
+        "ratio_process": [0.98 * median / 3e-6, 1.02 * median / 3e-6],
+        "bytes": 67_072, "gflops": 1_052_672 / median / 1e9, "gbps": 67_072 / median / 1e9, "pct_peak_flops": 12.0,
+        "pct_peak_bw": 50.0, "peak_engine": "numpy", "flags": [], "warnings": [],
+    }  # fmt: skip
+    return {**row, **over}
+
+
+def _parity_only_row() -> dict:
+    """A `kbench run --mode parity` style row: nothing timed, a parity failure blamed on the twin."""
+    row = {k: v for k, v in _timed_row("call", 1e-3).items() if not k.endswith("_s") or k in ("import_s", "build_s")}
+    return {**row, "parity_ok": False, "parity_message": "error 1e-1 exceeds", "parity_culprit": "twin",
+            "flags": ["parity_fail"], "warnings": ["parity failed: error 1e-1 exceeds"]}  # fmt: skip
+
+
+def _samples(path: str, process: int) -> list[dict]:
+    return [{"run_id": "r1", "model": "dense", "backend": "tensorflow", "path": path,
+             "sizes": "batch=32 features=128 units=128", "dtype": "float32", "process": process, "sample": i,
+             "loops": 100, "seconds": 3e-6} for i in range(2)]  # fmt: skip
+
+
+def _readme_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(r"^## Results schema\n\n(.*?)\n+^## ", text, flags=re.S | re.M)
+    assert match, "README.md has no `## Results schema` section followed by another section"
+    return match.group(1)
+
+
+def test_readme_section_is_the_rendered_table():
+    assert _readme_section() == schema.markdown(), (
+        "README.md's `## Results schema` section differs from kbench.store.schema.markdown(): "
+        "paste the output of `python -m kbench.store.schema` there"
+    )
+    for c in schema.RESULT_COLUMNS + schema.SAMPLE_COLUMNS + schema.RUN_FIELDS:
+        assert f"| `{c.name}`" in _readme_section()
+
+
+def test_results_schema_section_follows_the_results_section():
+    headings = re.findall(r"^## (.+)$", README.read_text(encoding="utf-8"), flags=re.M)
+    assert headings[headings.index("Results") + 1] == "Results schema"
+
+
+@pytest.mark.parametrize("table", [schema.RESULT_COLUMNS, schema.SAMPLE_COLUMNS, schema.RUN_FIELDS])
+def test_tables_are_well_formed(table):
+    names = [c.name for c in table]
+    assert len(names) == len(set(names))
+    for c in table:
+        assert c.dtype in schema.DTYPES and c.since in range(1, schema.SCHEMA_VERSION + 1)
+        assert re.fullmatch(r"[a-z][a-z0-9_]*(<name>)?", c.name), c.name
+        one_sentence = c.meaning.endswith(".") and not re.search(r"\. [A-Z]", c.meaning) and "\n" not in c.meaning
+        assert (c.meaning[0].isupper() or c.meaning[0] == "`") and one_sentence, c.name
+
+
+def test_v1_columns_and_v2_additions_are_declared():
+    declared = {c.name for c in schema.RESULT_COLUMNS}
+    assert set(schema.V1_COLUMNS) <= declared
+    assert {c.name for c in schema.RESULT_COLUMNS if c.since == 2} == V2_ADDITIONS
+    assert {c.name for c in schema.SAMPLE_COLUMNS if c.since == 2} == {"process", "threads"}
+    assert set(schema.V1_SAMPLE_COLUMNS) | {"process", "threads"} == set(schema.SAMPLE_COLUMN_NAMES)
+    assert schema.column("size_batch").name == "size_<name>" and schema.column("size_") is None
+    assert schema.column("sizes").name == "sizes" and schema.column("size_Batch") is None
+
+
+def test_run_meta_fields_are_the_declared_run_fields():
+    fields = [f.name for f in dataclasses.fields(results.RunMeta) if f.name != "extra"]
+    assert fields == [c.name for c in schema.RUN_FIELDS]
+
+
+def test_every_column_a_v2_row_carries_is_declared_and_every_declared_column_is_written(tmp_path):
+    rows = [_timed_row("numpy", 3e-6, ratio_to_numpy=1.0), _timed_row("call", 1e-3), _parity_only_row()]
+    samples = _samples("numpy", 0) + _samples("call", 0) + _samples("call", 1)
+    for row in rows:
+        assert all(schema.column(k) is not None for k in row), [k for k in row if schema.column(k) is None]
+    w = results.RunWriter(tmp_path / "r1", {"run_id": "r1", "command": "kbench run --model dense"})
+    w.put_cell(("tensorflow", 0), rows, samples)
+    run_dir = tmp_path / "r1"
+    written = json.loads((run_dir / "results.json").read_text())
+    assert written["schema_version"] == schema.SCHEMA_VERSION and len(written["rows"]) == 3
+    sizes = {"size_batch", "size_features", "size_units"}
+    expected = set(schema.COLUMNS) | sizes
+    assert all(set(r) == expected for r in written["rows"])
+    assert set(pd.read_csv(run_dir / "results.csv").columns) == expected
+    assert list(pd.read_csv(run_dir / "samples.csv").columns) == schema.SAMPLE_COLUMN_NAMES
+    assert set(json.loads((run_dir / "run.json").read_text())) >= {c.name for c in schema.RUN_FIELDS}
+    assert written["rows"][1]["process_medians_s"] == rows[1]["process_medians_s"]  # a list on disk, not text
+
+
+def test_csv_export_is_flat_and_the_readme_says_how():
+    flat = results.flat_frame([_timed_row("call", 1e-3, flags=["unstable", "ci_not_reached"])])
+    assert flat["flags"].iloc[0] == "unstable;ci_not_reached"
+    assert json.loads(flat["options"].iloc[0]) == {"activation": "linear"}
+    assert flat["process_medians_s"].iloc[0].count(schema.LIST_SEPARATOR) == 1
+    assert f"joined with `{schema.LIST_SEPARATOR}`" in " ".join(_readme_section().split())
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("flags", "parity_fail;unstable", ["parity_fail", "unstable"]),  # v1's joined text
+    ("flags", "", []),
+    ("warnings", "a; b | c", ["a; b", "c"]),
+    ("warnings", None, []),
+    ("options", '{"normalize": false}', {"normalize": False}),
+    ("options", float("nan"), {}),
+    ("process_medians_s", (1, 2.5), [1.0, 2.5]),
+    ("n_processes", 2.0, 2),
+    ("parity_culprit", math.nan, None),
+    ("parity_ok", True, True),
+])  # fmt: skip
+def test_values_are_coerced_to_their_declared_type(name, value, expected):
+    got = schema.coerce_value(schema.column(name), value)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize("name, value", [("flags", 3), ("process_medians_s", ["x"]), ("options", "[1]"),
+                                         ("options", "{not json"), ("n_processes", 1.5), ("median_s", True),
+                                         ("model", 5), ("parity_ok", 1)])  # fmt: skip
+def test_values_of_the_wrong_type_are_refused(name, value):
+    with pytest.raises(SchemaError, match=f"'{name}'"):
+        schema.coerce_value(schema.column(name), value)
+
+
+def test_ordered_places_a_family_where_the_table_declares_it():
+    names = ["warnings", "size_units", "model", "zzz_undeclared", "size_batch", "options", "run_id"]
+    assert schema.ordered(names) == ["run_id", "model", "options", "size_batch", "size_units", "warnings",
+                                     "zzz_undeclared"]  # fmt: skip
+
+
+def test_migrations_form_a_chain_to_the_current_version():
+    assert sorted(schema.MIGRATIONS) == list(range(1, schema.SCHEMA_VERSION))
+    v1_row = {c: None for c in schema.V1_COLUMNS} | {"schema_version": 1, "flags": "unstable", "warnings": "w",
+                                                     "options": "{}", "median_s": 2e-6, "ratio_to_numpy": 2.0}
+    samples = pd.DataFrame([{c: 0 for c in schema.V1_SAMPLE_COLUMNS}])
+    raw = schema.RawRun(1, {"schema_version": 1, "run_id": "old"}, (v1_row,), samples)
+    out = schema.migrate(raw)
+    assert out.version == schema.SCHEMA_VERSION and out.meta["schema_version"] == schema.SCHEMA_VERSION
+    (row,) = out.rows
+    assert row["flags"] == ["unstable"] and row["warnings"] == ["w"] and row["options"] == {}
+    assert row["n_processes"] == 1 and row["process_medians_s"] == [2e-6] and row["ratio_process"] == [2.0]
+    assert row["peak_engine"] is None and row["repeat_low_s"] is None  # v1 had no peak figure for this row
+    assert list(out.samples.columns) == schema.SAMPLE_COLUMN_NAMES and out.samples["process"].tolist() == [0]
+    assert raw.rows[0]["flags"] == "unstable" and "process" not in raw.samples  # the input is left as it was
+
+
+def test_a_missing_migration_is_refused():
+    with pytest.raises(SchemaError, match="no migration from results schema version 0"):
+        schema.migrate(schema.RawRun(0, {}, (), pd.DataFrame()))
