@@ -41,13 +41,14 @@ def run_once(args: list[str], out: Path) -> Path:
 def compare_pair(a: Path, b: Path, fail_above: str) -> tuple[int, list]:
     """(compare's exit code, the rows of the comparison) for one pair."""
     from kbench.analysis import compare as cmp
+    from kbench.analysis.gate import parse_factors
     from kbench.store.results import load_run
 
     proc = subprocess.run([sys.executable, "-m", "kbench", "compare", str(a), str(b), "--fail-above", fail_above,
                            "--no-html"], capture_output=True, text=True)  # fmt: skip
     if proc.returncode not in (0, 1):
         sys.exit(f"kbench compare failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-    c = cmp.compare_runs(load_run(a), load_run(b), cmp.parse_factors([fail_above]))
+    c = cmp.compare_runs(load_run(a), load_run(b), parse_factors([fail_above]))
     return proc.returncode, list(c.rows)
 
 

@@ -48,8 +48,9 @@ def build_path(path: str, batch: int, seed: int = 0):
     """One path's callable on dense 128->128, as the worker builds it: its own Keras model, first call made."""
     import keras
 
-    from kbench.measure.callpaths import PATHS, PathContext
-    from kbench.model.spec import load_model
+    from kbench.backends.base import PathContext
+    from kbench.measure.callpaths import PATHS
+    from kbench.model.loader import load_model
     from kbench.model.weights import make_inputs, make_weights
 
     spec = load_model("dense")

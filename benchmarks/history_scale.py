@@ -1,6 +1,6 @@
 """How fast is `kbench history` with hundreds of runs?
 
-Writes N synthetic run folders (default 300; rows built by kbench.run.rows from synthetic per-process samples, written by
+Writes N synthetic run folders (default 300; rows built by kbench.orchestrate.rows from synthetic per-process samples, written by
 RunWriter exactly as `kbench run` writes them, samples.csv included) into a temporary folder, then times, best of
 --repeat, as a user runs them (a fresh `python -m kbench` each, imports included):
 
@@ -8,7 +8,7 @@ RunWriter exactly as `kbench run` writes them, samples.csv included) into a temp
     kbench history --reports DIR --model dense --path compiled --batch 32 --no-plot   (a trend, table only)
     kbench history --reports DIR --model dense --path compiled --batch 32             (a trend and its PNG)
 
-and, in process, kbench.analysis.history.scan and trend alone. Exits 1 when the list or the table-only trend takes longer
+and, in process, kbench.analysis.history.scan and kbench.analysis.trend.trend alone. Exits 1 when the list or the table-only trend takes longer
 than --limit seconds (default 5).
 
     python benchmarks/history_scale.py [--runs 300] [--cells 3] [--repeat 3] [--keep DIR]
@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from kbench.analysis import history
+from kbench.analysis.trend import CellFilter, trend as follow
 from kbench.measure.parity import ParityResult
-from kbench.run.planning import Cell
+from kbench.measure.protocol import Cell
 from kbench.measure.protocol import CellDone, PathResult
 from kbench.store.results import RunWriter
-from kbench.run.rows import CellFacts, cell_rows
+from kbench.orchestrate.rows import CellFacts, cell_rows
 
 PATHS = {"numpy": 3e-6, "predict": 4e-2, "predict_on_batch": 4e-4, "call": 8e-4, "compiled": 3.8e-4, "xla": 2.7e-4}
 
@@ -94,17 +95,17 @@ def main() -> int:
     print(f"wrote {args.runs} runs ({args.cells} cells x {len(PATHS)} paths, {args.processes} processes) in "
           f"{time.perf_counter() - t:.1f} s")  # fmt: skip
     trend = ["--model", "dense", "--path", "compiled", "--batch", "32"]
-    filt = history.CellFilter("dense", "compiled", sizes=(("batch", 32),))
+    filt = CellFilter("dense", "compiled", sizes=(("batch", 32),))
     results = {
         "scan (in process)": best(lambda: history.scan(reports), args.repeat),
-        "scan + trend (in process)": best(lambda: history.trend(history.scan(reports), filt), args.repeat),
+        "scan + trend (in process)": best(lambda: follow(history.scan(reports), filt), args.repeat),
         "kbench history (list)": best(lambda: cli("--reports", str(reports)), args.repeat),
         "kbench history (trend, --no-plot)": best(lambda: cli("--reports", str(reports), *trend, "--no-plot"), args.repeat),
         "kbench history (trend + PNG)": best(lambda: cli("--reports", str(reports), *trend), args.repeat),
     }  # fmt: skip
     for name, s in results.items():
         print(f"{name:<36} {s:6.2f} s  (best of {args.repeat})")
-    t = history.trend(history.scan(reports), filt)
+    t = follow(history.scan(reports), filt)
     print(f"trend: {len(t.points)} points, {sum(p.significant for p in t.points)} significant changes")
     if args.keep is None:
         shutil.rmtree(reports.parent)

@@ -174,22 +174,23 @@ def child(backend: str, model: str, sizes_json: str) -> None:
     """Build kbench's floor and ``compiled`` path for one cell, profile each, print one JSON line."""
     import keras
 
+    from kbench.backends.base import KERNEL, KERNEL_COMPILE, PathContext
     from kbench.measure import decompose, callpaths
     from kbench.model import weights
-    from kbench.model.spec import load_model
+    from kbench.model.loader import load_model
 
     spec = load_model(model)
     sizes = {k: v[0] for k, v in spec.sizes.items()} | json.loads(sizes_json)
     opts = dict(spec.default_options)
     w, xin = weights.make_weights(spec, sizes, "float32", 0), weights.make_inputs(spec, sizes, "float32", 0)
-    ctx = callpaths.PathContext(spec, w, sizes, opts, "float32")
+    ctx = PathContext(spec, w, sizes, opts, "float32")
 
     def build() -> Any:
         return spec.build_keras(keras, dict(w), dict(sizes), "float32", **opts)
 
     out = np.zeros(spec.output_shape(sizes), np.float32)
     refs = decompose.reference_fns(backend, ctx, build, [xin[t.name] for t in spec.inputs], out, with_xla=False)
-    fns = {"floor": refs.get(decompose.KERNEL) or refs[decompose.KERNEL_COMPILE],
+    fns = {"floor": refs.get(KERNEL) or refs[KERNEL_COMPILE],
            "compiled": callpaths.PATHS["compiled"].prepare(ctx, build(), backend)(xin)}  # fmt: skip
     result = {name: {"wall_s": wall} for name, wall in _walls(fns).items()}
     for name, fn in fns.items():

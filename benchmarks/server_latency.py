@@ -25,7 +25,8 @@ import tempfile
 
 import kbench
 from kbench.core.fmt import fmt_ratio, fmt_time, missing
-from kbench.measure.latency import fmt_gap, parse_gap
+from kbench.core.durations import fmt_gap
+from kbench.orchestrate.latency_options import parse_gap
 
 
 def _at(row, key: str, gap: float) -> float | None:

@@ -59,7 +59,7 @@ def run_shards(root: Path, count: int) -> list[Path]:
 
 
 def checks(plan, folders: list[Path], merged: Path) -> dict[str, bool]:
-    from kbench.run.shard import cell_json
+    from kbench.orchestrate.shard import cell_json
 
     metas = [json.loads((f / "run.json").read_text()) for f in folders]
     merged_meta = json.loads((merged / "run.json").read_text())

@@ -18,7 +18,8 @@ import math
 import time
 
 import kbench
-from kbench.measure import decompose
+from kbench.analysis.decompose import from_row
+from kbench.present.decompose import breakdown, signed_time
 from kbench.core.fmt import fmt_time
 
 CELLS = (("dense", {"batch": "1,32,1024"}), ("matmul", {"n": "100,1024"}))
@@ -33,7 +34,7 @@ def _args() -> argparse.Namespace:
 
 
 def _t(v: float) -> str:
-    return decompose.signed_time(v, fmt_time) if not math.isnan(v) else "—"
+    return signed_time(v, fmt_time) if not math.isnan(v) else "—"
 
 
 def _cell_lines(rows: list[dict]) -> list[str]:
@@ -43,14 +44,14 @@ def _cell_lines(rows: list[dict]) -> list[str]:
     if base is not None:
         out.append(f"  {'numpy':<17}{_t(base['median_s']):>10}")
     for r in rows:
-        d = decompose.from_row(r)
+        d = from_row(r)
         if d is None:
             continue
         ci = f"{_t(d.overhead_low_s)} … {_t(d.overhead_high_s)}"
         ok = "yes" if d.overhead_high_s >= 0 else "NO: refs > path"
         out.append(f"  {r['path']:<17}{_t(d.path_s):>10}{_t(d.kernel_s):>10}{_t(d.conversion_in_s):>10}"
                    f"{_t(d.conversion_out_s):>10}{_t(d.overhead_s):>10}  {ci:<22}{r['kernel_floor']:<16}{ok}")  # fmt: skip
-    sentence = decompose.breakdown(rows, rows[0]["sizes"]).sentence
+    sentence = breakdown(rows, rows[0]["sizes"]).sentence
     return out + ([f"  {sentence}"] if sentence else [])
 
 

@@ -51,21 +51,21 @@ def quick_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dense():
-    from kbench.model.spec import load_model
+    from kbench.model.loader import load_model
 
     return load_model("dense")
 
 
 @pytest.fixture(scope="session")
 def dot():
-    from kbench.model.spec import load_model
+    from kbench.model.loader import load_model
 
     return load_model("dot")
 
 
 @pytest.fixture(scope="session")
 def matmul():
-    from kbench.model.spec import load_model
+    from kbench.model.loader import load_model
 
     return load_model("matmul")
 

@@ -1,10 +1,8 @@
 """The Python API end to end, through a real TensorFlow worker process."""
 
-import json
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
 from conftest import WORKER_MODELS

@@ -17,7 +17,7 @@ from conftest import WORKER_MODELS, run_cli
 from kbench.present import presentation, terminal, report
 from kbench.cli.app import app
 from kbench.store.results import RunData
-from kbench.model.spec import load_model_file
+from kbench.model.loader import load_model_file
 
 SPEC = load_model_file(WORKER_MODELS / "hostile.py")
 OPTIONS = {k: v[0] for k, v in SPEC.options.items()}

@@ -13,20 +13,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
-__all__ = ["plan", "run", "load_run", "environment", "list_models", "Plan", "RunResult", "RunData", "RunMeta",
+from kbench.core.version import __version__
+
+__all__ = ["__version__", "plan", "run", "load_run", "environment", "list_models", "Plan", "RunResult", "RunData", "RunMeta",
            "TimerConfig", "errors"]  # fmt: skip
 
 _WHERE = {
     "plan": "kbench.api", "run": "kbench.api", "environment": "kbench.api", "list_models": "kbench.api",
-    "RunResult": "kbench.api", "Plan": "kbench.run.planning", "TimerConfig": "kbench.measure.timer", "load_run": "kbench.store.results",
+    "RunResult": "kbench.api", "Plan": "kbench.orchestrate.planning", "TimerConfig": "kbench.measure.timer", "load_run": "kbench.store.results",
     "RunData": "kbench.store.results", "RunMeta": "kbench.store.results", "errors": "kbench.errors",
 }  # fmt: skip
 
 if TYPE_CHECKING:  # pragma: no cover
     from kbench import errors
     from kbench.api import RunResult, environment, list_models, plan, run
-    from kbench.run.planning import Plan
+    from kbench.orchestrate.planning import Plan
     from kbench.store.results import RunData, RunMeta, load_run
     from kbench.measure.timer import TimerConfig
 

@@ -13,13 +13,16 @@ import pytest
 from typer.testing import CliRunner
 
 from kbench.analysis import compare as cmp
+from kbench.analysis import significance as sig
+from kbench.analysis.gate import parse_factors
 from kbench.cli.app import app
 from kbench.core.errors import RunNotFoundError, SchemaError, UsageError
 from kbench.measure.parity import ParityResult
-from kbench.run.planning import Cell
+from kbench.measure.protocol import Cell
 from kbench.measure.protocol import CellDone, PathResult
+from kbench.store.catalog import resolve_run
 from kbench.store.results import RunWriter, load_run
-from kbench.run.rows import CellFacts, cell_rows
+from kbench.orchestrate.rows import CellFacts, cell_rows
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "v1-20261126-081219-dense-dot"
 ENV = {
@@ -72,7 +75,7 @@ def write_run(root: Path, run_id: str, cells: dict, env=ENV, procs: int = 3, sta
 
 def test_identical_samples_give_ratio_1_and_no_significance():
     a = [samples(1e-3, p) for p in range(3)]
-    c = cmp.change(a, a)
+    c = sig.change(a, a)
     assert c.ratio == pytest.approx(1.0)
     assert c.ci_low < 1 < c.ci_high
     assert c.p_value == pytest.approx(1.0)
@@ -82,34 +85,34 @@ def test_identical_samples_give_ratio_1_and_no_significance():
 def test_a_clear_1_5x_shift_over_3_processes_is_slower_and_significant():
     a = [samples(1e-3 * (1 + 0.02 * p), p) for p in range(3)]
     b = [samples(1.5e-3 * (1 + 0.02 * (2 - p)), p + 10) for p in range(3)]
-    c = cmp.change(a, b)
+    c = sig.change(a, b)
     assert c.ratio == pytest.approx(1.5, rel=0.03)
     assert 1 < c.ci_low < 1.5 < c.ci_high
     assert c.p_value < 0.01
     assert (c.significant, c.verdict) == (True, "slower")
-    assert cmp.change(b, a).verdict == "faster"
+    assert sig.change(b, a).verdict == "faster"
 
 
 def test_a_shift_within_the_process_spread_is_not_significant():
     """Processes that disagree by ±10% among themselves: a 3% difference between the runs is noise."""
     a = [samples(1e-3 * f, p) for p, f in enumerate((0.9, 1.0, 1.1))]
     b = [samples(1.03e-3 * f, p + 10) for p, f in enumerate((1.1, 0.9, 1.0))]
-    c = cmp.change(a, b)
+    c = sig.change(a, b)
     assert c.p_value > 0.05 and c.verdict == "same" and c.ci_low < 1 < c.ci_high
 
 
 def test_processes_that_agree_by_chance_are_floored_by_the_in_process_spread():
     """Three processes with the same median each (no spread between them), noisy samples: the CI is the floor."""
     base = samples(1e-3, 0, n=15, spread=0.2)
-    c = cmp.change([base] * 3, [tuple(1.01 * x for x in base)] * 3)
+    c = sig.change([base] * 3, [tuple(1.01 * x for x in base)] * 3)
     assert c.floored and c.ci_low < 1 < c.ci_high
     assert c.verdict == "same"  # the t-test alone (p ~ 0) would call 1% significant
 
 
 def test_one_process_against_several_uses_the_pooled_t_and_two_single_processes_mann_whitney():
     a1, b3 = [samples(1e-3, 0)], [samples(1.5e-3, p) for p in range(3)]
-    assert cmp.change(a1, b3).test == "pooled-t"
-    single = cmp.change([samples(1e-3, 0)], [samples(1.5e-3, 1)])
+    assert sig.change(a1, b3).test == "pooled-t"
+    single = sig.change([samples(1e-3, 0)], [samples(1.5e-3, 1)])
     assert single.test == "mann-whitney" and single.verdict == "slower"
 
 
@@ -145,19 +148,19 @@ def test_per_path_factors_decide_which_rows_fail(tmp_path):
     a = write_run(tmp_path, "a", {cell(): {"numpy": 1e-6, "predict": 1e-2, "call": 1e-4}})
     b = write_run(tmp_path, "b", {cell(): {"numpy": 1e-6, "predict": 1.3e-2, "call": 1.3e-4}})
     ra, rb = load_run(a), load_run(b)
-    assert {r.key.path for r in cmp.compare_runs(ra, rb, cmp.parse_factors(["1.10"])).failures} == {"predict", "call"}
-    per_path = cmp.parse_factors(["1.10", "predict=1.5"])
+    assert {r.key.path for r in cmp.compare_runs(ra, rb, parse_factors(["1.10"])).failures} == {"predict", "call"}
+    per_path = parse_factors(["1.10", "predict=1.5"])
     assert per_path.for_path("predict") == 1.5 and per_path.for_path("call") == 1.10
     assert {r.key.path for r in cmp.compare_runs(ra, rb, per_path).failures} == {"call"}
-    only_predict = cmp.parse_factors(["predict=1.2"])
+    only_predict = parse_factors(["predict=1.2"])
     assert [r.key.path for r in cmp.compare_runs(ra, rb, only_predict).failures] == ["predict"]
-    assert not cmp.compare_runs(ra, rb, cmp.parse_factors(["1.5"])).failures
+    assert not cmp.compare_runs(ra, rb, parse_factors(["1.5"])).failures
 
 
 @pytest.mark.parametrize("bad", ["1.0", "0.9", "abc", "nan", "inf", "predict=1", "nopath=1.5", "predict=x"])
 def test_bad_factors_are_usage_errors(bad):
     with pytest.raises(UsageError, match="--fail-above"):
-        cmp.parse_factors([bad])
+        parse_factors([bad])
 
 
 def test_a_different_tensorflow_is_a_prominent_cross_environment_line(tmp_path):
@@ -192,12 +195,12 @@ def test_previous_is_the_run_before_latest(tmp_path):
     old = write_run(tmp_path, "r-old", {cell(): {"numpy": 1e-6}})
     new = write_run(tmp_path, "r-new", {cell(): {"numpy": 1e-6}})
     os.utime(old / "run.json", (time.time() - 100, time.time() - 100))
-    assert cmp.resolve("previous", tmp_path) == old and cmp.resolve("latest", tmp_path) == new
-    c = cmp.compare_runs(cmp.load("previous", tmp_path), cmp.load("latest", tmp_path))
+    assert resolve_run("previous", tmp_path) == old and resolve_run("latest", tmp_path) == new
+    c = cmp.compare_runs(load_run("previous", tmp_path), load_run("latest", tmp_path))
     assert (c.a.run_id, c.b.run_id) == ("r-old", "r-new")
     (new / "run.json").unlink()
     with pytest.raises(RunNotFoundError, match="`previous` needs two runs"):
-        cmp.resolve("previous", tmp_path)
+        resolve_run("previous", tmp_path)
 
 
 # -- the CLI: exit codes, output, HTML ------------------------------------------------------------------------------
@@ -261,7 +264,7 @@ def test_a_schema_that_cannot_be_read_exits_2(tmp_path):
     meta = json.loads((future / "run.json").read_text())
     (future / "run.json").write_text(json.dumps({**meta, "schema_version": 99}))
     with pytest.raises(SchemaError):
-        cmp.load(future)
+        load_run(future)
     r = invoke("compare", str(a), str(future), "--no-html")
     assert r.exit_code == 2 and "newer than this kbench reads" in r.output
 
@@ -298,7 +301,7 @@ def test_a_v1_run_compares_with_itself_and_with_a_v2_run(tmp_path):
 
 
 def test_holm_adjustment_has_the_textbook_answer():
-    from kbench.analysis.compare import holm
+    from kbench.analysis.significance import holm
 
     # sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005, 3*0.01, 2*0.03, max(2*0.03, 1*0.04); back in the original order
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
@@ -307,7 +310,7 @@ def test_holm_adjustment_has_the_textbook_answer():
 
 def test_a_lone_borderline_row_is_not_significant_among_many():
     """One row at p ~ 0.03 among 18 is what chance gives in an A/A pair; after Holm it is 'same'."""
-    from kbench.analysis.compare import Change, _judged
+    from kbench.analysis.significance import Change, judged as _judged
 
     c = Change(1.2, 1.05, 1.37, 0.03, "welch-t", False, True, "slower")
     assert _judged(c, min(1.0, 18 * 0.03), 0.05).verdict == "same"

@@ -1,6 +1,6 @@
 """`kbench history`: the run list (with damaged, foreign, newer-schema and v1 folders mixed in), one cell's trend
 with a planted significant change marked, filters that match nothing, and the figure. Synthetic run folders only
-(:func:`make_run` writes them through RunWriter, rows built by kbench.run.rows as a real run builds them)."""
+(:func:`make_run` writes them through RunWriter, rows built by kbench.orchestrate.rows as a real run builds them)."""
 
 import json
 import math
@@ -12,12 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from kbench.analysis import history as h
+from kbench.analysis import trend as tr
 from kbench.cli.app import app
 from kbench.measure.parity import ParityResult
-from kbench.run.planning import Cell
+from kbench.measure.protocol import Cell
 from kbench.measure.protocol import CellDone, PathResult
 from kbench.store.results import RunWriter
-from kbench.run.rows import CellFacts, cell_rows
+from kbench.orchestrate.rows import CellFacts, cell_rows
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "v1-20261126-081219-dense-dot"
 runner = CliRunner()
@@ -98,8 +99,8 @@ def test_list_shows_every_readable_run_and_one_line_per_skipped_folder(reports):
 
 
 def test_trend_marks_the_planted_change_and_only_it(reports):
-    filt = h.CellFilter(model="dense", path="compiled", sizes=(("batch", 32),), options=(("activation", "relu"),))
-    t = h.trend(h.scan(reports), filt)
+    filt = tr.CellFilter(model="dense", path="compiled", sizes=(("batch", 32),), options=(("activation", "relu"),))
+    t = tr.trend(h.scan(reports), filt)
     assert [p.run_id for p in t.points] == [f"2027010{i}-120000-dense" for i in range(5)]
     assert [p.significant for p in t.points] == [False, False, False, True, False]
     assert t.points[3].change == pytest.approx(0.5, rel=0.02)
@@ -121,7 +122,7 @@ def test_a_v1_run_is_trended_with_the_v2_runs(tmp_path):
     r = tmp_path / "reports"
     shutil.copytree(GOLDEN, r / GOLDEN.name)
     make_run(r, "20270101-120000-dense", "2027-01-01T12:00:00", {"predict": 0.04}, option="linear")
-    t = h.trend(h.scan(r), h.CellFilter("dense", "predict", sizes=(("batch", 32),), options=(("activation", "linear"),)))
+    t = tr.trend(h.scan(r), tr.CellFilter("dense", "predict", sizes=(("batch", 32),), options=(("activation", "linear"),)))
     assert [p.n_processes for p in t.points] == [1, 3]
     assert t.points[0].run_id == "20261126-081219-dense-dot"
     assert all(math.isfinite(p.median_s) for p in t.points)
@@ -129,13 +130,13 @@ def test_a_v1_run_is_trended_with_the_v2_runs(tmp_path):
 
 def test_significance_is_the_quadrature_of_the_two_cis():
     def point(m, half):
-        return h.TrendPoint("r", "", m, m * math.exp(-half), m * math.exp(half), None, None, None, 3, (), ())
+        return tr.TrendPoint("r", "", m, m * math.exp(-half), m * math.exp(half), None, None, None, 3, (), ())
 
     a = point(1.0, 0.10)
-    assert not h.significant_change(a, point(math.exp(0.14), 0.10))  # 0.14 < sqrt(2) * 0.10 = 0.1414
-    assert h.significant_change(a, point(math.exp(0.145), 0.10))
-    assert h.significant_change(a, point(math.exp(-0.145), 0.10))
-    assert not h.significant_change(a, h.TrendPoint("r", "", 2.0, None, None, None, None, None, 1, (), ()))
+    assert not tr.significant_change(a, point(math.exp(0.14), 0.10))  # 0.14 < sqrt(2) * 0.10 = 0.1414
+    assert tr.significant_change(a, point(math.exp(0.145), 0.10))
+    assert tr.significant_change(a, point(math.exp(-0.145), 0.10))
+    assert not tr.significant_change(a, tr.TrendPoint("r", "", 2.0, None, None, None, None, None, 1, (), ()))
 
 
 @pytest.mark.parametrize("args, expected", [

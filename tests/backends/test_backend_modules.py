@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,9 +14,10 @@ import pytest
 from kbench import backends
 from kbench.core import errors
 from kbench.backends import Backend, DeviceOps, Resident
-from kbench.measure.callpaths import PATHS, PathContext, paths_for
-from kbench.run.planning import parse_backends
-from kbench.run.runner import worker_env
+from kbench.backends.base import PathContext
+from kbench.measure.callpaths import PATHS, paths_for
+from kbench.orchestrate.planning import parse_backends
+from kbench.orchestrate.runner import worker_env
 
 NAMES = ("tensorflow", "jax", "torch")
 
@@ -42,7 +44,7 @@ def test_the_registry_is_complete():
 
 
 def test_importing_the_registry_imports_no_backend():
-    code = ("import sys, kbench.backends, kbench.measure.callpaths, kbench.run.planning, kbench.run.runner, kbench.machine.fingerprint; "
+    code = ("import sys, kbench.backends, kbench.measure.callpaths, kbench.orchestrate.planning, kbench.orchestrate.runner, kbench.machine.fingerprint; "
             "print(sorted({'tensorflow', 'jax', 'torch', 'keras'} & set(sys.modules)))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
@@ -78,6 +80,56 @@ def test_one_registry_entry_adds_a_backend(monkeypatch, dense):
     run = {p: PATHS[p].prepare(ctx, lambda x, training: x * 2, "fake")({"x": x}) for p in ("call@device", "h2d", "d2h")}
     assert np.array_equal(run["call@device"](), x * 2) and np.array_equal(run["h2d"](), x)
     assert np.array_equal(run["d2h"](), x * 2) and run["d2h"]() is not run["d2h"]()
+
+
+def test_each_backend_declares_its_own_paths_and_only_registry_paths():
+    """A backend's Impls (``Backend.paths``) are what the registry serves for it; each names a registry path, and a
+    path that serves every backend (numpy) or every resident backend (call@device, h2d, d2h) is no backend's own."""
+    for name, b in backends.BACKENDS.items():
+        assert set(b.paths) <= set(PATHS), name
+        assert not set(b.paths) & {"numpy", "call@device", "h2d", "d2h"}
+        for path, impl in b.paths.items():
+            assert PATHS[path].impl(name) is impl
+        assert callable(b.references)
+    assert set(backends.get("tensorflow").paths) == {"predict", "predict_on_batch", "call", "compiled", "xla"}
+    assert "compiled@device" in backends.get("jax").paths and "compiled@device" in backends.get("torch").paths
+
+
+def test_the_worker_reaches_a_backend_only_through_its_hooks(monkeypatch):
+    """Threads, references and the device-peak counters are the Backend's own hooks; a backend without them gets
+    nothing (no thread settings of its own, no decomposition, no device peak)."""
+    from kbench.backends import threads
+    from kbench.backends.threads import apply_threads
+    from kbench.measure import latency
+    from kbench.measure.decompose import reference_fns
+
+    fake = _fake()
+    monkeypatch.setitem(backends.BACKENDS, "fake", fake)
+    monkeypatch.setattr(threads, "blas_threads", lambda read_pools, n: [n])  # this process's BLAS pools left alone
+    assert apply_threads("fake", 2, lambda: []) == {"threads": 2, "blas_threads": [2]}
+    assert reference_fns("fake", None, list, [], None, False) == {}
+    latency.reset_device_peak("fake", "device")
+    assert latency.device_peak_bytes("fake", "device") is None
+
+    calls = []
+    resident = replace(fake.resident, reset_peak=lambda: calls.append("reset"), peak_bytes=lambda: 42)
+    hooked = replace(fake, resident=resident, set_threads=lambda n: {"fake_threads": n},
+                     references=lambda ctx, build, xs, y, with_xla: {"kernel": lambda: (ctx, with_xla)})  # fmt: skip
+    monkeypatch.setitem(backends.BACKENDS, "fake", hooked)
+    assert apply_threads("fake", 3, lambda: [])["fake_threads"] == 3
+    assert reference_fns("fake", "ctx", list, [], None, True)["kernel"]() == ("ctx", True)
+    latency.reset_device_peak("fake", "host")
+    assert latency.device_peak_bytes("fake", "host") is None and calls == []  # a host path: never the device's peak
+    latency.reset_device_peak("fake", "device")
+    assert latency.device_peak_bytes("fake", "device") == 42 and calls == ["reset"]
+
+
+def test_a_path_context_gives_the_inputs_in_the_specs_order(dense, dot):
+    arrays = {t.name: np.full(2, i) for i, t in enumerate(reversed(dot.inputs))}
+    ctx = PathContext(dot, {}, {"batch": 2}, {}, "float32")
+    assert [a[0] for a in ctx.input_list(arrays)] == [1, 0] and [a[0] for a in ctx.keras_x(arrays)] == [1, 0]
+    x = np.zeros(3)
+    assert PathContext(dense, {}, {"batch": 2}, {}, "float32").keras_x({dense.inputs[0].name: x}) is x
 
 
 @pytest.mark.parametrize("backend", NAMES)

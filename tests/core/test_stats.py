@@ -13,7 +13,8 @@ from scipy import stats as sps
 
 from kbench.core.errors import KbenchError
 from kbench.core.stats import RatioSummary, StatsError, Summary, ratio, repeat_interval, summarize, t_interval
-from kbench.measure.timer import Measurement, median_ci
+from kbench.core.stats import median_ci
+from kbench.measure.timer import Measurement
 
 
 def _spread(median: float, n: int = 41, rel: float = 1e-4) -> list[float]:

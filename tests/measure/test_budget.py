@@ -17,8 +17,8 @@ def _job(run_budget):
     return Job(plan.cells, plan.paths, "tensorflow", 0, CFG, run_budget_s=run_budget)
 
 
-def _history(times: dict[str, float], flops: int, cold: float = 1.0) -> budget.History:
-    return budget.History("dense", {p: ((flops, t),) for p, t in times.items()}, cold)
+def _costs(times: dict[str, float], flops: int, cold: float = 1.0) -> budget.CostModel:
+    return budget.CostModel("dense", {p: ((flops, t),) for p, t in times.items()}, cold)
 
 
 def test_without_a_run_budget_every_cell_gets_the_cell_budget():
@@ -28,13 +28,13 @@ def test_without_a_run_budget_every_cell_gets_the_cell_budget():
 def test_run_budget_is_shared_by_the_cells_left():
     job = _job(30.0)
     assert budget.cell_budget(job, 0, 3.0, None, FLOPS[0]) == (4.0, "")  # 27 s over 3 cells, capped by the cell budget
-    got = budget.cell_budget(job, 1, 24.0, _history({"numpy": 1e-5}, FLOPS[0], cold=1.0), FLOPS[1])
+    got = budget.cell_budget(job, 1, 24.0, _costs({"numpy": 1e-5}, FLOPS[0], cold=1.0), FLOPS[1])
     assert got == (2.0, "")  # 6 s left over 2 cells, less 1 s of cold start
 
 
 def test_a_cell_that_cannot_fit_is_skipped_with_its_reason():
-    history = _history({"numpy": 1e-3, "predict": 0.5}, FLOPS[1])
-    seconds, skip = budget.cell_budget(_job(30.0), 2, 25.0, history, FLOPS[2])
+    costs = _costs({"numpy": 1e-3, "predict": 0.5}, FLOPS[1])
+    seconds, skip = budget.cell_budget(_job(30.0), 2, 25.0, costs, FLOPS[2])
     assert seconds == 0.0
     assert skip.startswith("predicted to need at least") and "of the 30 s run budget left" in skip
 
@@ -44,8 +44,8 @@ def test_a_spent_budget_skips_with_its_reason():
     assert seconds == 0.0 and "run budget was spent" in skip
 
 
-def test_another_models_history_is_not_used_to_predict():
-    other = budget.History("matmul", {"predict": ((10, 100.0),)}, 0.0)  # would never fit if it were used
+def test_another_models_cost_model_is_not_used_to_predict():
+    other = budget.CostModel("matmul", {"predict": ((10, 100.0),)}, 0.0)  # would never fit if it were used
     assert budget.cell_budget(_job(30.0), 1, 1.0, other, FLOPS[1]) == (4.0, "")
 
 
@@ -57,7 +57,7 @@ def test_prediction_extrapolates_along_the_last_two_points_and_never_shrinks():
     assert budget.predict_call([(10, 2.0), (20, 1.5)], 40) == 1.5  # noise made it faster: not extrapolated down
 
 
-def test_history_records_each_paths_median_and_the_time_outside_sampling():
+def test_cost_model_records_each_paths_median_and_the_time_outside_sampling():
     ok = ParityResult("numpy", True, 1e-5, 0.0, 0.0, 0.0)
     r = PathResult("numpy", 0, None, 1e-4, ok, "cpu", "host", "float32", samples=(1.0e-5, 3.0e-5, 2.0e-5), loops=100)
     h = budget.after_cell(None, "dense", CellDone(0, (r,), ("numpy",)), wall_s=1.0, flops=FLOPS[0])

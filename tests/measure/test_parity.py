@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.special import erf
 
-from kbench.measure import parity
 from kbench.measure.parity import TOL_FACTOR, TWIN, ParityResult, check, check_all, magnitude, reference, tolerance
-from kbench.model.spec import ModelSpec, load_model
+from kbench.model.loader import load_model
+from kbench.model.spec import ModelSpec
 from kbench.model.weights import SUPPORTED_DTYPES, make_inputs, make_weights
 
 DTYPES = SUPPORTED_DTYPES

@@ -9,7 +9,7 @@ import pytest
 from kbench.core import errors
 from kbench.measure import protocol
 from kbench.measure.parity import ParityResult
-from kbench.run.planning import Cell
+from kbench.measure.protocol import Cell
 from kbench.measure.protocol import (CellDone, CellSkipped, Done, Exited, Failed, Imported, Job, PathResult, Phase,
                              RuntimeInit, Timeout)  # fmt: skip
 from kbench.measure.timer import TimerConfig

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import itertools
 import math
-import statistics
 import time
 from dataclasses import replace
 
@@ -19,8 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbench.measure import timer as timer_mod
-from kbench.measure.timer import UNSTABLE_IQR, Measurement, Overhead, Timer, TimerConfig, _quantile, median_ci, time_once
+from kbench.measure import sampling
+from kbench.core.stats import median_ci, quantile
+from kbench.measure.sampling import Overhead
+from kbench.measure.timer import UNSTABLE_IQR, Measurement, Timer, TimerConfig, time_once
 
 US = 2**-20  # ~0.95 µs, exact in binary
 NS60 = 2**-24  # ~60 ns, exact in binary
@@ -146,7 +147,7 @@ def test_median_ci_ranks_symmetric_and_bracket_the_median(n):
 
 # -- _quantile ---------------------------------------------------------------------------------------------------
 def test_quantile_empty_is_nan():
-    assert math.isnan(_quantile((), 0.5))
+    assert math.isnan(quantile((), 0.5))
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -156,14 +157,14 @@ def test_quantile_matches_numpy_percentile_linear(seed):
     data = rng.lognormal(size=n) * 1e-6
     s = tuple(sorted(float(x) for x in data))
     for q in (0.0, 0.1, 0.25, 1 / 3, 0.5, 0.75, 0.9, 0.99, 1.0):
-        assert _quantile(s, q) == pytest.approx(float(np.percentile(data, 100 * q)), rel=1e-12, abs=0.0)
+        assert quantile(s, q) == pytest.approx(float(np.percentile(data, 100 * q)), rel=1e-12, abs=0.0)
 
 
 @given(st.lists(st.floats(min_value=1e-9, max_value=1e3), min_size=1, max_size=50), st.floats(min_value=0.0, max_value=1.0))
 @settings(max_examples=200, deadline=None)
 def test_quantile_matches_numpy_percentile_property(xs, q):
     s = tuple(sorted(xs))
-    assert _quantile(s, q) == pytest.approx(float(np.percentile(np.array(xs), 100 * q)), rel=1e-9)
+    assert quantile(s, q) == pytest.approx(float(np.percentile(np.array(xs), 100 * q)), rel=1e-9)
 
 
 # -- Measurement -------------------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def test_overhead_zero_on_a_free_fake_clock():
 
 def test_overhead_measures_clock_read_cost_and_loop_cost_and_is_cached(monkeypatch):
     clock = FakeClock(read_cost=NS60)
-    monkeypatch.setattr(timer_mod, "_noop", lambda: clock.advance(US / 64))  # the per-iteration cost of the loop
+    monkeypatch.setattr(sampling, "_noop", lambda: clock.advance(US / 64))  # the per-iteration cost of the loop
     timer = Timer(cfg(), clock=clock)
     ov = timer.overhead()
     assert ov == Overhead(fixed_s=NS60, per_loop_s=US / 64)
@@ -278,7 +279,7 @@ def test_overhead_measures_clock_read_cost_and_loop_cost_and_is_cached(monkeypat
 
 def test_measurement_carries_the_overheads(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(timer_mod, "_noop", lambda: clock.advance(US / 32))
+    monkeypatch.setattr(sampling, "_noop", lambda: clock.advance(US / 32))
     m = Timer(cfg(), clock=clock).measure(Work(clock, MS2))
     assert m.per_loop_overhead_s == US / 32 and m.fixed_overhead_s == 0.0
     assert m.loop_overhead_pct == pytest.approx(100 * (US / 32) / MS2)
@@ -476,7 +477,7 @@ def test_run_stops_on_ci_once_noise_dies_down():
     def ok(k):
         s = tuple(sorted(script[:k]))
         lo, hi = median_ci(s)
-        return (hi - lo) / 2 <= 0.02 * _quantile(s, 0.5)
+        return (hi - lo) / 2 <= 0.02 * quantile(s, 0.5)
 
     assert ok(m.n) and not any(ok(k) for k in range(10, m.n))
     assert m.n > 10

@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kbench.model import autotwin, keras_file
+from kbench.measure import parity
+from kbench.model import autotwin, keras_file, keras_spec
+from kbench.model.twins.dense import ACTIVATIONS
 
 # name -> the body of a builder: `keras` is imported, `Input`, `L` (keras.layers) and `Model` are bound
-from kbench.measure import parity
 MODELS: dict[str, str] = {
     **{f"act_{a}": f"x = Input((12,)); return Model(x, L.Dense(8, activation={a!r})(x))"
-       for a in autotwin.ACTIVATIONS if a != "gelu_approximate"},
+       for a in ACTIVATIONS if a != "gelu_approximate"},
     "dense_nobias": "x = Input((12,)); return Model(x, L.Dense(8, use_bias=False)(x))",
     "dense_3d": "x = Input((3, 12)); return Model(x, L.Dense(5, activation='relu')(x))",
     "layernorm": "x = Input((12,)); return Model(x, L.LayerNormalization()(L.Dense(16)(x)))",
@@ -53,6 +54,8 @@ MODELS: dict[str, str] = {
     "sequential_mlp": textwrap.dedent("""\
         return keras.Sequential([Input((32,)), L.Dense(64, activation='relu'), L.LayerNormalization(),
                                  L.Dense(10, activation='softmax')])"""),
+    "global_max_pool_1d": "x = Input((5, 3)); return Model(x, L.Dense(2)(L.GlobalMaxPooling1D()(L.Dense(4, activation='tanh')(x))))",
+    "global_max_pool_1d_first": "x = Input((5, 3)); return Model(x, L.GlobalMaxPooling1D(data_format='channels_first', keepdims=True)(x))",
     "no_twin_conv": "x = Input((8, 3)); return Model(x, L.Dense(2)(L.Flatten()(L.Conv1D(4, 3, name='conv')(x))))",
     "no_twin_gru": "x = Input((5, 3)); return Model(x, L.GRU(4, name='gru')(x))",
 }
@@ -109,7 +112,7 @@ def built(tmp_path_factory) -> Path:
 
 
 def _case(folder: Path, name: str):
-    spec = keras_file.load_spec(folder / f"{name}.keras")
+    spec = keras_spec.load_spec(folder / f"{name}.keras")
     data = np.load(folder / f"{name}.npz")
     inputs = {t.name: data[f"x{i}"].astype(t.dtype_for("float32")) for i, t in enumerate(spec.inputs)}
     weights = {k[2:]: data[k] for k in data.files if k.startswith("w:")}
@@ -141,7 +144,7 @@ def test_twin_matches_keras(built, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name,layer", [("no_twin_conv", "conv"), ("no_twin_gru", "gru")])
 def test_unsupported_layer_means_no_twin(built, name, layer):
-    spec = keras_file.load_spec(built / f"{name}.keras")
+    spec = keras_spec.load_spec(built / f"{name}.keras")
     assert spec.forward is None and spec.magnitude is None
     assert spec.no_twin.startswith(f"no NumPy twin (layer {layer!r}")
     assert spec.no_twin in spec.summary
@@ -157,7 +160,7 @@ def test_parity_catches_a_subtly_wrong_twin(built, monkeypatch):
     build_models(built, ["gelu_mlp"], sources)
     spec, inputs, weights, keras_out = _case(built, "gelu_mlp")
     assert _check(spec, inputs, weights, keras_out, "gelu_mlp").ok
-    monkeypatch.setitem(autotwin.ACTIVATIONS, "gelu", autotwin.ACTIVATIONS["gelu_approximate"])
+    monkeypatch.setitem(ACTIVATIONS, "gelu", ACTIVATIONS["gelu_approximate"])
     wrong, inputs, weights, keras_out = _case(built, "gelu_mlp")
     result = _check(wrong, inputs, weights, keras_out, "gelu_mlp")
     assert not result.ok, "an approximate GELU passed parity against Keras' exact one"
@@ -191,6 +194,35 @@ def test_unknown_activation_and_shared_layer_have_no_twin():
         {"class_name": "Sequential", "config": {"name": "m", "layers": [inp, dense("sparsemax")]}}, "m.keras")
     twin = autotwin.build(graph)
     assert isinstance(twin, autotwin.NoTwin) and "sparsemax" in twin.reason and "'d'" in twin.reason
+
+
+def _sequential(*layers: dict, input_shape: list) -> dict:
+    inp = {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [None, *input_shape],
+                                                                           "name": "in"}}  # fmt: skip
+    return {"class_name": "Sequential", "config": {"name": "m", "layers": [inp, *layers]}}
+
+
+def _pool(**config) -> dict:
+    return {"module": "keras.layers", "class_name": "GlobalMaxPooling1D", "config": {"name": "pool", **config}}
+
+
+def test_global_max_pooling_1d_twin_shapes_flops_and_values():
+    dense = {"module": "keras.layers", "class_name": "Dense", "config": {"name": "d", "units": 2, "activation": None}}
+    twin = autotwin.build(keras_file.graph_from_config(_sequential(_pool(), dense, input_shape=[5, 3]), "m.keras"))
+    assert isinstance(twin, autotwin.Twin) and twin.output_shape == (2,)
+    assert twin.flops_per_row == 5 * 3 + (2 * 3 * 2 + 2)  # one comparison per element, then the Dense
+    assert twin.reduction == 1 + 3  # a max adds no rounding; the Dense sums 3 terms
+    x = np.random.default_rng(0).standard_normal((4, 5, 3)).astype(np.float32)
+    w = {"d/kernel": np.ones((3, 2), np.float32), "d/bias": np.zeros(2, np.float32)}
+    np.testing.assert_array_equal(twin.forward(w, {"in": x}), x.max(axis=1) @ w["d/kernel"])
+
+    first = autotwin.build(keras_file.graph_from_config(
+        _sequential(_pool(data_format="channels_first", keepdims=True), input_shape=[5, 3]), "m.keras"))
+    assert isinstance(first, autotwin.Twin) and first.output_shape == (5, 1) and first.flops_per_row == 15
+    np.testing.assert_array_equal(first.forward({}, {"in": x}), x.max(axis=2, keepdims=True))
+
+    flat = autotwin.build(keras_file.graph_from_config(_sequential(_pool(), input_shape=[5]), "m.keras"))
+    assert isinstance(flat, autotwin.NoTwin) and "GlobalMaxPooling1D" in flat.reason
 
 
 # -- real runs: a model without a twin, and a factory ----------------------------------------------------------------

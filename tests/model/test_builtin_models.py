@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from kbench import api
-from kbench.measure import parity
 from kbench.core.errors import BadSizeError, ModelLoadError
-from kbench.model.spec import Tensor, load_model, validate_spec
+from kbench.measure import parity
+from kbench.model.loader import load_model
+from kbench.model.spec import Tensor, validate_spec
 from kbench.model.weights import make_inputs, make_weights
 
 NEW = ("mlp", "embedding", "layernorm", "attention", "conv1d")

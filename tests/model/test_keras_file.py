@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kbench.model import keras_file
 from kbench.core.errors import UsageError
+from kbench.model import factory, keras_file, keras_spec
 
 POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}}
 
@@ -55,7 +55,7 @@ def test_sequential_graph_and_spec(tmp_path):
     graph = keras_file.read_graph(path)
     assert [i.shape for i in graph.inputs] == [(4,)] and graph.output == "d2" and graph.dtype == "float32"
     assert [(n.name, n.inputs) for n in graph.nodes] == [("d1", ("x",)), ("d2", ("d1",))]
-    spec = keras_file.load_spec(path)
+    spec = keras_spec.load_spec(path)
     assert spec.name == "m.keras" and spec.no_twin == "" and spec.dtypes == ("float32",)
     assert spec.output_shape({"batch": 7}) == (7, 2)
     assert spec.flops({"batch": 2}) == 2 * (2 * 4 * 5 + 5 + 5 + 2 * 5 * 2 + 2 + 2)  # matmul, bias, relu per layer
@@ -64,9 +64,9 @@ def test_sequential_graph_and_spec(tmp_path):
 
 
 def test_factory_names_are_not_paths():
-    assert keras_file.is_factory("my_pkg.models:make_mlp")
+    assert factory.is_factory("my_pkg.models:make_mlp")
     for name in ("dense", "models/x.py:f", "C:\\x.keras", "a.py:f", "mod:", ":f", "a b:f"):
-        assert not keras_file.is_factory(name), name
+        assert not factory.is_factory(name), name
 
 
 @pytest.mark.parametrize("config,expected", [
@@ -85,7 +85,7 @@ def test_factory_names_are_not_paths():
 def test_bad_configs_are_refused_in_one_line(tmp_path, config, expected):
     path = write_keras(tmp_path / "bad.keras", config)
     with pytest.raises(UsageError) as info:
-        keras_file.load_spec(path)
+        keras_spec.load_spec(path)
     message = str(info.value)
     assert expected in message and "\n" not in message
 

@@ -8,10 +8,10 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 
 from kbench.model import autotwin, numpy_export
+from kbench.model.twins.dense import ACTIVATIONS, Activation
 from test_autotwin import MODELS, build_models
 
 FORBIDDEN = ("keras", "tensorflow", "jax", "torch")
@@ -52,7 +52,7 @@ def test_export_round_trip_imports_numpy_only(mlp, tmp_path, name):
 @pytest.mark.slow
 def test_export_refuses_a_twin_that_fails_parity(mlp, tmp_path, monkeypatch):
     """A planted bug in the generated code (|z| for relu): the check fails, exit 1, and nothing is written."""
-    monkeypatch.setitem(autotwin.ACTIVATIONS, "relu", autotwin.Activation("np.abs({})"))
+    monkeypatch.setitem(ACTIVATIONS, "relu", Activation("np.abs({})"))
     out = tmp_path / "broken_numpy.py"
     with pytest.raises(numpy_export.ExportParityError) as info:
         numpy_export.export(str(mlp / "sequential_mlp.keras"), out)

@@ -13,7 +13,7 @@ from conftest import run_cli
 from kbench.measure import parity
 from kbench.cli.app import app
 from kbench.model.scaffold import ScaffoldError, new_model, render
-from kbench.model.spec import load_model
+from kbench.model.loader import load_model
 from kbench.model.weights import make_inputs, make_weights
 
 runner = CliRunner()

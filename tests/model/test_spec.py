@@ -10,18 +10,15 @@ from types import MappingProxyType
 import pytest
 
 from kbench.core.errors import ModelLoadError, ModelsDirError, UnknownModelError, UsageError
-from kbench.model.spec import (
-    INITS,
-    ModelSpec,
-    Tensor,
+from kbench.model.loader import (
     available_models,
     builtin_models_dir,
     find_model,
     load_model,
     load_model_file,
     model_dirs,
-    validate_spec,
 )
+from kbench.model.spec import INITS, ModelSpec, Tensor, validate_spec
 
 BUILTINS = ("dense", "dot", "matmul")
 

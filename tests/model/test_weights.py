@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from kbench.model import weights as W
-from kbench.model.spec import ModelSpec, Tensor, load_model
+from kbench.model.loader import load_model
+from kbench.model.spec import ModelSpec, Tensor
 from kbench.model.weights import SUPPORTED_DTYPES, draw, make_arrays, make_inputs, make_weights
 
 DENSE_SIZES = {"batch": 32, "features": 128, "units": 128}

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from kbench.present import presentation, report
+from kbench.present import presentation, report, run_context, run_warnings
 from kbench.cli.app import app
 from kbench.core.errors import ReportWriteError
 from kbench.measure.callpaths import PATHS as ALL_PATHS
@@ -178,7 +178,7 @@ META = {"plan": {"timer": {"target_ci": 0.02}}, "skipped": [{"model": "dense", "
 
 
 def test_digest_is_one_line_per_kind_with_its_count_and_worst_case():
-    lines = presentation.digest(presentation.prepare(synthetic_run(v2=True)).results, META)
+    lines = run_warnings.digest(presentation.prepare(synthetic_run(v2=True)).results, META)
     assert lines == (
         "warning: 14 of 18 rows unstable (IQR > 10% of the median); worst: call at dense batch=32, IQR 38%",
         "warning: 3 of 18 rows spent their budget before the median's 95% CI reached the target ±2%; "
@@ -209,11 +209,11 @@ def test_peak_line_names_the_engine_that_set_each_figure():
     peak = {"gflops_float32": 433.2, "gflops_float64": 130.0, "copy_gbps": 14.53, "engine_float32": "tensorflow",
             "engine_float64": "numpy", "engines": [{"engine": "numpy", "library": "OpenBLAS"},
                                                    {"engine": "tensorflow", "library": "oneDNN"}]}  # fmt: skip
-    assert presentation.peak_line(peak) == (
+    assert run_context.peak_line(peak) == (
         "machine peak: float32 433 GFLOP/s (tensorflow/oneDNN), float64 130 GFLOP/s (numpy/OpenBLAS), copy 14.5 GB/s"
     )
-    assert presentation.peak_line({"gflops_float32": 1.0, "engine": "jax"}) == "machine peak: float32 1 GFLOP/s (jax)"
-    assert presentation.peak_line(None) == ""
+    assert run_context.peak_line({"gflops_float32": 1.0, "engine": "jax"}) == "machine peak: float32 1 GFLOP/s (jax)"
+    assert run_context.peak_line(None) == ""
 
 
 def test_fmt_reads_both_schema_forms_and_spells_out_control_characters():

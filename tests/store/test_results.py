@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from kbench.store import results, schema
-from kbench.run import rows as rows_mod
+from kbench.orchestrate import rows as rows_mod
 from kbench.measure.parity import ParityResult
 from kbench.measure.protocol import CellDone, PathResult
-from kbench.run.rows import CellFacts
-from kbench.core.errors import RunNotFoundError, SchemaError
+from kbench.orchestrate.rows import CellFacts
+from kbench.core.errors import SchemaError
 from kbench.measure.callpaths import PATHS
-from kbench.run.planning import Cell
+from kbench.measure.protocol import Cell
 
 
 def _cell():
@@ -136,28 +136,6 @@ def test_load_refuses_a_version_no_kbench_wrote(tmp_path, version):
     with pytest.raises(SchemaError, match="damaged") as err:
         results.load_run(run_dir)
     assert "\n" not in str(err.value)
-
-
-def test_resolve_run_by_folder_id_and_latest(tmp_path):
-    for name in ("a", "b"):
-        results.RunWriter(tmp_path / name, {"run_id": name})
-    assert results.resolve_run(tmp_path / "a") == tmp_path / "a"
-    assert results.resolve_run("a", tmp_path) == tmp_path / "a"
-    assert results.resolve_run("latest", tmp_path) == tmp_path / "b"
-
-
-@pytest.mark.parametrize("ref", ["missing", "notarun"])
-def test_resolve_run_errors_are_one_line(tmp_path, ref):
-    (tmp_path / "notarun").mkdir()
-    with pytest.raises(RunNotFoundError) as err:
-        results.resolve_run(ref, tmp_path)
-    assert "\n" not in str(err.value)
-    assert ("not a kbench run" in str(err.value)) == (ref == "notarun")
-
-
-def test_latest_with_no_runs(tmp_path):
-    with pytest.raises(RunNotFoundError, match="no runs"):
-        results.resolve_run("latest", tmp_path)
 
 
 from hypothesis import given, settings  # noqa: E402

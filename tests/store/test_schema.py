@@ -1,5 +1,5 @@
 """The schema table: well formed, complete against what a v2 row carries and a written run holds, documented in the
-README exactly as :func:`kbench.store.schema.markdown` renders it; values checked and migrations chained."""
+README exactly as :func:`kbench.store.schemadoc.markdown` renders it; values checked and migrations chained."""
 
 import dataclasses
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kbench.store import results, schema
+from kbench.store import migrations, results, schema, schemadoc
 from kbench.core.errors import SchemaError
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -67,9 +67,9 @@ def _readme_section() -> str:
 
 
 def test_readme_section_is_the_rendered_table():
-    assert _readme_section() == schema.markdown(), (
-        "README.md's `## Results schema` section differs from kbench.store.schema.markdown(): "
-        "paste the output of `python -m kbench.store.schema` there"
+    assert _readme_section() == schemadoc.markdown(), (
+        "README.md's `## Results schema` section differs from kbench.store.schemadoc.markdown(): "
+        "paste the output of `python -m kbench.store.schemadoc` there"
     )
     for c in schema.RESULT_COLUMNS + schema.SAMPLE_COLUMNS + schema.RUN_FIELDS:
         assert f"| `{c.name}`" in _readme_section()
@@ -93,10 +93,10 @@ def test_tables_are_well_formed(table):
 
 def test_v1_columns_and_v2_additions_are_declared():
     declared = {c.name for c in schema.RESULT_COLUMNS}
-    assert set(schema.V1_COLUMNS) <= declared
+    assert set(migrations.V1_COLUMNS) <= declared
     assert {c.name for c in schema.RESULT_COLUMNS if c.since == 2} == V2_ADDITIONS
     assert {c.name for c in schema.SAMPLE_COLUMNS if c.since == 2} == {"process", "threads"}
-    assert set(schema.V1_SAMPLE_COLUMNS) | {"process", "threads"} == set(schema.SAMPLE_COLUMN_NAMES)
+    assert set(migrations.V1_SAMPLE_COLUMNS) | {"process", "threads"} == set(schema.SAMPLE_COLUMN_NAMES)
     assert schema.column("size_batch").name == "size_<name>" and schema.column("size_") is None
     assert schema.column("sizes").name == "sizes" and schema.column("size_Batch") is None
 
@@ -165,12 +165,12 @@ def test_ordered_places_a_family_where_the_table_declares_it():
 
 
 def test_migrations_form_a_chain_to_the_current_version():
-    assert sorted(schema.MIGRATIONS) == list(range(1, schema.SCHEMA_VERSION))
-    v1_row = {c: None for c in schema.V1_COLUMNS} | {"schema_version": 1, "flags": "unstable", "warnings": "w",
+    assert sorted(migrations.MIGRATIONS) == list(range(1, schema.SCHEMA_VERSION))
+    v1_row = {c: None for c in migrations.V1_COLUMNS} | {"schema_version": 1, "flags": "unstable", "warnings": "w",
                                                      "options": "{}", "median_s": 2e-6, "ratio_to_numpy": 2.0}
-    samples = pd.DataFrame([{c: 0 for c in schema.V1_SAMPLE_COLUMNS}])
-    raw = schema.RawRun(1, {"schema_version": 1, "run_id": "old"}, (v1_row,), samples)
-    out = schema.migrate(raw)
+    samples = pd.DataFrame([{c: 0 for c in migrations.V1_SAMPLE_COLUMNS}])
+    raw = migrations.RawRun(1, {"schema_version": 1, "run_id": "old"}, (v1_row,), samples)
+    out = migrations.migrate(raw)
     assert out.version == schema.SCHEMA_VERSION and out.meta["schema_version"] == schema.SCHEMA_VERSION
     (row,) = out.rows
     assert row["flags"] == ["unstable"] and row["warnings"] == ["w"] and row["options"] == {}
@@ -182,4 +182,4 @@ def test_migrations_form_a_chain_to_the_current_version():
 
 def test_a_missing_migration_is_refused():
     with pytest.raises(SchemaError, match="no migration from results schema version 0"):
-        schema.migrate(schema.RawRun(0, {}, (), pd.DataFrame()))
+        migrations.migrate(migrations.RawRun(0, {}, (), pd.DataFrame()))

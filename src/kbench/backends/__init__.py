@@ -1,8 +1,14 @@
 """The Keras backend registry: what kbench knows about each backend, one module per backend.
 
-Adding a backend is one module here that defines ``BACKEND`` (a :class:`Backend`) and its name in :data:`MODULES`.
-The modules import their backend inside functions only, so importing this package is cheap in the parent; the
-parent uses ``module``, ``install``, ``worker_env`` and ``check_dtype``, the worker everything else.
+Adding a backend touches this package only: one module ``kbench/backends/<name>.py`` that defines ``BACKEND``, a
+:class:`Backend` (from :mod:`kbench.backends.base`) with its settings (``name``, ``module``, ``install``, ``env``,
+``env_defaults``, ``configure``, ``fingerprint``, ``check_dtype``) and its optional hooks: ``paths`` (its
+:class:`kbench.backends.base.Impl` of each registry call path it runs, built from its own prepare functions or the
+shared ones in :mod:`kbench.backends.prepares`), ``references`` (the decomposition's kernel floor and conversions),
+``resident`` (device-resident support, with the device-peak counters ``reset_peak`` and ``peak_bytes``) and
+``set_threads`` (``--threads``); plus its name on one line of :data:`MODULES`. The modules import their backend
+inside functions only, so importing this package is cheap in the parent; the parent uses ``module``, ``install``,
+``worker_env`` and ``check_dtype``, the worker everything else.
 """
 
 from __future__ import annotations

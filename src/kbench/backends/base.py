@@ -1,14 +1,64 @@
 """What one Keras backend is to kbench: the shapes the backend modules fill in (:class:`Backend`, :class:`Resident`,
-:class:`DeviceOps`). Nothing here imports a backend."""
+:class:`DeviceOps`; a call path's :class:`Impl` with its :class:`PathContext`; the names of the reference callables
+a backend's ``references`` returns). Nothing here imports a backend."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from kbench.core.errors import DeviceError
+
+
+Arrays = Mapping[str, np.ndarray]  # a cell's inputs by name
+Bind = Callable[[Arrays], Callable[[], Any]]  # inputs -> the zero-argument callable one timed call runs
+Fn = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class PathContext:
+    """What a path's ``prepare`` is given besides the model: the cell's model spec (a
+    :class:`kbench.model.spec.ModelSpec`, from the layer above), weights, sizes, options and dtype."""
+
+    spec: Any
+    weights: Mapping[str, np.ndarray]
+    sizes: Mapping[str, int]
+    options: Mapping[str, Any]
+    dtype: str
+
+    def input_list(self, arrays: Arrays) -> list[np.ndarray]:
+        """The cell's input arrays in the spec's input order."""
+        return [arrays[t.name] for t in self.spec.inputs]
+
+    def keras_x(self, arrays: Arrays) -> Any:
+        """The inputs as a Keras model takes them: the one array, or the list of them."""
+        xs = self.input_list(arrays)
+        return xs[0] if len(xs) == 1 else xs
+
+
+Prepare = Callable[[PathContext, Any], Bind]  # (context, keras model or None) -> bind(inputs) -> fn()
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One backend's implementation of a call path: the exact call, what makes it trace or compile again (both
+    shown by ``kbench list``), and ``prepare``: (context, keras model or None) -> bind(inputs) -> fn()."""
+
+    runs: str
+    recompiles: str
+    prepare: Prepare
+
+
+# the reference callables' names (a backend's ``references`` returns them; kbench.measure.decompose says what each is)
+KERNEL, KERNEL_XLA, TO_BACKEND, TO_NUMPY = "kernel", "kernel_xla", "to_backend", "to_numpy"
+KERNEL_COMPILE = "kernel_compile"  # torch's floor when the model cannot be traced: torch.compile of it
+DISPATCH = "dispatch"  # a trivial compiled call on resident inputs: the backend's own per-call cost, inside the floor
+BASE = "_base"  # "to_backend_base": what to subtract from "to_backend" when the conversion is timed as a difference
+
+# (context, build_model, the model's inputs, an output-shaped array, with_xla) -> reference name -> fn (worker only)
+References = Callable[[PathContext, Callable[[], Any], Sequence[np.ndarray], np.ndarray, bool], dict[str, Fn]]
 
 
 @dataclass(frozen=True)
@@ -33,12 +83,16 @@ class Resident:
     call_runs: str  # the eager model call on device arrays
     sync_runs: str
     to_host_runs: str
+    reset_peak: Callable[[], None] | None = None  # resets the device's peak-memory counter (None: it cannot)
+    peak_bytes: Callable[[], int | None] | None = None  # the device's peak memory in bytes (None: it cannot say)
 
 
 @dataclass(frozen=True)
 class Backend:
     """One Keras backend. Every callable but ``env`` and ``check_dtype`` imports the backend, so it runs in the
-    worker only; ``module`` is found (never imported) by the parent."""
+    worker only; ``module`` is found (never imported) by the parent. ``paths`` is its own implementation of each
+    registry call path it runs (:data:`kbench.measure.callpaths.PATHS` names them; ``numpy`` serves every backend,
+    and ``call@device``, ``h2d``, ``d2h`` every backend with ``resident`` hooks)."""
 
     name: str  # KERAS_BACKEND
     module: str  # what importlib.util.find_spec must find for the backend to be installed
@@ -49,6 +103,9 @@ class Backend:
     fingerprint: Callable[[], dict[str, Any]]  # versions, threads, devices: what a figure depends on
     check_dtype: Callable[[str, Mapping[str, str]], None]  # (dtype, environment) -> raises DtypeError if impossible
     resident: Resident | None = None  # None: no device-resident paths or transfers on this backend
+    paths: Mapping[str, Impl] = field(default_factory=dict)  # registry path name -> this backend's Impl
+    references: References | None = None  # the decomposition's reference callables (None: no decomposition)
+    set_threads: Callable[[int], dict[str, Any]] | None = None  # --threads through its own API -> what is in effect
 
     def worker_env(self, device: str, environ: Mapping[str, str]) -> dict[str, str]:
         """The worker's environment: ``environ``, this backend's defaults where unset, its variables for ``device``."""

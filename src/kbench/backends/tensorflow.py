@@ -1,12 +1,19 @@
-"""The TensorFlow backend (a core dependency). No device-resident paths: every TensorFlow path is a host round trip.
+"""The TensorFlow backend (a core dependency): its settings, its call paths (``compiled`` and ``xla`` are its
+tf.function) and its reference callables. No device-resident paths: every TensorFlow path is a host round trip.
 TensorFlow is imported inside the functions only."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable, Sequence
 
-from kbench.backends.base import Backend, any_dtype, hide_gpus
+import numpy as np
+
+from kbench.backends import prepares
+from kbench.backends.base import (
+    DISPATCH, KERNEL, KERNEL_XLA, TO_BACKEND, TO_NUMPY, Arrays, Backend, Bind, Fn, Impl, PathContext, Prepare,
+    any_dtype, hide_gpus,
+)  # fmt: skip
 
 
 def configure(precision: str) -> tuple[bool, bool]:
@@ -40,6 +47,114 @@ def fingerprint() -> dict[str, Any]:
     }
 
 
+def set_threads(threads: int) -> dict[str, Any]:
+    """``--threads``: TensorFlow's intra- and inter-op pools, and what is in effect (an already initialised context
+    cannot change them: its error is recorded, the environment variables still hold)."""
+    import tensorflow as tf
+
+    applied: dict[str, Any] = {}
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as exc:  # the context was already initialised: the variables still hold
+        applied["tf_threading_error"] = str(exc)
+    applied["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+    applied["tf_inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+    return applied
+
+
+# -- the compiled paths: the model's tf.function ------------------------------------------------------------------
+
+
+def tf_function(model: Any, ctx: PathContext, jit_compile: bool) -> Any:
+    """``model`` as a ``tf.function`` (``jit_compile``: XLA) whose input signature relaxes the batch dimension
+    (None): it traces once, on the first call."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec((None, *t.resolve(ctx.sizes)[1:]), dtype=t.dtype_for(ctx.dtype), name=t.name)
+             for t in ctx.spec.inputs]  # fmt: skip
+    multi = len(specs) > 1
+
+    def forward(*xs):
+        return model(list(xs) if multi else xs[0], training=False)
+
+    return tf.function(forward, input_signature=specs, jit_compile=jit_compile)
+
+
+def _compiled(jit_compile: bool) -> Prepare:
+    """The ``compiled`` (``xla``: ``jit_compile``) path: NumPy in, the tf.function, ``.numpy()`` out."""
+
+    def prepare(ctx: PathContext, model: Any) -> Bind:
+        fn = tf_function(model, ctx, jit_compile)
+
+        def bind(arrays: Arrays) -> Callable[[], Any]:
+            xs = ctx.input_list(arrays)
+            return lambda: fn(*xs).numpy()
+
+        return bind
+
+    return prepare
+
+
+PATH_IMPLS = {
+    "predict": Impl("model.predict(x, batch_size=len(x), verbose=0): builds a tf.data pipeline per call",
+                    "first call; a new input shape retraces the step function", prepares.predict),
+    "predict_on_batch": Impl("model.predict_on_batch(x): Keras' tf.function with reduce_retracing",
+                             "first call; the first new input shape retraces with a relaxed shape",
+                             prepares.predict_on_batch),
+    "call": Impl("keras.ops.convert_to_numpy(model(x, training=False))", "nothing (eager)", prepares.call),
+    "compiled": Impl("tf.function(model, input_signature=[TensorSpec((None, ...))])(x).numpy()",
+                     "first call only: the batch dimension is relaxed (None) in the input signature", _compiled(False)),
+    "xla": Impl("tf.function(model, input_signature=[TensorSpec((None, ...))], jit_compile=True)(x).numpy()",
+                "first call and every new concrete input shape (XLA compiles per shape)", _compiled(True)),
+}  # fmt: skip
+
+
+# -- the references: the kernel floor is the model's tf.function -----------------------------------------------------
+
+
+def sync_fn() -> Callable[[Any], Any]:
+    """What completes a result: nothing on the CPU (eager TensorFlow is synchronous there); on a GPU
+    ``tf.test.experimental.sync_devices()`` (≈ 25 µs on this project's 2-core VM, which is why the CPU goes
+    without)."""
+    import tensorflow as tf
+
+    if not tf.config.list_logical_devices("GPU"):
+        return lambda y: y  # eager TensorFlow is synchronous on the CPU
+
+    def sync(y: Any) -> Any:
+        tf.test.experimental.sync_devices()
+        return y
+
+    return sync
+
+
+def references(ctx: PathContext, build_model: Callable[[], Any], inputs: Sequence[np.ndarray], output: np.ndarray,
+               with_xla: bool) -> dict[str, Fn]:  # fmt: skip
+    """The floor (the ``compiled`` path's tf.function on ``tf.constant`` inputs; ``kernel_xla``: the ``xla`` one),
+    ``dispatch`` (an identity tf.function with the same signature on the same tensors) and the conversions."""
+    import tensorflow as tf
+
+    sync = sync_fn()
+    ts = [tf.constant(x) for x in inputs]
+    y = tf.constant(output)
+    multi = len(ts) > 1
+
+    def floor(model: Any, jit_compile: bool) -> Fn:
+        fn = tf_function(model, ctx, jit_compile)
+        return lambda: sync(fn(*ts))
+
+    refs: dict[str, Fn] = {
+        KERNEL: floor(build_model(), False),
+        DISPATCH: floor(lambda x, training: tf.identity(x[0] if multi else x), False),
+        TO_BACKEND: lambda: [tf.convert_to_tensor(x) for x in inputs],
+        TO_NUMPY: lambda: y.numpy(),
+    }
+    if with_xla:
+        refs[KERNEL_XLA] = floor(build_model(), True)
+    return refs
+
+
 BACKEND = Backend(
     name="tensorflow",
     module="tensorflow",
@@ -49,4 +164,7 @@ BACKEND = Backend(
     configure=configure,
     fingerprint=fingerprint,
     check_dtype=any_dtype,
+    paths=PATH_IMPLS,
+    references=references,
+    set_threads=set_threads,
 )

@@ -1,4 +1,5 @@
-"""``kbench compare A B``: the terminal view of :func:`kbench.analysis.compare.compare_runs`, its HTML report and its gate.
+"""``kbench compare A B``: the terminal view of :func:`kbench.analysis.compare.compare_runs`, its HTML report
+(:mod:`kbench.present.compare_report`) and its gate (:mod:`kbench.analysis.gate`).
 
 Exit codes: 0 no gate, or no row significantly slower by more than its ``--fail-above`` factor; 1 the gate failed;
 2 bad input (an unknown run, a schema that cannot be read, a bad factor, conflicting flags), one line on stderr.
@@ -14,6 +15,7 @@ from typing import List, Optional
 import typer
 
 from kbench.analysis import compare as cmp
+from kbench.analysis.gate import parse_factors
 from kbench.core.errors import UsageError
 from kbench.core.fmt import fmt_time, visible
 
@@ -123,14 +125,18 @@ def compare(
     a summary per path, unmatched rows and the environment diff; --fail-above gates on significant slowdowns."""
     if html is not None and no_html:
         raise UsageError("--html and --no-html conflict; pass one of them")
-    factors = cmp.parse_factors(fail_above or [])
-    run_a, run_b = cmp.load(a, reports), cmp.load(b, reports)
+    from kbench.store.results import load_run
+
+    factors = parse_factors(fail_above or [])
+    run_a, run_b = load_run(a, reports), load_run(b, reports)
     c = cmp.compare_runs(run_a, run_b, factors)
     console, err = _console(), _console(stderr=True)
     show(c, console, err)
     if not no_html:
+        from kbench.present.compare_report import write_html
+
         t = time.perf_counter()
-        path = cmp.write_html(c, html)
+        path = write_html(c, html)
         console.print(f"report:  {path}  ({time.perf_counter() - t:.1f} s)", markup=False, soft_wrap=True)
     return 1 if c.failures else 0
 

@@ -1,4 +1,5 @@
-"""``kbench history`` and ``kbench results``: the typer layer over :mod:`kbench.analysis.history` and :mod:`kbench.present.formats`.
+"""``kbench history`` and ``kbench results``: the typer layer over :mod:`kbench.analysis.history`,
+:mod:`kbench.analysis.trend` (figure: :mod:`kbench.present.history_plot`) and :mod:`kbench.present.formats`.
 
 :func:`register` adds both commands to the ``kbench`` app. Every string that comes from a run (folder names, run
 ids, models, options, versions) reaches the terminal as a rich ``Text`` or with ``markup=False``, its control
@@ -43,7 +44,7 @@ def _pairs(items: Optional[List[str]], flag: str) -> list[tuple[str, str]]:
 
 
 def _filter(model, path, backend, dtype, batch, features, units, n, size, option, threads=None):
-    from kbench.analysis.history import CellFilter
+    from kbench.analysis.trend import CellFilter
 
     named = [(k, v) for k, v in (("batch", batch), ("features", features), ("units", units), ("n", n)) if v is not None]
     sizes = [(k, _int_size(f"--{k}", str(v))) for k, v in named]
@@ -68,23 +69,25 @@ def history(
     no_plot: bool = typer.Option(False, "--no-plot", help="Do not draw the trend figure."),
 ) -> int:
     """List every run in the reports folder (oldest first); with filters, one cell's trend across runs."""
-    from kbench.analysis import history as h
+    from kbench.analysis.history import scan
+    from kbench.analysis.trend import trend
+    from kbench.present import history_plot
 
     filt = _filter(model, path, backend, dtype, batch, features, units, n, size, option, threads)
     if plot is not None and not no_plot:
-        h.check_plot_path(plot)
-    hist = h.scan(reports)
+        history_plot.check_plot_path(plot)
+    hist = scan(reports)
     out, err = _console(), _console(stderr=True)
     if not filt.active:
         _print_list(out, hist)
         _print_skipped(err, hist.skipped)
         return 0
-    t = h.trend(hist, filt)
+    t = trend(hist, filt)
     _print_trend(out, t)
     _print_skipped(err, hist.skipped + t.skipped)
     if not no_plot and len(t.points):
-        target = plot or h.default_plot_path(reports, t)
-        h.save_png(h.trend_figure(t), target)
+        target = plot or history_plot.default_plot_path(reports, t)
+        history_plot.save_png(history_plot.trend_figure(t), target)
         out.print(f"figure: {target}", markup=False, soft_wrap=True)
     return 0
 

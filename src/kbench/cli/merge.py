@@ -1,4 +1,4 @@
-"""``kbench merge``: join the run folders of ``kbench run --shard K/N`` jobs into one run folder (:mod:`kbench.run.shard`).
+"""``kbench merge``: join the run folders of ``kbench run --shard K/N`` jobs into one run folder (:mod:`kbench.orchestrate.merge`).
 
 Exit codes: 0 merged (whatever the shards' own statuses: each shard's job already reported its failures); 2 bad
 input (one line: an unknown run, shards of different plans, a shard twice or missing, mixed machines, ...).
@@ -29,12 +29,12 @@ def merge(
 ) -> int:
     """Join shard run folders (`kbench run --shard K/N`) into one run folder, exactly: rows and samples as the shards
     wrote them, metadata combined."""
-    from kbench.run import shard
+    from kbench.orchestrate.merge import merge_runs
 
     command = "kbench merge " + " ".join(shlex.quote(r) for r in runs) + f" --out {shlex.quote(str(out))}" + \
         " --allow-mixed" * allow_mixed + " --allow-partial" * allow_partial  # fmt: skip
     started = time.perf_counter()
-    result = shard.merge_runs(runs, out, reports, allow_mixed=allow_mixed, allow_partial=allow_partial, command=command)
+    result = merge_runs(runs, out, reports, allow_mixed=allow_mixed, allow_partial=allow_partial, command=command)
     for line in summary_lines(result):
         typer.echo(line, err=line.startswith("kbench:"))
     typer.echo(f"results: {result.run_dir}  ({time.perf_counter() - started:.1f} s)")

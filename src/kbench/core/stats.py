@@ -6,7 +6,7 @@ their single-process CIs in only 39% of rows. With N processes per backend the u
 spread of the per-process medians.
 
 **N = 1** (``method="order-statistics"``): the distribution-free 95% CI of the median from order statistics
-(:func:`kbench.measure.timer.median_ci`). For a ratio, today's bounds: ``(path.ci_low / base.ci_high, path.ci_high /
+(:func:`median_ci`). For a ratio, today's bounds: ``(path.ci_low / base.ci_high, path.ci_high /
 base.ci_low)``, the extreme combinations of the two CIs.
 
 **N >= 2** (``method="process-t"``): timings are multiplicative, so work on the log scale. With ``x_i`` the log of
@@ -39,10 +39,35 @@ from typing import Sequence
 import numpy as np
 
 from kbench.core.errors import KbenchError
-from kbench.measure.timer import median_ci, quantile
 
 LEVEL = 0.95
 SQRT2 = math.sqrt(2.0)
+
+
+def median_ci(sorted_samples: tuple[float, ...], z: float = 1.96) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median from order statistics (normal approx. to the binomial).
+
+    For n samples the bounds are the order statistics at ranks ``floor(n/2 - z*sqrt(n)/2)`` and
+    ``ceil(1 + n/2 + z*sqrt(n)/2)`` (1-based, clipped to [1, n]). Small n gives the whole range, as it should.
+    """
+    n = len(sorted_samples)
+    if n == 0:
+        return (math.nan, math.nan)
+    half = z * math.sqrt(n) / 2
+    lo = min(max(math.floor(n / 2 - half), 1), n)
+    hi = min(max(math.ceil(1 + n / 2 + half), 1), n)
+    return (sorted_samples[lo - 1], sorted_samples[hi - 1])
+
+
+def quantile(sorted_samples: tuple[float, ...], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default method)."""
+    n = len(sorted_samples)
+    if n == 0:
+        return math.nan
+    pos = q * (n - 1)
+    i = math.floor(pos)
+    j = min(i + 1, n - 1)
+    return sorted_samples[i] + (sorted_samples[j] - sorted_samples[i]) * (pos - i)
 
 
 class StatsError(KbenchError):
@@ -139,7 +164,7 @@ def _pooled_median(procs: list[tuple[float, ...]]) -> float:
 
 
 def _order_ci(procs: list[tuple[float, ...]]) -> tuple[float, float]:
-    """The order-statistics CI of the median of all samples pooled (for N = 1, timer.median_ci's)."""
+    """The order-statistics CI of the median of all samples pooled (for N = 1, median_ci's)."""
     return median_ci(tuple(sorted(x for p in procs for x in p)))
 
 

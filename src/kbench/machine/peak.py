@@ -25,16 +25,15 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from kbench.machine.fingerprint import host_fingerprint
 from kbench.core.errors import KbenchError
-from kbench.machine.check import owner, threadpools as threadpool_info
+from kbench.machine.fingerprint import host_fingerprint, installed_version
 from kbench.machine.probe import DTYPES, best_time
+from kbench.machine.threadpools import numpy_blas
 
 SCHEMA = 2
 BACKEND_ENGINES = ("tensorflow", "jax", "torch")
@@ -128,13 +127,7 @@ def with_best(engines: Iterable[EngineRate], copy_gbps: float, gemm_n: int, fp: 
 
 
 def engine_versions() -> dict[str, str]:
-    out = {}
-    for pkg in ENGINE_PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return {pkg: installed_version(pkg) for pkg in ENGINE_PACKAGES}
 
 
 def fingerprint(environ: dict[str, str] | None = None) -> str:
@@ -150,12 +143,6 @@ def fingerprint(environ: dict[str, str] | None = None) -> str:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("KBENCH_CACHE_DIR") or Path.home() / ".cache" / "kbench")
-
-
-def numpy_blas() -> dict[str, Any]:
-    """threadpoolctl's entry for NumPy's own BLAS (not another package's that happens to be loaded), or {}."""
-    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-    return next((p for p in pools if owner(p) == "numpy"), pools[0] if pools else {})
 
 
 def numpy_engine(gemm_n: int = 1024, repeats: int = 7) -> EngineRate:

@@ -3,7 +3,7 @@
 Without a run budget every cell gets the timer's ``budget_s``. With one (``--budget``, this process's share of
 it), the time left is shared equally by the cells left, less the time the last cell spent outside sampling; a
 cell whose *minimum* cost no longer fits is skipped with the reason. Pure functions: the worker keeps the
-:class:`History` and passes it back in.
+:class:`CostModel` and passes it back in.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from kbench.measure.protocol import CellDone, Job
 
 
 @dataclass(frozen=True)
-class History:
+class CostModel:
     """What the next cell's cost is predicted from: per path, the (FLOPs, median) points of this model so far,
     and the time the last cell spent outside sampling (cold start, parity, warm-up, retrace)."""
 
@@ -24,13 +24,14 @@ class History:
     cold_s: float = 0.0
 
 
-def after_cell(previous: History | None, model: str, done: CellDone, wall_s: float, flops: int) -> History:
+def after_cell(previous: CostModel | None, model: str, done: CellDone, wall_s: float, flops: int) -> CostModel:
+    """The cost model after cell ``done`` of ``model``: its paths' medians added (a new model starts afresh)."""
     points = dict(previous.points) if previous and previous.model == model else {}
     for r in done.paths:
         if r.samples:
             points[r.path] = (*points.get(r.path, ()), (max(flops, 1), median(r.samples)))
     sampling = sum(sum(r.samples) * r.loops for r in done.paths)
-    return History(model, points, max(wall_s - sampling, 0.0))
+    return CostModel(model, points, max(wall_s - sampling, 0.0))
 
 
 # A throughput below what any machine kbench runs on reaches in float32 GEMM (one core of a laptop does ~50): the
@@ -51,7 +52,7 @@ def predict_call(points: tuple[tuple[int, float], ...] | list, flops: int) -> fl
     return min(t1 * max(1.0, flops / f1), t1 + extra / SLOW_FLOPS_PER_S)
 
 
-def cell_budget(job: Job, index: int, elapsed_s: float, history: History | None, flops: int) -> tuple[float, str]:
+def cell_budget(job: Job, index: int, elapsed_s: float, costs: CostModel | None, flops: int) -> tuple[float, str]:
     """(steady-state budget for cell ``index``, skip reason); ``flops`` is that cell's work.
 
     A cell's *minimum* cost is ``min_samples`` samples of every path plus warm-up, first call and retrace (four
@@ -62,13 +63,13 @@ def cell_budget(job: Job, index: int, elapsed_s: float, history: History | None,
         return cfg.budget_s, ""
     left = job.run_budget_s - elapsed_s
     cells_left = len(job.cells) - index
-    if history is None or history.model != job.cells[index].model or not history.points:  # nothing to go on
+    if costs is None or costs.model != job.cells[index].model or not costs.points:  # nothing to go on
         if left <= 0:
             return 0.0, f"the run budget was spent ({job.run_budget_s:.3g} s, of which the backend import took part)"
         return max(0.05, min(cfg.budget_s, left / cells_left)), ""
-    per_call = [predict_call(pts, flops) for pts in history.points.values()]
-    minimum = sum(cfg.min_samples * max(cfg.min_sample_s, t) + 4 * t for t in per_call) + history.cold_s
+    per_call = [predict_call(pts, flops) for pts in costs.points.values()]
+    minimum = sum(cfg.min_samples * max(cfg.min_sample_s, t) + 4 * t for t in per_call) + costs.cold_s
     if minimum > left:
         return 0.0, (f"predicted to need at least {minimum:.1f} s ({cfg.min_samples} samples of every path plus cold "
                      f"start), {max(left, 0):.1f} s of the {job.run_budget_s:.3g} s run budget left")  # fmt: skip
-    return max(0.05, min(cfg.budget_s, left / cells_left - history.cold_s)), ""
+    return max(0.05, min(cfg.budget_s, left / cells_left - costs.cold_s)), ""

@@ -1,6 +1,6 @@
 """The worker protocol: what crosses the process boundary, as frozen dataclasses with a JSON round trip.
 
-Parent -> worker: one :class:`Job` on stdin (one worker process's share of a :class:`kbench.run.planning.Plan`).
+Parent -> worker: one :class:`Job` on stdin (one worker process's share of a :class:`kbench.orchestrate.planning.Plan`).
 Worker -> parent: one JSON line per event on stdout, each one of :data:`WORKER_EVENTS`::
 
     Imported      the worker timed its own imports (NumPy, then Keras with its backend); backend fingerprint
@@ -16,7 +16,7 @@ finished within the cell timeout, so the worker was killed) and ``Exited`` (its 
 
 Every field is required on the wire: a line that lacks one is refused with :class:`kbench.core.errors.WorkerError`,
 so a protocol change cannot slip through half-read. Adding an event is one dataclass here plus one ``case`` in
-:mod:`kbench.run.session`.
+:mod:`kbench.orchestrate.session`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,30 @@ from typing import Any, Union
 from kbench.core.errors import WorkerError
 from kbench.measure.latency import LATENCY_S, LatencySeries
 from kbench.measure.parity import ParityResult
-from kbench.run.planning import Cell
 from kbench.measure.timer import TimerConfig
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a plan: a model at one set of sizes, options and dtype; every path of a backend is timed in it."""
+
+    model: str
+    model_file: str
+    sizes: tuple[tuple[str, int], ...]
+    options: tuple[tuple[str, Any], ...]
+    dtype: str
+
+    @property
+    def sizes_dict(self) -> dict[str, int]:
+        return dict(self.sizes)
+
+    @property
+    def options_dict(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.sizes)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ One *sample* is ``loops`` back-to-back calls of a zero-argument callable between
   (``"budget"``), or at ``max_samples``.
 - **gc.** Disabled while sampling; a collection may run *between* samples, never inside one.
 
-The clock is injectable so the protocol can be tested deterministically on a fake clock.
+The clock is injectable so the protocol can be tested deterministically on a fake clock. The timed region, the
+overhead, the warm-up and the calibration are :mod:`kbench.measure.sampling`'s (one callable at a time); this module
+is the rest: the interleaved rounds, the switch warm-up, the quiesce, gc and the stopping rule.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Mapping
 
-Clock = Callable[[], float]
-Fn = Callable[[], object]
+from kbench.core.stats import median_ci, quantile
+from kbench.measure.sampling import Clock, Fn, Sampler
 
 UNSTABLE_IQR = 0.10  # warn when IQR exceeds this share of the median
 
@@ -85,41 +87,6 @@ class TimerConfig:
 
 
 @dataclass(frozen=True)
-class Overhead:
-    fixed_s: float  # one sample's cost besides the calls: two clock reads and loop set-up
-    per_loop_s: float  # one loop iteration calling a no-op callable
-
-
-def median_ci(sorted_samples: tuple[float, ...], z: float = 1.96) -> tuple[float, float]:
-    """Distribution-free confidence interval of the median from order statistics (normal approx. to the binomial).
-
-    For n samples the bounds are the order statistics at ranks ``floor(n/2 - z*sqrt(n)/2)`` and
-    ``ceil(1 + n/2 + z*sqrt(n)/2)`` (1-based, clipped to [1, n]). Small n gives the whole range, as it should.
-    """
-    n = len(sorted_samples)
-    if n == 0:
-        return (math.nan, math.nan)
-    half = z * math.sqrt(n) / 2
-    lo = min(max(math.floor(n / 2 - half), 1), n)
-    hi = min(max(math.ceil(1 + n / 2 + half), 1), n)
-    return (sorted_samples[lo - 1], sorted_samples[hi - 1])
-
-
-def quantile(sorted_samples: tuple[float, ...], q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default method)."""
-    n = len(sorted_samples)
-    if n == 0:
-        return math.nan
-    pos = q * (n - 1)
-    i = math.floor(pos)
-    j = min(i + 1, n - 1)
-    return sorted_samples[i] + (sorted_samples[j] - sorted_samples[i]) * (pos - i)
-
-
-_quantile = quantile  # the older private name
-
-
-@dataclass(frozen=True)
 class Measurement:
     """Per-call times (seconds) of one callable, with statistics computed lazily."""
 
@@ -140,15 +107,15 @@ class Measurement:
 
     @cached_property
     def median(self) -> float:
-        return _quantile(self.sorted, 0.5)
+        return quantile(self.sorted, 0.5)
 
     @cached_property
     def q1(self) -> float:
-        return _quantile(self.sorted, 0.25)
+        return quantile(self.sorted, 0.25)
 
     @cached_property
     def q3(self) -> float:
-        return _quantile(self.sorted, 0.75)
+        return quantile(self.sorted, 0.75)
 
     @property
     def iqr(self) -> float:
@@ -230,62 +197,19 @@ def wait_quiet(max_s: float, clock: Clock = time.perf_counter, cpu_clock: Clock 
     return clock() - start
 
 
-class Timer:
+class Timer(Sampler):
+    """The protocol over several callables: each warmed up and calibrated (:class:`kbench.measure.sampling.Sampler`),
+    then sampled in shuffled rounds, gc held off, until the stopping rule stops each one."""
+
+    config: TimerConfig
+
     def __init__(self, config: TimerConfig = TimerConfig(), clock: Clock = time.perf_counter,
                  cpu_clock: Clock | None = None, sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
         """``cpu_clock``: the process's CPU time, for the quiesce step (default :func:`process_cpu` with the real
         clock; none, so no quiesce, with an injected one unless given)."""
-        self.config = config
-        self.clock = clock
+        super().__init__(config, clock)
         self.cpu_clock = cpu_clock if cpu_clock is not None else (process_cpu if clock is time.perf_counter else None)
         self.sleep = sleep
-        self._overhead: Overhead | None = None
-
-    # -- the one timed region ------------------------------------------------------------------------------
-    def sample(self, fn: Fn, loops: int) -> float:
-        """Seconds for ``loops`` calls of ``fn`` (total, not per call)."""
-        clock = self.clock
-        it = itertools.repeat(None, loops)
-        t0 = clock()
-        for _ in it:
-            fn()
-        t1 = clock()
-        return t1 - t0
-
-    # -- overhead and calibration --------------------------------------------------------------------------
-    def overhead(self) -> Overhead:
-        if self._overhead is None:
-            fixed = statistics.median(self.sample(_noop, 0) for _ in range(101))
-            n = 10_000
-            per_loop = statistics.median((self.sample(_noop, n) - fixed) / n for _ in range(11))
-            self._overhead = Overhead(max(fixed, 0.0), max(per_loop, 0.0))
-        return self._overhead
-
-    def warmup(self, fn: Fn) -> int:
-        cfg = self.config
-        calls = 0
-        start = self.clock()
-        while calls < cfg.min_warmup_calls or self.clock() - start < cfg.warmup_s:
-            fn()
-            calls += 1
-        return calls
-
-    def calibrate(self, fn: Fn) -> int:
-        """A loop count whose sample lasts ``min_sample_s`` with fixed overhead under ``max_overhead``.
-
-        Grows from 1 like timeit's autorange, but jumps by the measured shortfall (aiming 20% past the target, at
-        most 10x a step), so it lands between the smallest sufficient count and about 1.2 times it.
-        """
-        cfg = self.config
-        target = max(cfg.min_sample_s, self.overhead().fixed_s / cfg.max_overhead)
-        loops = 1
-        while True:
-            t = self.sample(fn, loops)
-            if t >= target or loops >= 10**9:
-                return loops
-            # aim 20% past the target from this estimate, growing at most 10x per step (timeit grows 1-2-5)
-            grow = 10.0 if t <= 0 else min(10.0, 1.2 * target / t)
-            loops = max(loops + 1, math.ceil(loops * grow))
 
     # -- the protocol --------------------------------------------------------------------------------------
     def run(self, fns: Mapping[str, Fn], weights: Mapping[str, float] | None = None) -> dict[str, Measurement]:
@@ -383,7 +307,7 @@ class Timer:
         if n < cfg.min_samples:
             return ""
         s = tuple(sorted(samples))
-        med = _quantile(s, 0.5)
+        med = quantile(s, 0.5)
         lo, hi = median_ci(s)
         if med > 0 and max(med - lo, hi - med) <= cfg.target_ci * med:
             return "ci"
@@ -392,10 +316,6 @@ class Timer:
         if spent >= share:
             return "budget"
         return ""
-
-
-def _noop() -> None:
-    return None
 
 
 def time_once(fn: Fn, clock: Clock = time.perf_counter) -> tuple[float, object]:

@@ -54,14 +54,16 @@ def serve(job, emit, started: float, import_s: tuple[float, float]) -> int:
     """Set up the device, announce the imports, then run (or skip) every cell of the job in order."""
     from kbench.measure import budget, protocol
     from kbench.backends import get as get_backend
-    from kbench.measure.cellrun import WorkerState, _freeze_heap
+    from kbench.measure.cellrun import WorkerState, freeze_heap
     from kbench.machine.fingerprint import backend_fingerprint
     from kbench.core.errors import KbenchError
 
-    from kbench.measure.latency import apply_threads
+    from kbench.backends.threads import apply_threads
+    from kbench.machine.threadpools import read_threadpools
 
     state = WorkerState(job.backend)
-    threads = apply_threads(job.backend, job.threads)  # before any op: --threads (its variables were set already)
+    # before any op: --threads (its variables were set already)
+    threads = apply_threads(job.backend, job.threads, read_threadpools)
     try:
         state.device, state.precision = get_backend(job.backend).setup_device(job.device, job.precision)
     except KbenchError as exc:
@@ -70,21 +72,21 @@ def serve(job, emit, started: float, import_s: tuple[float, float]) -> int:
     env = {**backend_fingerprint(), "device": state.device, "matmul_precision": state.precision,
            "threads_setting": threads}
     emit(protocol.Imported(import_s[0], import_s[1], env, os.getpid()))
-    _freeze_heap()
+    freeze_heap()
     if job.mode == "env":
         emit(protocol.Done())
         return 0
-    history = None
+    costs = None  # the budget's cost model, from the cells run so far
     for index, cell in enumerate(job.cells):
         try:
             flops = state.spec(cell.model_file).flops(cell.sizes_dict)
-            budget_s, skip = budget.cell_budget(job, index, time.perf_counter() - started, history, flops)
+            budget_s, skip = budget.cell_budget(job, index, time.perf_counter() - started, costs, flops)
             if skip:
                 emit(protocol.CellSkipped(index, skip))
                 continue
             t0 = time.perf_counter()
             done = _run_cell(job, index, state, emit, budget_s)
-            history = budget.after_cell(history, cell.model, done, time.perf_counter() - t0, flops)
+            costs = budget.after_cell(costs, cell.model, done, time.perf_counter() - t0, flops)
             emit(done)
         except Exception as exc:  # a typed error stops the job; anything else is a backend failure, reported
             emit(_failed(index, exc))

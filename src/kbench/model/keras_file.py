@@ -1,4 +1,4 @@
-"""A user's own model: a saved ``.keras`` file (or a ``module:function`` factory), read without importing Keras.
+"""A saved ``.keras`` file read as data, without importing Keras: its :class:`Graph`.
 
 A ``.keras`` file is a zip holding ``config.json`` (the model's architecture, plain JSON), ``metadata.json`` and
 ``model.weights.h5``. The parent process reads ``config.json`` only, with :mod:`zipfile` and :mod:`json`, and turns
@@ -6,13 +6,8 @@ it into a :class:`Graph`: the model's inputs (name, shape, dtype), its layer cal
 Every check that can refuse the file happens here, in milliseconds and with one line: not a zip, no
 ``config.json``, a layer class that is not Keras' own (custom objects are not supported), a ``Lambda`` layer (Python
 code), ragged, sparse or string inputs, a dimension other than the batch left free, mixed precision, several
-outputs. :mod:`kbench.model.autotwin` then builds the NumPy twin from the graph, and :func:`load_spec` the
-:class:`kbench.model.spec.ModelSpec` every other stage uses (its Keras build loads the file in the worker).
-
-A factory (``--model my_pkg.models:make_mlp``) is resolved in a child process: it imports the module, calls the
-function with Keras on the first backend and saves the model to a ``.keras`` file in kbench's cache folder
-(``$KBENCH_CACHE_DIR/factories``), keyed on the module's source; from there on it is a ``.keras`` file. So its
-module must be importable from the current folder or ``PYTHONPATH``, and its layers must be Keras' own.
+outputs. :mod:`kbench.model.autotwin` then builds the NumPy twin from the graph, and
+:func:`kbench.model.keras_spec.load_spec` the :class:`kbench.model.spec.ModelSpec` every other stage uses.
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from kbench.core.errors import ModelLoadError, UsageError
+from kbench.core.errors import ModelLoadError
 
 KERAS_SUFFIX = ".keras"
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
@@ -75,13 +70,6 @@ class Graph:
 
 def is_keras_path(name: str) -> bool:
     return name.endswith(KERAS_SUFFIX)
-
-
-def is_factory(name: str) -> bool:
-    """``package.module:function``: a dotted module, a colon, a name (never a path: no slash, no .py)."""
-    module, sep, fn = name.partition(":")
-    ok = sep and module and fn and "/" not in name and "\\" not in name and not module.endswith(".py")
-    return bool(ok) and all(p.isidentifier() for p in (*module.split("."), fn))
 
 
 # -- reading the file ------------------------------------------------------------------------------------------------
@@ -252,180 +240,3 @@ def _policy(layers: list, where: str) -> str:
 def read_graph(path: str | Path) -> Graph:
     return graph_from_config(read_config(path), str(path))
 
-
-# -- the spec every other stage uses ---------------------------------------------------------------------------------
-
-
-def load_spec(name: str | Path):
-    """A :class:`kbench.model.spec.ModelSpec` for a ``.keras`` file (or a ``module:function`` factory, saved first).
-
-    Its Keras build loads the file in the worker (``compile=False``, safe mode); its weights are the file's own
-    (read from the loaded model once per cell, :attr:`ModelSpec.own_weights`); its forward is the generated twin
-    (:mod:`kbench.model.autotwin`), or none, with the reason in :attr:`ModelSpec.no_twin`."""
-    from kbench.model import autotwin
-    from kbench.model.spec import ModelSpec, Tensor
-
-    label = str(name)
-    path = resolve_factory(label) if is_factory(label) else Path(label).expanduser().resolve()
-    graph = read_graph(path)
-    twin = autotwin.build(graph)
-    has_twin = isinstance(twin, autotwin.Twin)
-    bounds = twin.index_inputs if has_twin else autotwin.index_bounds(graph)
-    inputs = tuple(Tensor(i.name, ("batch", *i.shape), init="index", high=bounds[i.name]) if i.name in bounds
-                   else Tensor(i.name, ("batch", *i.shape)) for i in graph.inputs)  # fmt: skip
-    return ModelSpec(
-        name=label if is_factory(label) else path.name, summary=_summary(path.name, graph, twin),
-        sizes={"batch": (1, 32, 1024)}, inputs=inputs,
-        weights=tuple(Tensor(k, s) for k, s in twin.weights) if has_twin else (),
-        output=("batch", *twin.output_shape) if has_twin else ("batch",),
-        build_keras=_Build(str(path)), forward=_Forward(twin.forward) if has_twin else None,
-        flops=_PerRow(twin.flops_per_row if has_twin else 0),
-        reduction=_Fixed(twin.reduction if has_twin else _reduction_bound(graph)),
-        sweep={"batch": "2**0..2**14"}, magnitude=_Magnitude(twin) if has_twin else None, source=str(path),
-        own_weights=_Weights(str(path)) if has_twin else None, no_twin="" if has_twin else twin.reason,
-        dtypes=(graph.dtype,),
-    )  # fmt: skip
-
-
-def _summary(file: str, graph: Graph, twin: Any) -> str:
-    layers = ", ".join(n.cls for n in graph.nodes[:6]) + (", ..." if len(graph.nodes) > 6 else "")
-    tail = "NumPy twin generated from the layer configs" if not hasattr(twin, "reason") else twin.reason
-    return f"{file}: {graph.kind} model of {len(graph.nodes)} layers ({layers}), {graph.dtype}; {tail}"
-
-
-def _reduction_bound(graph: Graph) -> int:
-    """Without a twin, the longest sum is unknown: the largest layer input (every element could be summed)."""
-    sizes = [1]
-    for node in graph.nodes:
-        shape = ((node.config.get("build_config") or {}) if isinstance(node.config, dict) else {}).get("input_shape")
-        if isinstance(shape, list) and shape and all(isinstance(d, int) for d in shape[1:]):
-            sizes.append(_prod(shape[1:]))
-    return max(sizes + [_prod(i.shape) for i in graph.inputs])
-
-
-def _prod(values: Any) -> int:
-    out = 1
-    for v in values:
-        out *= int(v)
-    return out
-
-
-@dataclass(frozen=True)
-class _Build:
-    """``build_keras`` of a ``.keras`` file: load it (a fresh instance per call). A class, not a closure."""
-
-    path: str
-
-    def __call__(self, keras: Any, weights: Any = None, sizes: Any = None, dtype: Any = None, **options: Any) -> Any:
-        return keras.saving.load_model(self.path, compile=False, safe_mode=True)
-
-
-@dataclass(frozen=True)
-class _Weights:
-    """``own_weights`` of a ``.keras`` file: ``"<layer>/<variable>"`` -> the saved array, as the twin reads them."""
-
-    path: str
-
-    def __call__(self, keras: Any, dtype: str) -> dict:
-        model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
-        return {f"{layer.name}/{v.name}": keras.ops.convert_to_numpy(v.value)
-                for layer in model.layers for v in layer.weights}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class _Forward:
-    fn: Any
-
-    def __call__(self, weights: Any, inputs: Any, **options: Any) -> Any:
-        return self.fn(weights, inputs)
-
-
-@dataclass(frozen=True)
-class _Magnitude:
-    twin: Any
-
-    def __call__(self, weights: Any, inputs: Any, **options: Any) -> Any:
-        return self.twin.magnitude(weights, inputs)
-
-
-@dataclass(frozen=True)
-class _PerRow:
-    flops: int
-
-    def __call__(self, sizes: Mapping[str, int]) -> int:
-        return int(sizes["batch"]) * self.flops
-
-
-@dataclass(frozen=True)
-class _Fixed:
-    value: int
-
-    def __call__(self, sizes: Mapping[str, int]) -> int:
-        return self.value
-
-
-# -- a factory, resolved in a child process --------------------------------------------------------------------------
-
-_FACTORY_CHILD = """
-import importlib, json, sys
-module, function, out = sys.argv[1:4]
-def fail(message):
-    print(json.dumps({"error": " ".join(str(message).split())}))
-    sys.exit(0)
-try:
-    fn = getattr(importlib.import_module(module), function)
-except Exception as exc:
-    fail(f"cannot import {module}:{function} ({type(exc).__name__}: {exc}); make its module importable from the "
-         "current folder or PYTHONPATH")
-import keras
-try:
-    model = fn()
-except Exception as exc:
-    fail(f"{module}:{function}() raised {type(exc).__name__}: {exc}")
-if not isinstance(model, keras.Model):
-    fail(f"{module}:{function}() returned a {type(model).__name__}, not a keras.Model; return a built model")
-try:
-    model.save(out)
-except Exception as exc:
-    fail(f"the model of {module}:{function}() cannot be saved ({type(exc).__name__}: {exc}); kbench needs a model "
-         "of Keras' own layers (custom objects are not supported)")
-print(json.dumps({"path": out}))
-"""
-
-
-def factory_dir() -> Path:
-    import os
-
-    root = os.environ.get("KBENCH_CACHE_DIR") or Path.home() / ".cache" / "kbench"
-    return Path(root) / "factories"
-
-
-def resolve_factory(name: str, backend: str | None = None) -> Path:
-    """Call ``module:function`` in a child process (the parent never imports Keras) and save its model as a
-    ``.keras`` file under :func:`factory_dir`; every worker then loads that file, so they share its weights."""
-    import os
-    import subprocess
-    import sys
-
-    module, _, function = name.partition(":")
-    folder = factory_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"{module}.{function}.keras"
-    tmp = folder / f".{module}.{function}.{os.getpid()}.keras"
-    env = {**os.environ, "KERAS_BACKEND": backend or os.environ.get("KERAS_BACKEND", "tensorflow"),
-           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}  # fmt: skip
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run([sys.executable, "-c", _FACTORY_CHILD, module, function, str(tmp)], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    answer = json.loads(lines[-1]) if lines else {"error": f"the factory's process failed: {_tail(proc.stderr)}"}
-    if "error" in answer:
-        tmp.unlink(missing_ok=True)
-        raise ModelLoadError(f"--model {name}: {answer['error']}")
-    os.replace(tmp, out)
-    return out
-
-
-def _tail(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"

@@ -19,10 +19,10 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from kbench.model import autotwin, keras_file
 from kbench.core.errors import KbenchError, UsageError
+from kbench.core.files import unwritable
+from kbench.model import autotwin, keras_file, keras_spec
 
 CHECK_BATCHES = (1, 7, 64)  # parity of the exported module against Keras at these batch sizes
 TIMING_BATCHES = "1,8,64,512"
@@ -63,12 +63,9 @@ def check_out_path(out: str | Path) -> tuple[Path, Path]:
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise ExportPathError(f"--out {out}: the folder {folder} does not exist; create it or pick another path")
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".kbench-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ExportPathError(f"--out {out} cannot be written ({exc.strerror}); pick a writable folder") from None
+    reason = unwritable(folder / p.name)
+    if reason:
+        raise ExportPathError(f"--out {out} cannot be written ({reason}); pick a writable folder")
     return p, p.with_suffix(".npz")
 
 
@@ -119,13 +116,13 @@ _CHILD = """
 import importlib.util, json, sys
 import numpy as np
 import keras
-from kbench.model import keras_file
+from kbench.model import keras_spec
 from kbench.measure import parity
 from kbench.model.weights import make_inputs
 
 model_path, module_path, npz_path, names = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 batches, seed = json.loads(sys.argv[5]), int(sys.argv[6])
-spec = keras_file.load_spec(model_path)
+spec = keras_spec.load_spec(model_path)
 weights = {k: np.asarray(v) for k, v in spec.own_weights(keras, spec.dtypes[0]).items()}
 np.savez(npz_path, **{f"w{i}": weights[name] for i, name in enumerate(names)})
 loaded = importlib.util.spec_from_file_location("kbench_exported", module_path)
@@ -171,7 +168,7 @@ def export(model: str, out: str | Path, backend: str = "tensorflow", seed: int =
     """Check, then write ``out`` (the module) and its ``.npz``; raise :class:`ExportParityError` (nothing written)
     when the module does not match Keras, a :class:`UsageError` on bad input."""
     module_path, npz_path = check_out_path(out)
-    spec = keras_file.load_spec(model)
+    spec = keras_spec.load_spec(model)
     if spec.forward is None:
         raise UsageError(f"cannot export {spec.name}: {spec.no_twin}; `kbench run --model {model}` still times its "
                          "Keras paths")  # fmt: skip

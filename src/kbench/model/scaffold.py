@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kbench.core.errors import UsageError
-from kbench.model.spec import ModelSpec, available_models, builtin_models_dir, load_model_file
+from kbench.model.loader import available_models, builtin_models_dir, load_model_file
+from kbench.model.spec import ModelSpec
 
 DEFAULT_DIR = Path("models_user")
 

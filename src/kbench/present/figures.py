@@ -1,8 +1,9 @@
 """Figures: pure functions from a results (or samples) DataFrame to a matplotlib Figure, drawn with seaborn.
 
-No global style is set, at import or later: each function styles its own figure inside ``_style()`` and builds a
+No global style is set, at import or later: each function styles its own figure inside ``figure_style()`` and builds a
 ``matplotlib.figure.Figure`` directly (no pyplot state). Every path has one fixed colour across all figures
 (:data:`PATH_COLORS`). Time axes are in seconds internally and labelled in the unit that suits them (ns/µs/ms/s).
+The figures of where the time goes are :mod:`kbench.present.decompose_figures`'s; they share this module's style.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import seaborn as sns
 from matplotlib.figure import Figure  # drawn without pyplot: no backend or global figure state is touched
 
 from kbench.analysis.sweep import swept_axis
+from kbench.core.durations import fmt_gap
 from kbench.core.fmt import fmt_ratio, fmt_time
 from kbench.measure.callpaths import BASELINE, PATHS
 
@@ -32,18 +34,21 @@ def path_color(path: str) -> tuple[float, float, float]:
 
 
 @contextlib.contextmanager
-def _style() -> Iterator[None]:
+def figure_style() -> Iterator[None]:
+    """The style every kbench figure is drawn in, for the duration of the ``with`` block only."""
     # text.parse_math off: a "$" in a model name or option must stay a character, never start mathtext
     with sns.axes_style("whitegrid"), matplotlib.rc_context({"text.parse_math": False, "font.size": 9}):
         yield
 
 
-def _time_axis(axis, label: str) -> None:
+def time_axis(axis, label: str) -> None:
+    """Label a time axis (seconds internally) in the unit that suits each tick."""
     axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_time(v) if v > 0 else "0"))
     axis.set_label_text(label)
 
 
-def _paths_in(df: pd.DataFrame) -> list[str]:
+def paths_in(df: pd.DataFrame) -> list[str]:
+    """The paths in ``df``, kbench's own in their fixed order first, then any others by name."""
     present = set(df["path"])
     return [p for p in PATHS if p in present] + sorted(present - set(PATHS))
 
@@ -54,22 +59,22 @@ def latency_figure(results: pd.DataFrame, model: str, fits: pd.DataFrame | None 
     With a single cell: one bar per path."""
     df = results[(results["model"] == model) & results["median_s"].notna()]
     x = swept_axis(df)
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(7.5, 4.2), layout="constrained")
         ax = fig.add_subplot()
         if x is None:
-            paths = _paths_in(df)
+            paths = paths_in(df)
             rows = df.set_index("path").loc[paths]
             err = np.vstack([rows["median_s"] - rows["q1_s"], rows["q3_s"] - rows["median_s"]])
             ax.barh(paths, rows["median_s"], xerr=err, color=[path_color(p) for p in paths], capsize=3)
             ax.set_xscale("log")
             ax.invert_yaxis()
-            _time_axis(ax.xaxis, "time per call (median; bars: IQR)")
+            time_axis(ax.xaxis, "time per call (median; bars: IQR)")
             for i, v in enumerate(rows["median_s"]):
                 ax.annotate(fmt_time(v), (v, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
             ax.set_title(f"{model} · {df['sizes'].iloc[0]}: latency per call path", loc="left")
             return fig
-        for path in _paths_in(df):
+        for path in paths_in(df):
             d = df[df["path"] == path].sort_values(x)
             ax.errorbar(d[x], d["median_s"], yerr=[d["median_s"] - d["q1_s"], d["q3_s"] - d["median_s"]],
                         label=path, color=path_color(path), marker="o", ms=4, capsize=3, lw=1.5)  # fmt: skip
@@ -84,7 +89,7 @@ def latency_figure(results: pd.DataFrame, model: str, fits: pd.DataFrame | None 
         spread = df["median_s"].max() / df["median_s"].min()
         if spread >= 10:
             ax.set_yscale("log")
-        _time_axis(ax.yaxis, "time per call (median; bars: IQR)")
+        time_axis(ax.yaxis, "time per call (median; bars: IQR)")
         ax.set_xlabel(x.removeprefix("size_"))
         ax.legend(title="path", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title(f"{model}: latency per call path", loc="left")
@@ -95,10 +100,10 @@ def ratio_figure(results: pd.DataFrame, model: str, crossovers: pd.DataFrame | N
     """Ratio to NumPy against the swept size, one line per Keras path, the 1× line, and each crossover marked."""
     df = results[(results["model"] == model) & results["ratio_to_numpy"].notna() & (results["path"] != BASELINE)]
     x = swept_axis(df)
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(7.5, 4.0), layout="constrained")
         ax = fig.add_subplot()
-        for path in _paths_in(df):
+        for path in paths_in(df):
             d = df[df["path"] == path].sort_values(x)
             ax.errorbar(d[x], d["ratio_to_numpy"], yerr=[d["ratio_to_numpy"] - d["ratio_ci_low"],
                         d["ratio_ci_high"] - d["ratio_to_numpy"]], label=path, color=path_color(path), marker="o",
@@ -128,7 +133,7 @@ def roofline_figure(results: pd.DataFrame, peak: dict) -> Figure:
     df["intensity"] = df["flops"] / df["bytes"]
     dtype = df["dtype"].iloc[0] if len(df) else "float32"
     gflops_peak = peak["gflops_float64" if dtype == "float64" else "gflops_float32"]
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(7.5, 4.6), layout="constrained")
         ax = fig.add_subplot()
         ridge = gflops_peak / peak["copy_gbps"]  # where the roof turns flat: always in view
@@ -158,11 +163,11 @@ def ratio_heatmap(results: pd.DataFrame, model: str) -> Figure:
     if x is not None:
         order = order.sort_values(x)
     cols = list(order["sizes"])
-    grid = df.pivot_table(index="path", columns="sizes", values="ratio_to_numpy").reindex(_paths_in(df))[cols]
+    grid = df.pivot_table(index="path", columns="sizes", values="ratio_to_numpy").reindex(paths_in(df))[cols]
     labels = grid.map(lambda r: "" if pd.isna(r) else fmt_ratio(r))
     if x is not None:
         grid.columns = [f"{x.removeprefix('size_')}={int(v)}" for v in order[x]]
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(max(5.5, 2.6 + 1.25 * len(cols)), 0.45 * len(grid) + 1.4), layout="constrained")
         ax = fig.add_subplot()
         log = np.log10(grid.astype(float).clip(lower=1e-3))
@@ -187,11 +192,11 @@ def cold_start_figure(results: pd.DataFrame, model: str) -> Figure:
     phases = {"import": "import_s", "build": "build_s", "first call": "first_call_s", "retrace": "retrace_s",
               "steady call": "median_s"}  # fmt: skip
     phases = {name: col for name, col in phases.items() if col in df.columns}
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(7.5, 1.2 + 2.2 * len(cells)), layout="constrained")
         axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
         for ax, sizes in zip(axes, cells):
-            d = df[df["sizes"] == sizes].set_index("path").reindex(_paths_in(df))
+            d = df[df["sizes"] == sizes].set_index("path").reindex(paths_in(df))
             long = pd.DataFrame(
                 [{"path": p, "phase": ph, "seconds": d.at[p, col]} for p in d.index for ph, col in phases.items()]
             ).dropna()
@@ -199,7 +204,7 @@ def cold_start_figure(results: pd.DataFrame, model: str) -> Figure:
             sns.barplot(long, y="path", x="seconds", hue="phase", palette=PHASE_COLORS, ax=ax, orient="h",
                         hue_order=list(phases), order=list(d.index))  # fmt: skip
             ax.set_xscale("log")
-            _time_axis(ax.xaxis, "")
+            time_axis(ax.xaxis, "")
             ax.set_ylabel("")
             ax.set_title(sizes, loc="left", fontsize=9)
             handles, labels = ax.get_legend_handles_labels()
@@ -214,18 +219,18 @@ def distribution_figure(samples: pd.DataFrame, model: str) -> Figure:
     """Every per-call sample per path (box and points, log scale), so noise and outliers are visible."""
     df = samples[samples["model"] == model]
     cells = list(dict.fromkeys(df["sizes"]))[:4]
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(7.5, 1.2 + 2.0 * len(cells)), layout="constrained")
         axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
         for ax, sizes in zip(axes, cells):
             d = df[df["sizes"] == sizes]
-            order = _paths_in(d)
+            order = paths_in(d)
             palette = {p: path_color(p) for p in order}
             sns.boxplot(d, x="seconds", y="path", order=order, hue="path", palette=palette, ax=ax, fliersize=0,
                         width=0.6, boxprops={"alpha": 0.35}, legend=False, log_scale=True)  # fmt: skip
             sns.stripplot(d, x="seconds", y="path", order=order, hue="path", palette=palette, ax=ax, size=2.5,
                           jitter=0.25, alpha=0.7, legend=False)  # fmt: skip
-            _time_axis(ax.xaxis, "")
+            time_axis(ax.xaxis, "")
             ax.set_ylabel("")
             ax.set_title(sizes, loc="left", fontsize=9)
         axes[-1].set_xlabel("time per call, every sample (log scale)")
@@ -255,16 +260,16 @@ def latency_ecdf_figure(results: pd.DataFrame, model: str) -> Figure:
     df = _latency_cells(results, model, "lat_samples_s")
     long = df[["sizes", "path", "lat_samples_s"]].explode("lat_samples_s").astype({"lat_samples_s": float})
     cells = list(dict.fromkeys(df["sizes"]))
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(7.5, 1.4 + 2.3 * len(cells)), layout="constrained")
         axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
         for ax, sizes in zip(axes, cells):
             d = long[long["sizes"] == sizes]
-            order = _paths_in(d)
+            order = paths_in(d)
             sns.ecdfplot(d, x="lat_samples_s", hue="path", hue_order=order, palette={p: path_color(p) for p in order},
                          ax=ax, log_scale=True)  # fmt: skip
             ax.axhline(0.99, color="black", lw=0.8, ls=":")
-            _time_axis(ax.xaxis, "")
+            time_axis(ax.xaxis, "")
             ax.set_ylabel("share of calls")
             ax.set_title(sizes, loc="left", fontsize=9)
         axes[-1].set_xlabel("one call (log scale); dotted: p99")
@@ -274,11 +279,9 @@ def latency_ecdf_figure(results: pd.DataFrame, model: str) -> Figure:
 
 def gap_figure(results: pd.DataFrame, model: str) -> Figure:
     """Per cell, the p50 (solid) and p99 (dashed) of a single call against the idle gap before it, per path."""
-    from kbench.measure.latency import fmt_gap
-
     df = _latency_cells(results, model, "lat_gap_s")
     cells = list(dict.fromkeys(df["sizes"]))
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(7.5, 1.4 + 2.5 * len(cells)), layout="constrained")
         axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
         for ax, sizes in zip(axes, cells):
@@ -290,7 +293,7 @@ def gap_figure(results: pd.DataFrame, model: str) -> Figure:
                 ax.plot(xs, r["lat_gap_p99_s"], marker="^", ms=4, ls="--", color=path_color(r["path"]))
             ax.set_yscale("log")
             ax.set_xticks(range(len(gaps)), [fmt_gap(g) for g in gaps])
-            _time_axis(ax.yaxis, "one call")
+            time_axis(ax.yaxis, "one call")
             ax.set_title(sizes, loc="left", fontsize=9)
         axes[0].legend(fontsize=8, ncols=3)
         axes[-1].set_xlabel("idle gap before the call (0: back to back); solid p50, dashed p99")
@@ -302,101 +305,3 @@ def to_png(fig: Figure, dpi: int = 96) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
-
-
-PART_COLORS = dict(zip(("kernel", "conversion in", "conversion out", "overhead"), sns.color_palette("deep", 4)))
-_PART_COLUMNS = {"kernel": "kernel_s", "conversion in": "conversion_in_s", "conversion out": "conversion_out_s",
-                 "overhead": "overhead_s"}  # fmt: skip
-
-
-def has_breakdown(results: pd.DataFrame, model: str) -> bool:
-    """Whether the model's rows carry the decomposition (:mod:`kbench.measure.decompose`): runs before it have none."""
-    return "kernel_s" in results.columns and results.loc[results["model"] == model, "kernel_s"].notna().any()
-
-
-def breakdown_figure(results: pd.DataFrame, model: str, max_cells: int = 6) -> Figure:
-    """Where the time goes, per cell (one panel each, the first ``max_cells`` by size): a stacked horizontal bar per
-    Keras path (kernel floor, its dispatch hatched, conversion in, conversion out, framework overhead; a negative
-    overhead, within noise, is drawn as none) and NumPy's median as a bar of its own. A bar past the axis says its
-    total."""
-    df = results[(results["model"] == model) & results["median_s"].notna()]
-    x = swept_axis(df)
-    cells = df.drop_duplicates("sizes")
-    cells = list((cells.sort_values(x) if x is not None else cells)["sizes"])[:max_cells]
-    with _style():
-        fig = Figure(figsize=(7.5, 1.0 + 1.9 * len(cells)), layout="constrained")
-        axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
-        for ax, sizes in zip(axes, cells):
-            _breakdown_panel(ax, df[df["sizes"] == sizes], sizes)
-        from matplotlib.patches import Patch
-
-        axes[0].legend(handles=[Patch(color=c, label=n) for n, c in PART_COLORS.items()]
-                       + [Patch(facecolor=PART_COLORS["kernel"], hatch="///", edgecolor="white",
-                                label="of it, dispatch"),
-                          Patch(color=path_color(BASELINE), label="numpy (whole call)")],
-                       loc="lower right", fontsize=7)  # fmt: skip
-        return fig
-
-
-def _breakdown_panel(ax, cell: pd.DataFrame, sizes: str) -> None:
-    d = cell.set_index("path").reindex([p for p in _paths_in(cell) if p == BASELINE or _decomposed(cell, p)])
-    totals = d["median_s"].astype(float)
-    limit = float(min(totals.max(), 4 * totals.median())) * 1.08
-    for i, path in enumerate(d.index):
-        if path == BASELINE:
-            ax.barh(i, totals[path], color=path_color(BASELINE))
-            if totals[path] <= limit:  # past the axis, the arrow below says it
-                ax.text(totals[path], i, f" {fmt_time(totals[path])}", va="center", fontsize=7)
-            continue
-        left = 0.0
-        for part, col in _PART_COLUMNS.items():
-            width = max(float(d.at[path, col]), 0.0)
-            ax.barh(i, width, left=left, color=PART_COLORS[part])
-            left += width
-        dispatch = float(d.at[path, "dispatch_s"]) if "dispatch_s" in d.columns else float("nan")
-        if dispatch > 0:  # the backend's own per-call cost inside the floor, hatched
-            ax.barh(i, min(dispatch, float(d.at[path, "kernel_s"])), fill=False, hatch="///", edgecolor="white", lw=0)
-    for i, total in enumerate(totals):
-        if total > limit:
-            ax.text(limit, i, f"→ {fmt_time(total)}", va="center", ha="right", fontsize=7, color="white")
-    ax.set_yticks(range(len(d.index)), list(d.index))
-    ax.invert_yaxis()
-    ax.set_xlim(0, limit)
-    _time_axis(ax.xaxis, "seconds per call")
-    ax.set_title(sizes, fontsize=9, loc="left")
-
-
-def _decomposed(cell: pd.DataFrame, path: str) -> bool:
-    rows = cell[cell["path"] == path]
-    return "kernel_s" in rows.columns and rows["kernel_s"].notna().any()
-
-
-def parts_figure(results: pd.DataFrame, model: str) -> Figure:
-    """The parts against the swept size, a panel per Keras path (log-log): the path's median, its kernel floor,
-    its conversion (in + out), its framework overhead (where above zero) and NumPy's median. Where NumPy's line
-    crosses the kernel's, the kernel starts to win; the path wins only where NumPy's crosses the path's."""
-    df = results[(results["model"] == model) & results["median_s"].notna()]
-    x = swept_axis(df)
-    paths = [p for p in _paths_in(df) if p != BASELINE and _decomposed(df, p)]
-    base = df[df["path"] == BASELINE].sort_values(x)
-    with _style():
-        fig = Figure(figsize=(7.5, 0.8 + 2.2 * ((len(paths) + 1) // 2)), layout="constrained")
-        axes = fig.subplots((len(paths) + 1) // 2, 2, squeeze=False).ravel()
-        for ax, path in zip(axes, paths):
-            d = df[df["path"] == path].sort_values(x)
-            lines = {"path": d["median_s"], "kernel": d["kernel_s"],
-                     "conversion": d["conversion_in_s"] + d["conversion_out_s"], "overhead": d["overhead_s"]}
-            for name, y in lines.items():
-                color = "black" if name == "path" else PART_COLORS.get(name, PART_COLORS["conversion in"])
-                ax.plot(d[x], y.where(y > 0), marker="o", ms=3, label=name, color=color)
-            ax.plot(base[x], base["median_s"], ls="--", color=path_color(BASELINE), label="numpy")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            _time_axis(ax.yaxis, "")
-            ax.set_title(path, fontsize=9, loc="left")
-            ax.set_xlabel(x.removeprefix("size_"))
-        for ax in axes[len(paths):]:
-            ax.set_visible(False)
-        axes[0].legend(fontsize=7)
-        return fig
-

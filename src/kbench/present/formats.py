@@ -29,10 +29,12 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from kbench.store import schema
 from kbench.core.errors import ReportWriteError, UsageError
+from kbench.core.files import atomic_write, unwritable
 from kbench.core.fmt import DASH, fmt_ratio, fmt_time, missing, visible
-from kbench.store.results import RunData, atomic_write
+from kbench.machine.fingerprint import package_versions
+from kbench.store import schema
+from kbench.store.results import RunData
 
 FORMATS = ("table", "markdown", "json", "pyperf")
 PYPERF_VERSION = "1.0"
@@ -50,8 +52,6 @@ def check_format(fmt: str) -> None:
 
 def check_writable(path: Path) -> None:
     """Refuse an --out that is a folder or cannot be written, before any work is done."""
-    from kbench.store.results import unwritable
-
     why = unwritable(path)
     if why == "is a folder":
         raise ExportError(f"--out {visible(path)} is a folder; pass a file path such as {visible(path / 'results.md')}")
@@ -131,8 +131,6 @@ def _md_cell(rows: pd.DataFrame) -> list[str]:
 def _md_header(run: RunData) -> list[str]:
     meta = run.meta
     host = (meta.env or {}).get("host") or {}
-    from kbench.analysis.history import package_versions
-
     versions = " · ".join(f"**{md(k)}** {md(v)}" for k, v in package_versions(meta.env, meta.backends))
     facts = [f"**status** {md(meta.status)}", f"**started** {md(meta.started.replace('T', ' '))}",
              f"**backends** {md(', '.join(meta.backends))}", f"**processes** {md(_processes(run))}"]  # fmt: skip
@@ -152,7 +150,7 @@ def _processes(run: RunData) -> str:
 
 def markdown(run: RunData) -> str:
     """The run as a GitHub-flavoured Markdown summary (module docstring)."""
-    from kbench.present import presentation
+    from kbench.present import presentation, run_warnings
 
     p = presentation.prepare(run.results)
     lines = _md_header(run)
@@ -161,7 +159,7 @@ def markdown(run: RunData) -> str:
         lines += [f"### {title}", "", *_md_cell(rows), ""]
     if p.results.empty:
         lines += ["No result rows.", ""]
-    digest = presentation.digest(p.results, run.meta)
+    digest = run_warnings.digest(p.results, run.meta)
     lines += [f"- {md(line)}" for line in digest] + ([""] if digest else [])
     return "\n".join(lines)
 
@@ -207,8 +205,7 @@ def _meta_text(v: Any) -> str | None:
 
 def _suite_metadata(run: RunData) -> dict[str, Any]:
     """The run-wide metadata, under pyperf's names where it has one (cpu_model_name, python_version, ...)."""
-    from kbench import __version__
-    from kbench.analysis.history import package_versions
+    from kbench.core.version import __version__
 
     meta = run.meta
     host = (meta.env or {}).get("host") or {}

@@ -1,10 +1,13 @@
 """The presentation model: what the terminal and the HTML report show, computed once from a run's results and meta.
 
-:func:`prepare` normalises the results (models labelled by backend when there are several, options as one
-label, whatever the schema version) and runs the analysis once; :func:`build` turns that into frozen dataclasses of
-display-ready strings: the cell tables, the verdicts, the crossover/fit tables, the headlines, parity, the imports,
-the peak line, the machine check and the warnings digest. :mod:`kbench.present.terminal` lays them out with rich and the
-report's template with Jinja; neither computes anything.
+:func:`prepare` normalises the results into a :class:`DisplayFrame` (models labelled by backend when there are
+several, options as one label, whatever the schema version) and runs the analysis once; :func:`build` turns that
+into frozen dataclasses of display-ready strings. This module makes the per-cell tables, the verdicts, the
+crossover/fit tables, the headlines and parity, and gathers the rest from their own modules: where the time goes
+(:mod:`kbench.present.decompose`), single calls (:mod:`kbench.present.latency`), the imports, peak line and models
+(:mod:`kbench.present.run_context`) and the warnings digest (:mod:`kbench.present.run_warnings`).
+:mod:`kbench.present.terminal` lays them out with rich and the report's template with Jinja; neither computes
+anything.
 
 Every string that comes from a model file, an option, a size name, a path or the environment has gone through
 :func:`kbench.core.fmt.visible` here (control characters spelled out). Escaping markup is the renderer's job: rich Text
@@ -18,21 +21,23 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from kbench.analysis.latency import by_threads
 from kbench.analysis.sweep import crossovers, fit_overhead, headlines, verdict_table
-from kbench.measure.decompose import Breakdown, cell_breakdowns
 from kbench.core.fmt import (
-    DASH, as_list, fmt_err, fmt_median_iqr, fmt_pct, fmt_rate, fmt_ratio, fmt_time, missing, options_label,
-    options_pairs, visible,
+    DASH, fmt_err, fmt_median_iqr, fmt_pct, fmt_rate, fmt_ratio, fmt_time, missing, options_label, options_pairs,
+    visible,
 )  # fmt: skip
-from kbench.measure.latency import LatencyTable, by_threads, latency_tables
 from kbench.measure.callpaths import BASELINE
-from kbench.measure.timer import UNSTABLE_IQR
+from kbench.present.decompose import Breakdown, cell_breakdowns
+from kbench.present.latency import LatencyTable, latency_tables
+from kbench.present.run_context import ModelInfo, import_lines, model_infos, peak_line
+from kbench.present.run_warnings import Detail, details, digest, where
 
 CELL_KEYS = ["model", "sizes", "dtype", "options_label"]
 
 
 @dataclass(frozen=True)
-class Prepared:
+class DisplayFrame:
     """Results ready to show (``model`` labelled by backend when several ran; ``model_name`` keeps the model's
     own name; ``options_label`` the cell's options as text) and the analysis of its sweeps, computed once."""
 
@@ -49,18 +54,14 @@ def by_backend(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(model=df["model"].astype(str) + " · " + df["backend"].astype(str))
 
 
-def prepare(results: pd.DataFrame) -> Prepared:
+def prepare(results: pd.DataFrame) -> DisplayFrame:
     df = results.assign(
         model_name=results["model"],
         options_label=[options_label(v) for v in results["options"]] if "options" in results else "",
         dtype=results["dtype"] if "dtype" in results else "",
     )
     df = by_threads(by_backend(df))
-    return Prepared(df, crossovers(df), fit_overhead(df))
-
-
-def _where(row: Any) -> str:
-    return f"{visible(row['path'])} at {visible(row['model'])} {visible(row['sizes'])}"
+    return DisplayFrame(df, crossovers(df), fit_overhead(df))
 
 
 # -- cell tables ---------------------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def _fit_row(path: str, cross: Any, fit: Any) -> FitRow:
     )  # fmt: skip
 
 
-def sweep_tables(p: Prepared) -> tuple[SweepTable, ...]:
+def sweep_tables(p: DisplayFrame) -> tuple[SweepTable, ...]:
     if p.cross.empty:
         return ()
     out = []
@@ -287,170 +288,8 @@ def parity_rows(df: pd.DataFrame) -> tuple[ParityRow, ...]:
 
 def parity_failure_lines(df: pd.DataFrame) -> tuple[str, ...]:
     bad = df[~df["parity_ok"].astype(bool)]
-    return tuple(f"parity FAILED: {_where(r)} {visible(r['dtype'])}: {visible(r['parity_message'])}"
+    return tuple(f"parity FAILED: {where(r)} {visible(r['dtype'])}: {visible(r['parity_message'])}"
                  for _, r in bad.iterrows())  # fmt: skip
-
-
-# -- run context: imports, peak, machine check ---------------------------------------------------------------------
-
-
-def import_lines(meta: Mapping[str, Any]) -> tuple[str, ...]:
-    """Per backend: the imports timed in its fresh worker and the runtime's first use."""
-    init = meta.get("runtime_init_s") or {}
-    return tuple(
-        f"import ({visible(b)} worker): numpy {fmt_time(i.get('numpy'))}, keras+{visible(b)} "
-        f"{fmt_time(i.get('backend'))}; runtime first use {fmt_time(init.get(b))}"
-        for b, i in (meta.get("imports") or {}).items()
-    )
-
-
-def _engine_of(peak: Mapping[str, Any], dtype: str) -> str:
-    """The engine that set this dtype's peak, with its library when the peak lists it: ``"tensorflow/oneDNN"``."""
-    name = peak.get(f"engine_{dtype}") or peak.get("engine") or ""
-    engines = peak.get("engines")
-    if isinstance(engines, Mapping):  # dtype -> engine
-        return visible(engines.get(dtype) or name)
-    rates = [e for e in engines or () if isinstance(e, Mapping) and e.get("engine") == name]
-    library = rates[0].get("library") if rates else ""
-    return visible(f"{name}/{library}" if name and library else name)
-
-
-def peak_line(peak: Mapping[str, Any] | None) -> str:
-    """``"machine peak: float32 433 GFLOP/s (tensorflow/oneDNN), …"`` when the peak names its engines, else
-    ``"machine peak (NumPy BLAS): float32 281 GFLOP/s, float64 130 GFLOP/s, copy 14.5 GB/s"``; empty without one."""
-    if not peak:
-        return ""
-    named = any(peak.get(k) for k in ("engine", "engines", "engine_float32", "engine_float64"))
-    parts = []
-    for dtype in ("float32", "float64"):
-        value = peak.get(f"gflops_{dtype}")
-        if not missing(value):
-            engine = _engine_of(peak, dtype) if named else ""
-            parts.append(f"{dtype} {float(value):.0f} GFLOP/s" + (f" ({engine})" if engine else ""))
-    if not missing(peak.get("copy_gbps")):
-        parts.append(f"copy {float(peak['copy_gbps']):.1f} GB/s")
-    return f"machine peak{'' if named else ' (NumPy BLAS)'}: {', '.join(parts)}"
-
-
-# -- warnings: the digest and the details --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Detail:
-    """One warning of one row (or one skipped or failed cell), for the report's full table."""
-
-    model: str
-    sizes: str
-    path: str
-    text: str
-
-
-def _flagged(df: pd.DataFrame, flag: str) -> pd.DataFrame:
-    if "flags" not in df.columns:
-        return df.iloc[0:0]
-    return df[[flag in as_list(v) for v in df["flags"]]]
-
-
-def _worst(rows: pd.DataFrame, score: pd.Series) -> Any:
-    return rows.loc[score.astype(float).fillna(-1.0).idxmax()]
-
-
-def _unstable(df: pd.DataFrame) -> str:
-    rows = _flagged(df, "unstable")
-    if rows.empty:
-        return ""
-    w = _worst(rows, rows["iqr_s"] / rows["median_s"])
-    return (f"warning: {len(rows)} of {len(df)} rows unstable (IQR > {UNSTABLE_IQR:.0%} of the median); "
-            f"worst: {_where(w)}, IQR {fmt_pct(w['iqr_s'] / w['median_s'])}")  # fmt: skip
-
-
-def _ci_missed(df: pd.DataFrame, target: Any) -> str:
-    rows = _flagged(df, "ci_not_reached")
-    if rows.empty:
-        return ""
-    half = (rows["ci_high_s"] - rows["ci_low_s"]) / 2 / rows["median_s"]
-    w = _worst(rows, half)
-    goal = "" if missing(target) else f" ±{fmt_pct(target)}"
-    return (f"warning: {len(rows)} of {len(df)} rows spent their budget before the median's 95% CI reached the "
-            f"target{goal}; worst: {_where(w)}, ±{fmt_pct(half[w.name])}")  # fmt: skip
-
-
-def _parity_failed(df: pd.DataFrame) -> str:
-    rows = df[~df["parity_ok"].astype(bool)]
-    if rows.empty:
-        return ""
-    w = _worst(rows, rows["parity_max_rel_err"] / rows["parity_tol"])
-    return (f"warning: {len(rows)} of {len(df)} rows failed parity; worst: {_where(w)}, scaled error "
-            f"{fmt_err(w['parity_max_rel_err'])} against a tolerance of {fmt_err(w['parity_tol'])}")  # fmt: skip
-
-
-def _other_flags(df: pd.DataFrame) -> list[str]:
-    known = {"unstable", "ci_not_reached", "parity_fail"}
-    flags = dict.fromkeys(f for v in df.get("flags", ()) for f in as_list(v) if f not in known)
-    out = []
-    for flag in flags:
-        rows = _flagged(df, flag)
-        first = rows.iloc[0]
-        said = " | ".join(as_list(first.get("warnings"), " | ")) or visible(flag)
-        out.append(f"warning: {len(rows)} of {len(df)} rows flagged {visible(flag)}; first: {_where(first)}: "
-                   f"{visible(said)}")  # fmt: skip
-    return out
-
-
-def _cell_notices(meta: Mapping[str, Any]) -> list[str]:
-    out = []
-    for key, what in (("skipped", "skipped"), ("failed_cells", "failed or not run")):
-        items = meta.get(key) or []
-        if items:
-            f = items[0]
-            out.append(f"warning: {len(items)} cell{'s' if len(items) > 1 else ''} {what}; first: "
-                       f"{visible(f.get('model'))} {visible(f.get('sizes'))}: {visible(f.get('reason'))}")  # fmt: skip
-    return out
-
-
-def digest(df: pd.DataFrame, meta: Mapping[str, Any]) -> tuple[str, ...]:
-    """One line per kind of warning, with its count and its worst case; the details stay in the results."""
-    target = ((meta.get("plan") or {}).get("timer") or {}).get("target_ci")
-    lines = [_parity_failed(df), _unstable(df), _ci_missed(df, target)] if len(df) else []
-    lines += _other_flags(df) if len(df) else []
-    return tuple(line for line in lines + _cell_notices(meta) if line)
-
-
-def details(df: pd.DataFrame, meta: Mapping[str, Any]) -> tuple[Detail, ...]:
-    out = [Detail(visible(r["model"]), visible(r["sizes"]), visible(r["path"]), visible(w))
-           for _, r in df.iterrows() for w in as_list(r.get("warnings"), " | ")]  # fmt: skip
-    for key, what in (("skipped", "skipped"), ("failed_cells", "failed")):
-        out += [Detail(visible(s.get("model")), visible(s.get("sizes")), DASH, f"{what}: {visible(s.get('reason'))}")
-                for s in meta.get(key) or []]  # fmt: skip
-    return tuple(out)
-
-
-# -- models --------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """A model as the run knew it: its label (with the backend when several ran), the summary and file its model
-    file declared (``meta["models"][name]``, when the run recorded them) and the options its cells ran with."""
-
-    label: str
-    name: str
-    summary: str
-    file: str
-    options: str
-
-
-def model_infos(df: pd.DataFrame, meta: Mapping[str, Any]) -> tuple[ModelInfo, ...]:
-    recorded = meta.get("models") or {}
-    out = []
-    for label, rows in df.groupby("model", sort=False):
-        name = rows["model_name"].iloc[0]
-        info = recorded.get(name) if isinstance(recorded, Mapping) else None
-        info = info if isinstance(info, Mapping) else {}
-        opts = " / ".join(dict.fromkeys(rows["options_label"]))
-        out.append(ModelInfo(visible(label), visible(name), visible(info.get("summary", "")),
-                             visible(info.get("file", "")), opts))  # fmt: skip
-    return tuple(out)
 
 
 # -- the whole view ------------------------------------------------------------------------------------------------
@@ -471,10 +310,10 @@ class Presentation:
     details: tuple[Detail, ...] = ()
     models: tuple[ModelInfo, ...] = field(default_factory=tuple)
     breakdowns: tuple[Breakdown, ...] = ()  # where the time goes: one per cell, aligned with ``cells``
-    latency: tuple[LatencyTable, ...] = ()  # single calls (kbench.measure.latency): one per cell that has them
+    latency: tuple[LatencyTable, ...] = ()  # single calls (kbench.present.latency): one per cell that has them
 
 
-def build(p: Prepared, meta: Mapping[str, Any]) -> Presentation:
+def build(p: DisplayFrame, meta: Mapping[str, Any]) -> Presentation:
     """Everything shown about a run, from its prepared results and its meta (``run.json``)."""
     df = p.results
     return Presentation(

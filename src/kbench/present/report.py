@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from kbench.present import presentation
+from kbench.analysis.latency import by_threads
 from kbench.core.errors import ReportWriteError
+from kbench.core.files import atomic_write, unwritable
 from kbench.core.fmt import visible
-from kbench.store.results import RunData, atomic_write
+from kbench.present import presentation
+from kbench.store.results import RunData
 
 
 def _png(fig) -> str:
@@ -32,7 +34,7 @@ def _has_ratios(timed: pd.DataFrame, model: str) -> bool:
     return bool(timed.loc[timed["model"] == model, "ratio_to_numpy"].notna().any())
 
 
-def model_figures(p: presentation.Prepared, samples: pd.DataFrame) -> list[dict]:
+def model_figures(p: presentation.DisplayFrame, samples: pd.DataFrame) -> list[dict]:
     """Per model (label): its figures as base64 PNG."""
     from kbench.present import figures
     from kbench.analysis.sweep import swept_axis
@@ -65,17 +67,17 @@ def _latency_figures(timed: pd.DataFrame, model: str) -> dict[str, str]:
 
 
 def _breakdown_figures(timed: pd.DataFrame, model: str, swept: bool) -> dict[str, str]:
-    """Where the time goes (:mod:`kbench.measure.decompose`): the per-cell stacked bars and, for a sweep, the parts against
+    """Where the time goes (:mod:`kbench.analysis.decompose`): the per-cell stacked bars and, for a sweep, the parts against
     the size; empty strings for a run without the decomposition."""
-    from kbench.present import figures
+    from kbench.present import decompose_figures
 
-    if not figures.has_breakdown(timed, model):
+    if not decompose_figures.has_breakdown(timed, model):
         return {"parts": "", "parts_sweep": ""}
-    return {"parts": _png(figures.breakdown_figure(timed, model)),
-            "parts_sweep": _png(figures.parts_figure(timed, model)) if swept else ""}  # fmt: skip
+    return {"parts": _png(decompose_figures.breakdown_figure(timed, model)),
+            "parts_sweep": _png(decompose_figures.parts_figure(timed, model)) if swept else ""}  # fmt: skip
 
 
-def _roofline(p: presentation.Prepared, peak: dict | None) -> str:
+def _roofline(p: presentation.DisplayFrame, peak: dict | None) -> str:
     df = p.results
     if "gflops" in df:  # a model whose FLOPs are unknown (a user model without a NumPy twin) has no place on it
         df = df[df["gflops"] > 0]
@@ -104,7 +106,7 @@ def build_html(run: RunData) -> str:
         backend=visible(meta.get("backend", "")),
         status=visible(meta.get("status", "unknown")),
         failures=[visible(f) for f in meta.get("failures") or []],
-        figures=model_figures(prepared, presentation.by_threads(presentation.by_backend(run.samples))),
+        figures=model_figures(prepared, by_threads(presentation.by_backend(run.samples))),
         summaries={m.label: m for m in view.models},
         roofline=_roofline(prepared, peak),
         peak_measured=visible((peak or {}).get("measured", "")),
@@ -118,8 +120,6 @@ def build_html(run: RunData) -> str:
 
 def check_writable(path: Path) -> None:
     """Refuse a report path that cannot be written, by trying (access() says yes to root even in /proc)."""
-    from kbench.store.results import unwritable
-
     why = unwritable(path)
     if why == "is a folder":
         raise ReportWriteError(f"--out {path} is a folder; pass a file path such as {path / 'report.html'}")

@@ -18,8 +18,10 @@ from rich.table import Table
 from rich.text import Text
 
 from kbench.present import presentation
+from kbench.present.decompose import Breakdown
 from kbench.core.fmt import clip, visible
-from kbench.measure.callpaths import BACKENDS, PATHS
+from kbench.backends import BACKENDS
+from kbench.measure.callpaths import PATHS
 from kbench.present.presentation import Presentation, by_backend  # noqa: F401  (by_backend: kept importable from here)
 from kbench.model.spec import ModelSpec
 
@@ -88,7 +90,7 @@ def with_breakdowns(p: Presentation, tables: list[Table]) -> list[RenderableType
     return out
 
 
-def breakdown_table(b: presentation.Breakdown) -> Table:
+def breakdown_table(b: Breakdown) -> Table:
     """Per Keras path: kernel floor, conversion (in + out) and framework overhead with its 95% interval, and the
     split as a bar (█ kernel, ▒ conversion, ░ overhead); NumPy's time in the title."""
     floors = " · ".join(dict.fromkeys(f"{r.path}: jit_compile=True" if r.floor == "xla" else r.floor for r in b.rows))

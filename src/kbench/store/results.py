@@ -12,27 +12,23 @@ A run folder ``reports/<run-id>/`` holds (every column and field is declared in 
 
 Every file is rewritten whole through a temporary file and an atomic rename each time a cell finishes, so a
 reader never sees half a file and a crash keeps every finished cell. :func:`load_run` reads every schema version
-it knows and migrates older ones in memory (:func:`kbench.store.schema.migrate`), never rewriting them.
+it knows and migrates older ones in memory (:func:`kbench.store.migrations.migrate`), never rewriting them.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
-import os
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Mapping
 
 import pandas as pd
 
-from kbench.store import schema
 from kbench.core.errors import RunNotFoundError, SchemaError, one_line
-from kbench.measure.callpaths import BASELINE, PATHS
-from kbench.run.planning import Cell
-from kbench.measure.timer import Measurement
+from kbench.core.files import atomic_write
+from kbench.store import migrations, schema
+from kbench.store.catalog import resolve_run
 
 SCHEMA_VERSION = schema.SCHEMA_VERSION
 COLUMNS = schema.COLUMNS  # the result columns in order, without the size_<name> family
@@ -46,25 +42,6 @@ def frame(rows: Iterable[dict]) -> pd.DataFrame:
         if c not in df.columns:
             df[c] = pd.NA
     return df[schema.ordered(df.columns)]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and rename it into place (readable like any new file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- run metadata ---------------------------------------------------------------------------------------------------
@@ -186,20 +163,6 @@ def flat_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{k: flat(v) for k, v in r.items()} for r in rows], columns=names)
 
 
-def unwritable(path: Path) -> str | None:
-    """Why ``path`` cannot be written as a new file ("is a folder", or the OS's reason), or None. It tries for real,
-    in the folder, since access() says yes to root even where nothing can be created (/proc)."""
-    if path.is_dir():
-        return "is a folder"
-    try:
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".kbench-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-    return None
-
-
 class RunWriter:
     """Owns one run folder. Created lazily by the caller, so a run that fails validation writes nothing.
 
@@ -273,22 +236,6 @@ class RunData:
     source_version: int = SCHEMA_VERSION  # the schema version of the files on disk (older ones were migrated)
 
 
-def resolve_run(ref: str | Path, reports_dir: str | Path = "reports") -> Path:
-    """A run folder, a run id under ``reports_dir``, or ``latest``."""
-    reports = Path(reports_dir)
-    if str(ref) == "latest":
-        runs = sorted((p for p in reports.glob("*/run.json")), key=lambda p: p.stat().st_mtime)
-        if not runs:
-            raise RunNotFoundError(f"no runs under {reports}/; run `kbench run --model dense` first")
-        return runs[-1].parent
-    for cand in (Path(ref), reports / str(ref)):
-        if (cand / "run.json").is_file():
-            return cand
-    if Path(ref).is_dir() or (reports / str(ref)).is_dir():
-        raise RunNotFoundError(f"{ref} is not a kbench run (no run.json); pass a folder written by `kbench run`")
-    raise RunNotFoundError(f"no run {str(ref)!r} (looked for {ref} and {reports / str(ref)}); see `ls {reports}`")
-
-
 def _damaged(path: Path, why: Any) -> SchemaError:
     return SchemaError(one_line(f"{path} {why}; the run folder is damaged, rerun the benchmark"))
 
@@ -313,16 +260,17 @@ def _read_csv(path: Path, table: tuple[schema.Column, ...], required: Iterable[s
     return df
 
 
-def _read_v1(run_dir: Path, meta: dict) -> schema.RawRun:
+def _read_v1(run_dir: Path, meta: dict) -> migrations.RawRun:
     """Version 1: results.csv (flags, warnings and options as text) and samples.csv."""
     results_csv, samples_csv = run_dir / "results.csv", run_dir / "samples.csv"
-    df = _read_csv(results_csv, schema.RESULT_COLUMNS, schema.V1_COLUMNS) if results_csv.is_file() else \
-        pd.DataFrame(columns=list(schema.V1_COLUMNS))  # fmt: skip
-    keep = [c for c in df.columns if c in schema.V1_COLUMNS or c.startswith("size_")]
+    df = _read_csv(results_csv, schema.RESULT_COLUMNS, migrations.V1_COLUMNS) if results_csv.is_file() else \
+        pd.DataFrame(columns=list(migrations.V1_COLUMNS))  # fmt: skip
+    keep = [c for c in df.columns if c in migrations.V1_COLUMNS or c.startswith("size_")]
     rows = tuple(df[keep].astype(object).to_dict("records"))
-    samples = _read_csv(samples_csv, schema.SAMPLE_COLUMNS, schema.V1_SAMPLE_COLUMNS) if samples_csv.is_file() else \
-        pd.DataFrame(columns=list(schema.V1_SAMPLE_COLUMNS))  # fmt: skip
-    return schema.RawRun(1, meta, rows, samples)
+    v1_samples = migrations.V1_SAMPLE_COLUMNS
+    samples = _read_csv(samples_csv, schema.SAMPLE_COLUMNS, v1_samples) if samples_csv.is_file() else \
+        pd.DataFrame(columns=list(v1_samples))  # fmt: skip
+    return migrations.RawRun(1, meta, rows, samples)
 
 
 def _read_results_json(path: Path, version: int) -> list:
@@ -339,7 +287,7 @@ def _read_results_json(path: Path, version: int) -> list:
     return doc["rows"]
 
 
-def _read_v2(run_dir: Path, meta: dict) -> schema.RawRun:
+def _read_v2(run_dir: Path, meta: dict) -> migrations.RawRun:
     """Version 2: results.json (the source of truth) and samples.csv."""
     path, samples_csv = run_dir / "results.json", run_dir / "samples.csv"
     rows = _read_results_json(path, 2) if path.is_file() else []
@@ -354,11 +302,11 @@ def _read_v2(run_dir: Path, meta: dict) -> schema.RawRun:
     required = [c for c in SAMPLE_COLUMNS if c not in schema.LATE_V2]
     samples = _read_csv(samples_csv, schema.SAMPLE_COLUMNS, required) if samples_csv.is_file() else \
         pd.DataFrame(columns=SAMPLE_COLUMNS)  # fmt: skip
-    return schema.RawRun(2, meta, coerced, samples.reindex(columns=schema.ordered([*samples.columns, *SAMPLE_COLUMNS],
-                                                                               schema.SAMPLE_COLUMNS)))  # fmt: skip
+    columns = schema.ordered([*samples.columns, *SAMPLE_COLUMNS], schema.SAMPLE_COLUMNS)
+    return migrations.RawRun(2, meta, coerced, samples.reindex(columns=columns))
 
 
-READERS: dict[int, Callable[[Path, dict], schema.RawRun]] = {1: _read_v1, 2: _read_v2}
+READERS: dict[int, Callable[[Path, dict], migrations.RawRun]] = {1: _read_v1, 2: _read_v2}
 
 
 def _read_meta(run_dir: Path) -> tuple[dict, int]:
@@ -384,7 +332,7 @@ def load_run(ref: str | Path, reports_dir: str | Path = "reports") -> RunData:
     :class:`SchemaError` (a missing or unreadable run, :class:`RunNotFoundError`), each in one line."""
     run_dir = resolve_run(ref, reports_dir)
     meta, version = _read_meta(run_dir)
-    raw = schema.migrate(READERS[version](run_dir, meta))
+    raw = migrations.migrate(READERS[version](run_dir, meta))
     try:
         run_meta = RunMeta.from_json(raw.meta)
         samples = schema.apply_dtypes(raw.samples[schema.ordered(raw.samples.columns, schema.SAMPLE_COLUMNS)],

@@ -1,14 +1,13 @@
-"""The results schema: one table that declares every column of a run's files, and the migrations between versions.
+"""The results schema: one table that declares every column of a run's files, and how a value is checked against it.
 
 - :data:`RESULT_COLUMNS`: the rows of ``results.json`` (and its flat export ``results.csv``), in order. The family
   ``size_<name>`` (one column per size a model declares) is one entry of the table, at the place its columns go.
 - :data:`SAMPLE_COLUMNS`: the rows of ``samples.csv``, one per per-call sample.
 - :data:`RUN_FIELDS`: the fields of ``run.json`` (:class:`kbench.store.results.RunMeta`).
 
-:func:`coerce_row` checks a row against the table and turns it into plain JSON-ready Python values; :func:`migrate`
-brings data written by an older version up to :data:`SCHEMA_VERSION` through a chain of small functions, one per
-version step (as asv does): ``v1 -> v2``, later ``v2 -> v3``. :func:`markdown` renders the table as the README's
-``## Results schema`` section (``python -m kbench.store.schema`` prints it); a test keeps the two equal.
+:func:`coerce_row` checks a row against the table and turns it into plain JSON-ready Python values. Data written by
+an older version is brought up to :data:`SCHEMA_VERSION` by :mod:`kbench.store.migrations`; the README's
+``## Results schema`` section is rendered from this table by :mod:`kbench.store.schemadoc`.
 """
 
 from __future__ import annotations
@@ -16,9 +15,8 @@ from __future__ import annotations
 import json
 import math
 import re
-import textwrap
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -272,6 +270,10 @@ def ordered(names: Iterable[str], table: Iterable[Column] = RESULT_COLUMNS) -> l
 
 # -- values ---------------------------------------------------------------------------------------------------------
 
+# the string forms version 1 stored list columns in, still accepted by coerce_value (kbench.store.migrations)
+V1_SEPARATORS = {"flags": ";", "warnings": " | "}
+
+
 
 def is_missing(v: Any) -> bool:
     return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, (float, np.floating)) and math.isnan(v))
@@ -371,133 +373,3 @@ def apply_dtypes(df: pd.DataFrame, table: tuple[Column, ...] = RESULT_COLUMNS) -
             raise SchemaError(f"column {name!r} holds a number that is not an integer")
         df[name] = values.astype("float64" if col.dtype == "float" else "int64" if complete else "Int64")
     return df
-
-
-def single_process_fields(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The v2 process columns of a row measured by one worker process: ``n_processes`` 1 and one-element lists."""
-    med, ratio = row.get("median_s"), row.get("ratio_to_numpy")
-    return {"n_processes": 1,
-            "process_medians_s": [] if is_missing(med) else [float(med)],
-            "ratio_process": [] if is_missing(ratio) else [float(ratio)]}  # fmt: skip
-
-
-# -- migrations -----------------------------------------------------------------------------------------------------
-
-# version 1's results.csv columns, frozen as they were (v1 files are read with these)
-V1_COLUMNS = (
-    "schema_version", "run_id", "model", "backend", "path", "sizes", "dtype", "options", "flops",
-    "device", "placement", "precision",
-    "parity_ok", "parity_tol", "parity_max_abs_err", "parity_max_rel_err", "parity_twin_max_abs_err", "parity_message",
-    "median_s", "q1_s", "q3_s", "iqr_s", "min_s", "max_s", "mean_s", "stdev_s", "ci_low_s", "ci_high_s",
-    "n_samples", "loops", "stop_reason", "loop_overhead_pct",
-    "ratio_to_numpy", "ratio_ci_low", "ratio_ci_high",
-    "bytes", "gflops", "gbps", "pct_peak_flops", "pct_peak_bw",
-    "import_s", "build_s", "first_call_s", "retrace_s", "retrace_batch", "cold_order",
-    "flags", "warnings",
-)  # fmt: skip
-V1_SAMPLE_COLUMNS = ("run_id", "model", "backend", "path", "sizes", "dtype", "sample", "loops", "seconds")
-V1_SEPARATORS = {"flags": ";", "warnings": " | "}
-
-
-@dataclass(frozen=True)
-class RawRun:
-    """A run folder's content as read, before or after migration: run.json, result rows, samples."""
-
-    version: int
-    meta: dict
-    rows: tuple[dict, ...]
-    samples: pd.DataFrame
-
-
-def v1_to_v2(raw: RawRun) -> RawRun:
-    """v1 → v2: `flags` split on `;` and `warnings` on ` | ` into lists, `options` parsed from JSON text;
-    `n_processes` 1, `process_medians_s` [`median_s`] and `ratio_process` [`ratio_to_numpy`] (v1 ran one worker
-    process per backend); `peak_engine` `numpy` where `pct_peak_flops` is set (v1's peak was NumPy's BLAS); the other
-    new columns empty; samples get `process` 0 and an empty `threads`."""
-    rows = []
-    for r in raw.rows:
-        row = {**r, "schema_version": 2, **single_process_fields(r)}
-        row["peak_engine"] = None if is_missing(r.get("pct_peak_flops")) else "numpy"
-        rows.append(coerce_row(row, strict=False))
-    samples = raw.samples.assign(process=0, threads=None)
-    return RawRun(2, {**raw.meta, "schema_version": 2}, tuple(rows), samples[ordered(samples.columns, SAMPLE_COLUMNS)])
-
-
-MIGRATIONS: dict[int, Callable[[RawRun], RawRun]] = {1: v1_to_v2}  # from version k to k + 1
-
-
-def migrate(raw: RawRun) -> RawRun:
-    """Apply the chain of migrations from ``raw.version`` up to :data:`SCHEMA_VERSION`."""
-    while raw.version < SCHEMA_VERSION:
-        step = MIGRATIONS.get(raw.version)
-        if step is None:
-            raise SchemaError(f"no migration from results schema version {raw.version}; rerun the benchmark")
-        out = step(raw)
-        if out.version != raw.version + 1:
-            raise RuntimeError(f"migration {step.__name__} returned version {out.version}, not {raw.version + 1}")
-        raw = out
-    return raw
-
-
-# -- documentation --------------------------------------------------------------------------------------------------
-
-
-def _table(columns: Iterable[Column], first: str) -> list[str]:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = [f"| {first} | type | unit | meaning |", "|---|---|---|---|"]
-    for c in columns:
-        new = f" (v{c.since})" if c.since > 1 else ""
-        lines.append(f"| `{c.name}`{new} | {cell(c.dtype)} | {c.unit} | {cell(c.meaning)} |")
-    return lines
-
-
-def _prose(*bullets: str) -> list[str]:
-    """Paragraphs or ``- `` bullets wrapped at 115 characters, as the README is."""
-    return [textwrap.fill(b, 115, subsequent_indent="  " if b.startswith("- ") else "", break_on_hyphens=False,
-                          break_long_words=False) for b in bullets]  # fmt: skip
-
-
-def markdown() -> str:
-    """The README's ``## Results schema`` section (without its heading), rendered from the tables above."""
-    steps = [f"- **v{k} → v{k + 1}**: {' '.join((f.__doc__ or '').split()).split(': ', 1)[-1]}"
-             for k, f in sorted(MIGRATIONS.items())]  # fmt: skip
-    v = SCHEMA_VERSION
-    return "\n".join([
-        *_prose(f"Schema version {v}. Generated from `src/kbench/schema.py` (`python -m kbench.store.schema` prints it; a "
-                "test keeps this copy equal to it)."),
-        "",
-        *_prose(f"- `results.json` is the source of truth: `{{\"schema_version\": {v}, \"rows\": [...]}}`, one "
-                "object per row and line; lists stay lists, `options` is an object, a missing value is `null` (an "
-                "infinite one `Infinity`, as Python's json writes it).",
-                "- `results.csv` is a flat export of the same rows for spreadsheets, never read back: list cells are "
-                f"joined with `{LIST_SEPARATOR}` (a warning may itself contain one), `options` is JSON text.",
-                "- `samples.csv` holds every sample (every column is a scalar); `run.json` the run's metadata.",
-                f"- `kbench.store.results.load_run` reads every version it knows and returns version {v} data (lists as "
-                "lists, `options` as a dict, `meta` a `RunMeta`): an older folder is migrated in memory, one step "
-                "per version, and never rewritten; a newer version is refused in one line. `(v2)` marks a column "
-                "that version 2 added."),
-        "",
-        "### Result rows (`results.json`, `results.csv`)",
-        "",
-        *_table(RESULT_COLUMNS, "column"),
-        "",
-        "### Samples (`samples.csv`)",
-        "",
-        *_table(SAMPLE_COLUMNS, "column"),
-        "",
-        "### Run metadata (`run.json`, `kbench.store.results.RunMeta`)",
-        "",
-        *_table(RUN_FIELDS, "field"),
-        "",
-        *_prose(RUN_EXTRA),
-        "",
-        "### Migrations",
-        "",
-        *_prose(*steps),
-    ])  # fmt: skip
-
-
-if __name__ == "__main__":
-    print(markdown())

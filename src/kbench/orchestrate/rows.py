@@ -15,12 +15,12 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from kbench.measure import decompose
+from kbench.analysis import decompose
 from kbench.core import stats
-from kbench.measure.latency import latency_columns
+from kbench.analysis.latency import latency_columns
 from kbench.measure.parity import KERAS_ONLY
 from kbench.measure.callpaths import BASELINE, PATHS
-from kbench.run.planning import Cell
+from kbench.measure.protocol import Cell
 from kbench.measure.protocol import CellDone, PathResult
 from kbench.measure.timer import UNSTABLE_IQR, Measurement
 

@@ -9,9 +9,9 @@ from scipy import stats as scipy_stats
 
 from kbench.core import stats
 from kbench.measure.parity import ParityResult
-from kbench.run.planning import Cell
+from kbench.measure.protocol import Cell
 from kbench.measure.protocol import CellDone, PathResult
-from kbench.run.rows import CellFacts, cell_rows
+from kbench.orchestrate.rows import CellFacts, cell_rows
 
 CELL = Cell("dense", "models/dense.py", (("batch", 4), ("features", 8), ("units", 8)), (), "float32")
 FACTS = CellFacts("r1", "tensorflow", CELL, 1000, 400, {"numpy": 0.05, "backend": 3.0})

@@ -1,38 +1,30 @@
-"""Beyond one machine: split a plan's cells into N shards (``kbench run --shard K/N``, one CI job each) and merge the
-shards' run folders back into one run (``kbench merge``).
-
-**Partition: round-robin by the cell's index in the full plan.** Cell ``i`` (from 0, in the full plan's order,
-which :func:`kbench.run.planning.make_cells` makes deterministic) goes to shard ``i mod N + 1``. Why not a stable hash
-of the cell's identity, which would keep a cell in its shard when a size is added? Because shards of different
-plans are never merged (:func:`merge_runs` refuses them), so that stability buys nothing, while round-robin gives
-what a job matrix needs: shard sizes differ by at most one cell, each shard gets a mix of small and large sizes
-(the full plan runs small to large along each axis), and a shard is empty exactly when K exceeds the plan's cell
-count, which is refused with the fix (``use at most C shards``) instead of leaving a CI job with nothing to do.
+"""``kbench merge``: the run folders of the shards of one plan (:mod:`kbench.orchestrate.shard`) joined back into one run.
 
 **Merge: exact.** Result rows and samples are the shards' own, as written (no statistic is recomputed; ratios are
 within a cell, and a cell is never split across shards), ordered as an unsharded run orders them: by backend, then
 by cell in the full plan. A row keeps the ``run_id`` of the shard run that measured it. The metadata is combined:
-see :func:`merged_meta`.
+see :func:`merged_meta`. Before anything is written the inputs are checked: shards of one plan, each once, all of
+them (unless ``allow_partial``), from one kind of machine (unless ``allow_mixed``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import statistics
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from kbench.store import schema
-from kbench.core.errors import BadOptionError, SchemaError, UsageError
-from kbench.run.planning import Cell, Plan, Shard
+from kbench.core.errors import UsageError
+from kbench.machine.fingerprint import flatten
+from kbench.orchestrate.planning import Shard
+from kbench.orchestrate.shard import ASSIGNMENT, shard_from_json, shard_indices
+from kbench.store import migrations
 from kbench.store.results import READERS, RunMeta, RunWriter, load_run
 
-ASSIGNMENT = "round-robin"  # recorded in run.json: how cells were assigned to shards
 ROW_KEY = ("model", "backend", "path", "sizes", "dtype")  # one row per key in a run
 IGNORED_ENV = ("TF_CPP_", "TF_CLI_", "TF_VAR_", "TF_LOG", "TF_DATA_DIR", "TF_PLUGIN_CACHE_DIR", "TF_IN_AUTOMATION",
                "TF_INPUT", "TF_WORKSPACE")  # fmt: skip  # log levels and Terraform's TF_ variables: no effect on timing
@@ -40,62 +32,6 @@ IGNORED_ENV = ("TF_CPP_", "TF_CLI_", "TF_VAR_", "TF_LOG", "TF_DATA_DIR", "TF_PLU
 # parent process happened to load (no timing runs there: the workers' BLAS is under backends.<name>.blas)
 IGNORED_HOST = ("os", "env", "blas")
 STATUS_ORDER = ("failed", "running", "interrupted", "complete")  # a merged run has its worst shard's status
-
-
-# -- sharding a plan ------------------------------------------------------------------------------------------------
-
-
-def shard_indices(total: int, index: int, count: int) -> tuple[int, ...]:
-    """The full-plan indices (from 0) of shard ``index``/``count``'s cells: round-robin."""
-    return tuple(range(index - 1, total, count))
-
-
-def cell_json(cell: Cell) -> dict[str, Any]:
-    """A cell as run.json's ``plan.cells`` records it (no model file: its path differs between machines)."""
-    return {"model": cell.model, "sizes": cell.label, "options": cell.options_dict, "dtype": cell.dtype}
-
-
-def plan_digest(plan: Plan) -> str:
-    """The full plan's identity: its cells and every setting that changes what is measured. Equal on every
-    machine for one command (unless the memory guard skips different cells there)."""
-    doc = {"cells": [cell_json(c) for c in plan.cells], "paths": list(plan.paths), "seed": plan.seed,
-           "timer": asdict(plan.timer), "processes": plan.processes, "backends": list(plan.backends),
-           "mode": plan.mode, "device": plan.device, "precision": plan.precision, "resident": plan.resident,
-           "run_budget_s": plan.run_budget_s}  # fmt: skip
-    doc.update({k: list(v) for k, v in (("gaps", plan.gaps), ("threads", plan.threads)) if v})  # --gap, --threads
-    doc.update({"rate": plan.rate} if plan.rate is not None else {})  # --rate
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def apply(plan: Plan, shard: Shard) -> Plan:
-    """``plan`` (the full plan) cut down to shard K/N's cells, with the shard recorded; an empty shard is refused."""
-    total = len(plan.cells)
-    picked = shard_indices(total, shard.index, shard.count)
-    if not picked:
-        most = f"{total} shard{'s' * (total > 1)}"
-        raise BadOptionError(f"shard {shard.label} of a {total}-cell plan has no cells; use at most {most}")
-    filled = Shard(shard.index, shard.count, total, picked, plan_digest(plan))
-    return replace(plan, cells=tuple(plan.cells[i] for i in picked), shard=filled)
-
-
-def shard_json(shard: Shard) -> dict[str, Any]:
-    """run.json's ``shard`` object."""
-    return {"index": shard.index, "count": shard.count, "plan_cells": shard.plan_cells, "cells": list(shard.cells),
-            "plan_digest": shard.plan_digest, "assignment": ASSIGNMENT}  # fmt: skip
-
-
-def shard_from_json(data: Any, where: str) -> Shard:
-    """run.json's ``shard`` object, checked (a damaged one is a :class:`SchemaError`)."""
-    try:
-        shard = Shard(int(data["index"]), int(data["count"]), int(data["plan_cells"]),
-                      tuple(int(i) for i in data["cells"]), str(data["plan_digest"]))  # fmt: skip
-    except (TypeError, KeyError, ValueError):
-        raise SchemaError(f"{where}/run.json has a damaged `shard` field; rerun that shard") from None
-    if data.get("assignment", ASSIGNMENT) != ASSIGNMENT or shard.cells != shard_indices(
-            shard.plan_cells, shard.index, shard.count):  # fmt: skip
-        raise SchemaError(f"{where}/run.json: shard {shard.label} lists cells this kbench would not assign to it; "
-                          "rerun the shards with one kbench version")  # fmt: skip
-    return shard
 
 
 # -- reading and checking the shards --------------------------------------------------------------------------------
@@ -126,7 +62,7 @@ def read_shard(ref: str | Path, reports_dir: str | Path = "reports") -> ShardRun
     if "shard" not in data.meta.extra:
         raise UsageError(f"{ref} was not run with --shard; merge the run folders of one `kbench run --shard K/N` sweep")
     shard = shard_from_json(data.meta.extra["shard"], str(ref))
-    raw = schema.migrate(READERS[data.source_version](data.run_dir, data.meta.to_json()))
+    raw = migrations.migrate(READERS[data.source_version](data.run_dir, data.meta.to_json()))
     return ShardRun(str(ref), data.run_dir, data.meta, shard, raw.rows, raw.samples)
 
 
@@ -206,26 +142,15 @@ def check_complete(runs: list[ShardRun], allow_partial: bool) -> None:
                          "or --allow-partial to merge without them")  # fmt: skip
 
 
-def _flat(prefix: str, value: Any, out: dict[str, str]) -> None:
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            _flat(f"{prefix}.{k}", v, out)
-    elif isinstance(value, (list, tuple)):  # e.g. the BLAS libraries, listed in the order they happened to load
-        out[prefix] = json.dumps(sorted(json.dumps(v, sort_keys=True, default=str) for v in value))
-    else:
-        out[prefix] = json.dumps(value, sort_keys=True, default=str)
-
-
 def fingerprint(meta: RunMeta) -> dict[str, str]:
     """What the figures depend on besides the code, flattened (``host.cpu``, ``host.packages.numpy``,
-    ``host.env.OMP_NUM_THREADS``, ``backends.tensorflow.devices``, ...), each value as JSON text."""
+    ``host.env.OMP_NUM_THREADS``, ``backends.tensorflow.devices``, ...), each value as JSON text
+    (:func:`kbench.machine.fingerprint.flatten`)."""
     env = meta.env if isinstance(meta.env, Mapping) else {}
     host = dict(env.get("host") or {})
-    out: dict[str, str] = {}
-    _flat("host", {k: v for k, v in host.items() if k not in IGNORED_HOST}, out)
-    _flat("host.env", {k: v for k, v in (host.get("env") or {}).items() if not k.startswith(IGNORED_ENV)}, out)
-    _flat("backends", env.get("backends") or {}, out)
-    return out
+    return {**flatten({k: v for k, v in host.items() if k not in IGNORED_HOST}, "host"),
+            **flatten({k: v for k, v in (host.get("env") or {}).items() if not k.startswith(IGNORED_ENV)}, "host.env"),
+            **flatten(env.get("backends") or {}, "backends")}  # fmt: skip
 
 
 def mixed_fields(runs: list[ShardRun]) -> list[dict[str, Any]]:

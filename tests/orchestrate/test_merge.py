@@ -1,5 +1,5 @@
-"""Sharding (`kbench run --shard K/N`) and merging (`kbench merge`): the partition property, parsing and refusals,
-exact merges of synthetic shard folders, and one real tiny sharded run merged and reported through the CLI."""
+"""Merging shards (`kbench merge`): exact merges of synthetic shard folders, the refusals, the machine fingerprint,
+and one real tiny sharded run merged and reported through the CLI."""
 
 from __future__ import annotations
 
@@ -10,16 +10,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import run_cli
 from kbench import api
-from kbench.run import shard
 from kbench.cli.app import app
-from kbench.core.errors import BadOptionError, RunNotFoundError, SchemaError, UsageError
-from kbench.run.planning import Shard, parse_shard
+from kbench.orchestrate import merge
+from kbench.orchestrate.record import RunStart
+from kbench.core.errors import RunNotFoundError, SchemaError, UsageError
 from kbench.store.results import RunWriter, load_run
 
 runner = CliRunner()
@@ -34,92 +32,6 @@ def _plan(shard_arg=None, batch="1,2,4,8", n="8,16,32", **kw):
     """dense at 4 batches and matmul at 3 sizes: a 7-cell plan."""
     return api.plan(["dense", "matmul"], PATHS, sizes={"batch": batch, "n": n}, quick=True, processes=1,
                     shard=shard_arg, **kw)  # fmt: skip
-
-
-# -- the partition ---------------------------------------------------------------------------------------------------
-
-
-@given(total=st.integers(0, 300), count=st.integers(1, 40))
-def test_round_robin_partitions_every_index_once_and_balanced(total, count):
-    parts = [shard.shard_indices(total, k, count) for k in range(1, count + 1)]
-    flat = [i for p in parts for i in p]
-    assert sorted(flat) == list(range(total))  # the union is the plan, each index once
-    assert max(map(len, parts)) - min(map(len, parts)) <= 1
-    assert all(p == tuple(sorted(p)) for p in parts)  # a shard keeps the full plan's order
-
-
-@settings(max_examples=25)
-@given(batches=st.sets(st.integers(1, 64), min_size=1, max_size=6), ns=st.sets(st.integers(1, 32), max_size=5),
-       count=st.integers(1, 12))  # fmt: skip
-def test_shards_of_a_real_plan_are_the_plan(batches, ns, count):
-    models = ["dense", "matmul"] if ns else ["dense"]
-    sizes = {"batch": ",".join(map(str, batches)), **({"n": ",".join(map(str, ns))} if ns else {})}
-    full = api.plan(models, sizes=sizes, quick=True, processes=1)
-    got, digests = [], set()
-    for k in range(1, count + 1):
-        if k > len(full.cells):
-            with pytest.raises(BadOptionError, match=f"no cells; use at most {len(full.cells)} shard"):
-                api.plan(models, sizes=sizes, quick=True, processes=1, shard=f"{k}/{count}")
-            continue
-        part = api.plan(models, sizes=sizes, quick=True, processes=1, shard=f"{k}/{count}")
-        assert part.shard.plan_cells == len(full.cells) and part.shard.cells == shard.shard_indices(len(full.cells), k, count)
-        got += list(zip(part.shard.cells, part.cells))
-        digests.add(part.shard.plan_digest)
-    assert sorted(got) == list(enumerate(full.cells))  # disjoint, and together exactly the unsharded plan
-    assert digests == {shard.plan_digest(full)}
-
-
-def test_plan_digest_tells_plans_apart():
-    assert shard.plan_digest(_plan()) == shard.plan_digest(_plan())
-    assert shard.plan_digest(_plan()) != shard.plan_digest(_plan(batch="1,2,4,16"))
-    assert shard.plan_digest(_plan()) != shard.plan_digest(_plan(seed=1))
-
-
-@pytest.mark.parametrize("text, expect", [("2/4", (2, 4)), ("1/1", (1, 1)), (" 4 / 4 ", (4, 4)), ((3, 5), (3, 5))])
-def test_parse_shard(text, expect):
-    got = parse_shard(text)
-    assert (got.index, got.count, got.label) == (*expect, f"{expect[0]}/{expect[1]}")
-    assert parse_shard(None) is None
-
-
-BAD_SHARDS = [
-    ("0/4", "--shard 0/4: K must be from 1 to 4"),
-    ("5/4", "--shard 5/4: K must be from 1 to 4; shards are numbered 1/4 to 4/4"),
-    ("2/0", "--shard 2/0: N must be 1 or more"),
-    ("x", "--shard 'x' is not K/N; write e.g. --shard 2/4"),
-    ("2-4", "--shard '2-4' is not K/N"),
-    ("-1/4", "is not K/N"),
-    ("1/4/2", "is not K/N"),
-    ("", "is not K/N"),
-    ("٣/4", "is not K/N"),  # a non-ASCII digit
-]
-
-
-@pytest.mark.parametrize("text, words", BAD_SHARDS)
-def test_bad_shard_is_one_line_exit_2(text, words, tmp_path, monkeypatch):
-    with pytest.raises(BadOptionError, match=words.replace("(", r"\(")):
-        parse_shard(text)
-    monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["run", "--model", "dense", "--shard", text])
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("kbench: error: --shard"), result.output
-    assert words in lines[0] and not (tmp_path / "reports").exists()
-
-
-def test_empty_shard_is_refused_with_the_largest_useful_count(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["run", "--model", "dense", "--batch", "1,2,4", "--shard", "5/5"])
-    assert result.exit_code == 2
-    assert result.output.strip() == ("kbench: error: shard 5/5 of a 3-cell plan has no cells; use at most 3 shards")
-
-
-def test_start_meta_records_the_shard():
-    plan = _plan("2/3")
-    meta = api._start_meta(plan, None, [], [])
-    assert meta["shard"] == {"index": 2, "count": 3, "plan_cells": 7, "cells": [1, 4], "plan_digest": plan.shard.plan_digest,
-                             "assignment": "round-robin"}  # fmt: skip
-    assert [c["sizes"] for c in meta["plan"]["cells"]] == ["batch=2 features=128 units=128", "n=8"]
-    assert "shard" not in api._start_meta(_plan(), None, [], [])
 
 
 # -- synthetic shard folders -----------------------------------------------------------------------------------------
@@ -145,7 +57,7 @@ def write_shard(root: Path, k: int, n: int, name: str | None = None, seed: int =
     """A shard's run folder as `kbench run --shard k/n` writes it (the plan of :func:`_plan`), rows made up."""
     plan = _plan(f"{k}/{n}", seed=seed)
     run_id = name or f"shard{k}of{n}"
-    start = api._start_meta(plan, None, ["machine check: ok"], [])
+    start = RunStart.of(plan, None, ["machine check: ok"], []).to_json()
     start.update(command=f"kbench run --model dense,matmul --shard {k}/{n} --quick", run_id=run_id,
                  env={"host": host or HOST, "backends": {"tensorflow": {"keras": "3.0.0", "devices": ["CPU:0"]}}},
                  imports={"tensorflow": {"numpy": 0.05 * k, "backend": 3.0 * k}}, runtime_init_s={"tensorflow": 0.2 * k},
@@ -172,7 +84,7 @@ def shards(tmp_path):
 
 
 def test_merge_is_exact_and_in_plan_order(shards, tmp_path):
-    result = shard.merge_runs(reversed(shards), tmp_path / "merged", command="kbench merge ...")
+    result = merge.merge_runs(reversed(shards), tmp_path / "merged", command="kbench merge ...")
     rows, samples = _lines(result.run_dir)
     assert Counter(rows) == Counter(line for s in shards for line in _lines(s)[0])  # byte for byte, each once
     assert Counter(samples) == Counter(line for s in shards for line in _lines(s)[1])
@@ -192,7 +104,7 @@ def test_merge_combines_the_metadata(tmp_path):
     a = write_shard(root, 1, 2, failures=["worker crashed"], failed_cells=[{"model": "dense", "sizes": "batch=1",
                     "backend": "tensorflow", "reason": "crashed"}], skipped=[{"model": "dense", "sizes": "x", "reason": "big"}])
     b = write_shard(root, 2, 2, skipped=[{"model": "dense", "sizes": "x", "reason": "big"}], status="interrupted")
-    meta = shard.merge_runs([a, b], tmp_path / "m", command="kbench merge a b --out m").meta
+    meta = merge.merge_runs([a, b], tmp_path / "m", command="kbench merge a b --out m").meta
     assert meta.run_id == "m" and meta.status == "interrupted"
     assert meta.command == "kbench run --model dense,matmul --quick"  # the whole plan, on one machine
     assert (meta.started, meta.finished) == ("2026-01-01T00:01:00", "2026-01-01T00:12:00")
@@ -220,21 +132,21 @@ def _refusal(fn, *args, **kwargs) -> str:
 def test_missing_shard_is_refused_unless_partial(tmp_path):
     root = tmp_path / "s"
     runs = [write_shard(root, k, 4) for k in (1, 2, 4)]
-    assert _refusal(shard.merge_runs, runs, tmp_path / "m") == ("shard 3/4 is missing; pass every shard's run "
+    assert _refusal(merge.merge_runs, runs, tmp_path / "m") == ("shard 3/4 is missing; pass every shard's run "
                                                                 "folder, or --allow-partial to merge without them")
-    assert "shards 2/4, 3/4 are missing" in _refusal(shard.merge_runs, runs[::2], tmp_path / "m")
+    assert "shards 2/4, 3/4 are missing" in _refusal(merge.merge_runs, runs[::2], tmp_path / "m")
     assert not (tmp_path / "m").exists()
-    result = shard.merge_runs(runs, tmp_path / "m", allow_partial=True)
+    result = merge.merge_runs(runs, tmp_path / "m", allow_partial=True)
     assert result.missing == ("3/4",) and result.cells == 5 and result.plan_cells == 7
     assert result.meta["merged"]["missing"] == [{"shard": "3/4", "cells": [2, 6]}]
 
 
 def test_duplicates_are_refused(shards, tmp_path):
-    text = _refusal(shard.merge_runs, [shards[0], shards[1], shards[0]], tmp_path / "m")
+    text = _refusal(merge.merge_runs, [shards[0], shards[1], shards[0]], tmp_path / "m")
     assert text.startswith(f"{shards[0]} is given twice")
     copy = tmp_path / "copy"
     shutil.copytree(shards[1], copy)
-    text = _refusal(shard.merge_runs, [*shards, copy], tmp_path / "m")
+    text = _refusal(merge.merge_runs, [*shards, copy], tmp_path / "m")
     assert text == f"shard 2/3 is given twice ({shards[1]} and {copy}); pass each shard once"
 
 
@@ -243,15 +155,15 @@ def test_overlapping_rows_are_refused(shards, tmp_path):
     rows = (shards[0] / "results.json").read_text().splitlines()
     doc = (other / "results.json").read_text().splitlines()
     (other / "results.json").write_text("\n".join([doc[0], rows[1], *doc[1:]]) + "\n")  # a row of shard 1 in shard 3
-    text = _refusal(shard.merge_runs, [shards[0], shards[1], other], tmp_path / "m")
+    text = _refusal(merge.merge_runs, [shards[0], shards[1], other], tmp_path / "m")
     assert text.startswith("the row dense tensorflow numpy batch=1 features=128 units=128 float32 is in both")
 
 
 def test_shards_of_different_plans_are_refused(tmp_path):
     a = write_shard(tmp_path / "a", 1, 2)
-    assert "(plan.seed 0 vs 1)" in _refusal(shard.merge_runs, [a, write_shard(tmp_path / "b", 2, 2, seed=1)],
+    assert "(plan.seed 0 vs 1)" in _refusal(merge.merge_runs, [a, write_shard(tmp_path / "b", 2, 2, seed=1)],
                                              tmp_path / "m")  # fmt: skip
-    text = _refusal(shard.merge_runs, [a, write_shard(tmp_path / "c", 2, 3)], tmp_path / "m")
+    text = _refusal(merge.merge_runs, [a, write_shard(tmp_path / "c", 2, 3)], tmp_path / "m")
     assert text.endswith("are shards of different plans (shard 1/2 vs 2/3: one sweep has one shard count); merge "
                          "the shards of one `kbench run --shard K/N` command")  # fmt: skip
 
@@ -260,10 +172,10 @@ def test_mixed_machines_are_refused_unless_allowed(tmp_path):
     a = write_shard(tmp_path / "s", 1, 2)
     b = write_shard(tmp_path / "s", 2, 2, host={**HOST, "cpu": "Other CPU", "packages": {"numpy": "2.1.0", "keras": "3.0.0"},
                                                 "os": "Linux-2", "env": {"OMP_NUM_THREADS": "2"}})  # fmt: skip
-    text = _refusal(shard.merge_runs, [a, b], tmp_path / "m")
+    text = _refusal(merge.merge_runs, [a, b], tmp_path / "m")
     assert text == ('the shards ran on different machines or software: host.cpu "Test CPU" in shard1of2 vs "Other CPU" '
                     "in shard2of2 (and 1 more field(s)); merge shards from one kind of machine, or pass --allow-mixed")
-    result = shard.merge_runs([a, b], tmp_path / "m", allow_mixed=True)
+    result = merge.merge_runs([a, b], tmp_path / "m", allow_mixed=True)
     assert result.mixed == ("host.cpu", "host.packages.numpy")  # the OS build and Terraform's TF_ variable don't count
     assert result.meta["merged"]["allow_mixed"] is True
     assert result.meta["merged"]["mixed"][1] == {"field": "host.packages.numpy",
@@ -272,19 +184,19 @@ def test_mixed_machines_are_refused_unless_allowed(tmp_path):
 
 def test_bad_inputs_are_refused(shards, tmp_path):
     with pytest.raises(RunNotFoundError, match="no run 'nope'"):
-        shard.merge_runs(["nope"], tmp_path / "m", reports_dir=tmp_path)
+        merge.merge_runs(["nope"], tmp_path / "m", reports_dir=tmp_path)
     future = tmp_path / "future"
     shutil.copytree(shards[0], future)
     meta = json.loads((future / "run.json").read_text())
     (future / "run.json").write_text(json.dumps({**meta, "schema_version": 99}))
     with pytest.raises(SchemaError, match="schema version 99, newer than this kbench reads"):
-        shard.merge_runs([future, *shards[1:]], tmp_path / "m")
+        merge.merge_runs([future, *shards[1:]], tmp_path / "m")
     plain = RunWriter(tmp_path / "plain", {"run_id": "plain", "plan": {}})
-    assert "was not run with --shard" in _refusal(shard.merge_runs, [plain.run_dir], tmp_path / "m")
-    assert "already exists" in _refusal(shard.merge_runs, shards, shards[0])
-    assert "no run to merge" in _refusal(shard.merge_runs, [], tmp_path / "m")
-    merged = shard.merge_runs(shards, tmp_path / "m").run_dir
-    assert "is a merged run" in _refusal(shard.merge_runs, [merged], tmp_path / "m2")
+    assert "was not run with --shard" in _refusal(merge.merge_runs, [plain.run_dir], tmp_path / "m")
+    assert "already exists" in _refusal(merge.merge_runs, shards, shards[0])
+    assert "no run to merge" in _refusal(merge.merge_runs, [], tmp_path / "m")
+    merged = merge.merge_runs(shards, tmp_path / "m").run_dir
+    assert "is a merged run" in _refusal(merge.merge_runs, [merged], tmp_path / "m2")
 
 
 def test_cli_merge_refusals_are_one_line_exit_2(shards, tmp_path, monkeypatch):
@@ -340,6 +252,6 @@ def test_fingerprint_ignores_library_load_order_and_noise():
     blas = [{"internal_api": "openblas", "version": "0.3.30"}, {"internal_api": "openblas", "version": "0.3.31"}]
     a = RunMeta(env={"host": {**HOST, "blas": blas}})
     b = RunMeta(env={"host": {**HOST, "blas": blas[::-1], "os": "Linux-2", "env": {"OMP_NUM_THREADS": "2"}}})
-    assert shard.fingerprint(a) == shard.fingerprint(b)
+    assert merge.fingerprint(a) == merge.fingerprint(b)
     c = RunMeta(env={"host": {**HOST, "env": {"OMP_NUM_THREADS": "1"}}})
-    assert shard.fingerprint(a)["host.env.OMP_NUM_THREADS"] != shard.fingerprint(c)["host.env.OMP_NUM_THREADS"]
+    assert merge.fingerprint(a)["host.env.OMP_NUM_THREADS"] != merge.fingerprint(c)["host.env.OMP_NUM_THREADS"]

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from kbench.core.errors import BadOptionError, BadSizeError, DtypeError, MemoryLimitError, UnknownPathError
 from kbench.measure.callpaths import BASELINE, PATHS
+from kbench.measure.protocol import Cell
 from kbench.model.spec import ModelSpec
 from kbench.measure.timer import TimerConfig
 from kbench.model.weights import SUPPORTED_DTYPES
@@ -27,29 +28,8 @@ MAX_CELLS = 200  # default --max-cells: a grid bigger than this is refused, with
 
 
 @dataclass(frozen=True)
-class Cell:
-    model: str
-    model_file: str
-    sizes: tuple[tuple[str, int], ...]
-    options: tuple[tuple[str, Any], ...]
-    dtype: str
-
-    @property
-    def sizes_dict(self) -> dict[str, int]:
-        return dict(self.sizes)
-
-    @property
-    def options_dict(self) -> dict[str, Any]:
-        return dict(self.options)
-
-    @property
-    def label(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.sizes)
-
-
-@dataclass(frozen=True)
 class Shard:
-    """``--shard K/N``: the K-th of N parts of a plan's cells, for a CI job matrix (:mod:`kbench.run.shard` selects the
+    """``--shard K/N``: the K-th of N parts of a plan's cells, for a CI job matrix (:mod:`kbench.orchestrate.shard` selects the
     cells, round-robin by their index in the full plan, and merges the shards' run folders)."""
 
     index: int  # K, from 1
@@ -135,8 +115,8 @@ _NUMBER = re.compile(r"(\d+)(?:\*\*(\d+))?")
 MAX_RANGE_VALUES = 10_000  # a hard stop before expanding a range; the run's --max-cells applies after the grid
 
 
-def _number(name: str, text: str) -> tuple[int, int | None, int | None]:
-    """``"64"`` -> (64, None, None); ``"2**6"`` -> (64, 2, 6)."""
+def _value_base_exponent(name: str, text: str) -> tuple[int, int | None, int | None]:
+    """One size as (value, base, exponent): ``"64"`` -> (64, None, None); ``"2**6"`` -> (64, 2, 6)."""
     m = _NUMBER.fullmatch(text) if text.isascii() else None
     if m is None:
         if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
@@ -154,19 +134,19 @@ def _number(name: str, text: str) -> tuple[int, int | None, int | None]:
 
 def _expand(name: str, item: str) -> list[int]:
     if ".." not in item:
-        return [_number(name, item)[0]]
+        return [_value_base_exponent(name, item)[0]]
     lo_text, _, rest = item.partition("..")
     hi_text, _, step_text = rest.partition(":")
     if not lo_text or not hi_text:
         raise BadSizeError(f"--{name} {item!r} is an empty range; give both ends, e.g. --{name} 1..64")
-    lo, lo_base, lo_exp = _number(name, lo_text)
-    hi, hi_base, hi_exp = _number(name, hi_text)
+    lo, lo_base, lo_exp = _value_base_exponent(name, lo_text)
+    hi, hi_base, hi_exp = _value_base_exponent(name, hi_text)
     if lo > hi:
         raise BadSizeError(f"--{name} {item!r} is reversed; write it small to large, e.g. {hi_text}..{lo_text}")
     geometric = lo_base is not None and lo_base == hi_base and not step_text
     count = (hi_exp - lo_exp + 1) if geometric else None
     if not geometric:
-        step = _number(name, step_text)[0] if step_text else 1
+        step = _value_base_exponent(name, step_text)[0] if step_text else 1
         if step < 1:
             raise BadSizeError(f"--{name} {item!r} has step {step}; use a step of 1 or more")
         count = (hi - lo) // step + 1
@@ -297,25 +277,10 @@ def make_cells(
 ) -> tuple[tuple[Cell, ...], tuple[tuple[str, str, str], ...]]:
     """(cells, skipped). Cells over the memory guard are skipped with their reason (kept with ``force``); if every
     cell is, the run is refused. With ``sweep``, each model's ``MODEL.sweep`` preset replaces its defaults."""
-    check_dtype(dtype)
-    for s in specs:  # a saved model computes in the dtype it was saved in
-        if s.dtypes and dtype not in s.dtypes:
-            raise DtypeError(f"model {s.name!r} computes in {s.dtypes[0]}, not {dtype}; pass --dtype {s.dtypes[0]}")
-    for name in sizes:
-        if not any(name in s.sizes for s in specs):
-            have = "; ".join(f"{s.name}: {', '.join(s.sizes)}" for s in specs)
-            raise BadSizeError(f"no selected model has size {name!r} ({have}); drop --{name} or pick another model")
+    _check_models(specs, sizes, dtype)
     opts = parse_options(specs, options)
     limit = (available_memory() if mem_available is None else mem_available) * MEMORY_SHARE
-    grids = []
-    for s in specs:
-        if sweep and not s.sweep:
-            raise BadSizeError(f"model {s.name!r} has no sweep preset; give ranges instead, e.g. --batch 2**0..2**10")
-        preset = {k: parse_size_list(k, v) for k, v in s.sweep.items()} if sweep else {}
-        if sweep and all(k in sizes for k in preset):
-            given = " ".join(f"--{k} {','.join(map(str, sizes[k]))}" for k in preset)
-            raise BadSizeError(f"--sweep conflicts with {given}: the preset would sweep nothing; drop one of them")
-        grids.append((s, {k: sizes.get(k, preset.get(k, v)) for k, v in s.sizes.items()}))
+    grids = [(s, _size_grid(s, sizes, sweep)) for s in specs]
     total = sum(math.prod(len(v) for v in g.values()) for _, g in grids)
     if total > max_cells:
         raise BadSizeError(f"these sizes make {total} cells, over --max-cells {max_cells}; narrow the ranges or raise --max-cells")
@@ -336,6 +301,29 @@ def make_cells(
     if not cells and refusals:
         raise MemoryLimitError(refusals[0] + " (or pass --force)")
     return tuple(cells), tuple(skipped)
+
+
+def _check_models(specs: list[ModelSpec], sizes: Mapping[str, tuple[int, ...]], dtype: str) -> None:
+    """The dtype is supported (and the one a saved model computes in); every size names a size of some model."""
+    check_dtype(dtype)
+    for s in specs:  # a saved model computes in the dtype it was saved in
+        if s.dtypes and dtype not in s.dtypes:
+            raise DtypeError(f"model {s.name!r} computes in {s.dtypes[0]}, not {dtype}; pass --dtype {s.dtypes[0]}")
+    for name in sizes:
+        if not any(name in s.sizes for s in specs):
+            have = "; ".join(f"{s.name}: {', '.join(s.sizes)}" for s in specs)
+            raise BadSizeError(f"no selected model has size {name!r} ({have}); drop --{name} or pick another model")
+
+
+def _size_grid(spec: ModelSpec, sizes: Mapping[str, tuple[int, ...]], sweep: bool) -> dict[str, tuple[int, ...]]:
+    """Each of the model's sizes: the values given, else (with ``sweep``) its preset's, else its default."""
+    if sweep and not spec.sweep:
+        raise BadSizeError(f"model {spec.name!r} has no sweep preset; give ranges instead, e.g. --batch 2**0..2**10")
+    preset = {k: parse_size_list(k, v) for k, v in spec.sweep.items()} if sweep else {}
+    if sweep and all(k in sizes for k in preset):
+        given = " ".join(f"--{k} {','.join(map(str, sizes[k]))}" for k in preset)
+        raise BadSizeError(f"--sweep conflicts with {given}: the preset would sweep nothing; drop one of them")
+    return {k: sizes.get(k, preset.get(k, v)) for k, v in spec.sizes.items()}
 
 
 def parse_duration(text: str | float | None) -> float | None:

@@ -39,7 +39,7 @@ def worker_env(backend: str, device: str = "auto") -> dict[str, str]:
 
 def _with_threads(env: dict[str, str], threads: int | None) -> dict[str, str]:
     """``--threads``: BLAS, OpenMP, TensorFlow and XLA thread variables set before the worker imports anything."""
-    from kbench.measure.latency import thread_env
+    from kbench.backends.threads import thread_env
 
     return {**env, **thread_env(threads, env)}
 

@@ -15,11 +15,9 @@ from kbench.core.errors import (
     UsageError,
 )
 from kbench.measure.callpaths import BASELINE, PATHS
-from kbench.run.planning import (
+from kbench.orchestrate.planning import (
     MAX_SIZE,
     MEMORY_SHARE,
-    Cell,
-    Plan,
     check_dtype,
     estimate_bytes,
     make_cells,
@@ -28,7 +26,7 @@ from kbench.run.planning import (
     parse_size_list,
     reproduce_command,
 )
-from kbench.model.spec import ModelSpec, load_model
+from kbench.model.loader import load_model
 from kbench.measure.timer import TimerConfig
 
 BIG = 2**50  # plenty of memory, so the guard never trips unless a test wants it to
@@ -285,7 +283,7 @@ def test_memory_guard_boundary(dense):
 
 
 def test_memory_guard_uses_available_memory_by_default(dense, monkeypatch):
-    import kbench.run.planning as plan_mod
+    import kbench.orchestrate.planning as plan_mod
 
     monkeypatch.setattr(plan_mod, "available_memory", lambda: 1024)
     with pytest.raises(MemoryLimitError):
@@ -295,7 +293,7 @@ def test_memory_guard_uses_available_memory_by_default(dense, monkeypatch):
 
 
 def test_available_memory_is_positive():
-    from kbench.run.planning import available_memory
+    from kbench.orchestrate.planning import available_memory
 
     assert available_memory() > 0
 
@@ -366,14 +364,14 @@ def test_sweep_uses_each_models_preset_and_explicit_sizes_win(dense, matmul):
 
 @pytest.mark.parametrize("text, seconds", [("300", 300), ("90s", 90), ("5m", 300), ("1.5h", 5400), (2.5, 2.5)])
 def test_parse_duration(text, seconds):
-    from kbench.run.planning import parse_duration
+    from kbench.orchestrate.planning import parse_duration
 
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["0", "-5m", "5 minutes", "abc", "", "0s"])
 def test_parse_duration_rejects(text):
-    from kbench.run.planning import parse_duration
+    from kbench.orchestrate.planning import parse_duration
 
     with pytest.raises(BadSizeError) as ei:
         parse_duration(text)

@@ -1,0 +1,170 @@
+"""Where the time goes, the arithmetic: each Keras row's median split into the kernel floor, the conversions and
+the framework around them, from the reference callables every process timed (:mod:`kbench.measure.decompose`).
+
+``overhead = path - kernel - conversion_in - conversion_out`` (:func:`decompose`; each a pooled median). Its
+uncertainty comes from the medians' 95% CIs: each CI side is read as ~1.96 standard errors and the sides that push
+the overhead the same way are added in quadrature, so ``overhead_low`` uses the path's low side and the references'
+high sides. An overhead below zero is only shown as "within noise" when ``overhead_high`` is still >= 0; the parts
+then add up to the path by construction. :func:`annotate` adds the columns (:data:`COLUMNS`) to a cell's rows;
+``conversion_in_s`` and ``conversion_out_s`` give every Keras row of a GPU cell its transfer cost in one number (the
+``h2d``/``d2h`` rows stay, for ``--resident`` runs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from kbench.core import stats
+from kbench.measure.callpaths import PATHS
+from kbench.backends.base import BASE, DISPATCH, KERNEL, KERNEL_COMPILE, KERNEL_XLA, TO_BACKEND, TO_NUMPY
+from kbench.measure.decompose import decomposable
+
+COLUMNS = ("kernel_s", "kernel_floor", "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s",
+           "overhead_high_s", "dispatch_s")  # fmt: skip
+_PARTS = ("median_s", "kernel_s", "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s",
+          "overhead_high_s")  # fmt: skip  (a Decomposition's fields, in order)
+FLOOR_NAMES = {"tensorflow": "tf.function", "jax": "jax.jit", "torch": "torch.jit.trace", KERNEL_COMPILE: "torch.compile"}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A median with its 95% CI, in seconds."""
+
+    median: float
+    low: float
+    high: float
+
+    @property
+    def below(self) -> float:
+        return max(self.median - self.low, 0.0)
+
+    @property
+    def above(self) -> float:
+        return max(self.high - self.median, 0.0)
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """One path's median as kernel + conversion in + conversion out + overhead (seconds)."""
+
+    path_s: float
+    kernel_s: float
+    conversion_in_s: float
+    conversion_out_s: float
+    overhead_s: float
+    overhead_low_s: float
+    overhead_high_s: float
+    dispatch_s: float = math.nan  # the part of kernel_s a trivial compiled call costs (nan: not measured)
+
+    @property
+    def conversion_s(self) -> float:
+        return self.conversion_in_s + self.conversion_out_s
+
+    @property
+    def within_noise(self) -> bool:
+        """The overhead's CI reaches zero: it cannot be told apart from none."""
+        return self.overhead_low_s <= 0.0 <= self.overhead_high_s
+
+    def shares(self) -> dict[str, float]:
+        """Each part as a share of the path's median; an overhead below zero (within noise) counts as none, and the
+        shares are then of the kernel and the conversion together, so they never pass 100%."""
+        parts = {"kernel": self.kernel_s, "conversion": max(self.conversion_s, 0.0),
+                 "overhead": max(self.overhead_s, 0.0)}  # fmt: skip
+        total = sum(parts.values())
+        return {k: v / total if total > 0 else math.nan for k, v in parts.items()}
+
+
+def minus(a: Estimate, b: Estimate) -> Estimate:
+    """``a - b`` with each CI side added in quadrature (a conversion timed as the difference of two calls)."""
+    median = a.median - b.median
+    return Estimate(median, median - math.hypot(a.below, b.above), median + math.hypot(a.above, b.below))
+
+
+def conversion(refs: Mapping[str, Estimate], name: str) -> Estimate | None:
+    """A conversion's estimate: the reference itself, or minus its ``_base`` when the backend times it as a
+    difference (JAX); None when it was not measured."""
+    if name not in refs:
+        return None
+    return minus(refs[name], refs[name + BASE]) if name + BASE in refs else refs[name]
+
+
+def decompose(path: Estimate, kernel: Estimate, conversion_in: Estimate, conversion_out: Estimate) -> Decomposition:
+    """The path's median minus the kernel floor and the two conversions, with the CI propagated (module docstring)."""
+    refs = (kernel, conversion_in, conversion_out)
+    overhead = path.median - sum(r.median for r in refs)
+    down = math.sqrt(path.below**2 + sum(r.above**2 for r in refs))
+    up = math.sqrt(path.above**2 + sum(r.below**2 for r in refs))
+    return Decomposition(path.median, kernel.median, conversion_in.median, conversion_out.median, overhead,
+                         overhead - down, overhead + up)  # fmt: skip
+
+
+def floor_of(backend: str, path: str) -> str:
+    """Which reference is the path's kernel floor: ``kernel_xla`` for TensorFlow's ``xla``, else ``kernel``."""
+    return KERNEL_XLA if backend == "tensorflow" and path == "xla" else KERNEL
+
+
+def floor_label(backend: str, path: str) -> str:
+    """The floor as the ``kernel_floor`` column names it: ``tf.function``, ``xla``, ``jax.jit``, ``torch.compile``."""
+    return "xla" if floor_of(backend, path) == KERNEL_XLA else FLOOR_NAMES.get(backend, backend)
+
+
+def row_columns(backend: str, path: str, measured: Estimate, refs: Mapping[str, Estimate]) -> dict[str, Any]:
+    """The decomposition columns of one Keras row; empty when a reference it needs was not measured."""
+    floor = floor_of(backend, path)
+    floor = KERNEL_COMPILE if floor not in refs and KERNEL_COMPILE in refs else floor
+    cin, cout = conversion(refs, TO_BACKEND), conversion(refs, TO_NUMPY)
+    if floor not in refs or cin is None or cout is None:
+        return {}
+    d = decompose(measured, refs[floor], cin, cout)
+    dispatch = refs.get(DISPATCH) or refs.get(TO_BACKEND + BASE)  # JAX's: the touch on resident inputs
+    label = FLOOR_NAMES[KERNEL_COMPILE] if floor == KERNEL_COMPILE else floor_label(backend, path)
+    return {"kernel_s": d.kernel_s, "kernel_floor": label, "conversion_in_s": d.conversion_in_s,
+            "conversion_out_s": d.conversion_out_s, "overhead_s": d.overhead_s, "overhead_low_s": d.overhead_low_s,
+            "overhead_high_s": d.overhead_high_s, "dispatch_s": dispatch.median if dispatch else math.nan}  # fmt: skip
+
+
+def _as_float(v: Any) -> float:
+    """``v`` as a float; NaN when it is none (None, a string, a missing cell)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def from_row(row: Mapping[str, Any]) -> Decomposition | None:
+    """A result row's decomposition, or None when it has none (NumPy, transfers, an older run)."""
+    values = [_as_float(row.get(c)) for c in _PARTS]
+    if any(math.isnan(v) for v in values):
+        return None
+    return Decomposition(*values, dispatch_s=_as_float(row.get("dispatch_s")))
+
+
+def reference_estimates(per_process: Sequence[Sequence[Any]]) -> dict[str, Estimate]:
+    """Each reference's pooled median and 95% CI (:func:`kbench.core.stats.summarize`) from every process's
+    :class:`kbench.measure.protocol.Reference` records; a reference some process lacks is left out."""
+    by_name: dict[str, list[tuple[float, ...]]] = {}
+    for refs in per_process:
+        for r in refs:
+            if r.samples:
+                by_name.setdefault(r.name, []).append(tuple(r.samples))
+    out = {}
+    for name, samples in by_name.items():
+        if len(samples) == len(per_process):
+            s = stats.summarize(samples)
+            out[name] = Estimate(s.median, s.ci_low, s.ci_high)
+    return out
+
+
+def annotate(rows: list[dict], per_process: Sequence[Sequence[Any]], backend: str) -> None:
+    """Add the decomposition columns to every Keras host row of one cell (in place)."""
+    refs = reference_estimates(per_process) if per_process else {}
+    if not refs:
+        return
+    for row in rows:
+        path = PATHS.get(row["path"])
+        median = row.get("median_s")
+        if path is None or not decomposable(path) or median is None or not median > 0:
+            continue
+        row.update(row_columns(backend, row["path"], Estimate(median, row["ci_low_s"], row["ci_high_s"]), refs))

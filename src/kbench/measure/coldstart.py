@@ -1,0 +1,73 @@
+"""Steps 2 and 3 of a cell (:mod:`kbench.measure.cellrun`): every path built and called once, cold, and the parity
+of those first outputs.
+
+- **Cold start.** Per path, in the cell's shuffled order: the build (construct the Keras model and wrap it for the
+  path, no call), then the first call at the cell's sizes (tracing and compilation happen here), each timed once
+  with gc held off (:func:`kbench.measure.timer.time_once`); the first output is kept for parity.
+- **Parity.** Every first output against the float64 reference, the NumPy twin and the other paths
+  (:func:`kbench.measure.parity.check_all`), or the Keras paths against each other for a model without a twin. A
+  transfer path times a copy, not the model: nothing to compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kbench.backends.host import to_host
+from kbench.core.errors import ModelShapeError
+from kbench.measure import parity
+from kbench.measure.callpaths import CallPath
+from kbench.measure.cellinputs import CellInputs
+from kbench.measure.timer import time_once
+
+
+@dataclass(frozen=True)
+class Cold:
+    """A path after its cold start: the bound callable and what its first call cost and returned."""
+
+    path: CallPath
+    order: int
+    build_s: float
+    first_call_s: float
+    bind: Callable[[Any], Callable[[], Any]]
+    fn: Callable[[], Any]
+    output: Any
+
+
+def cold_start(inputs: CellInputs, order: list[CallPath], backend: str, phase: Callable[[str], None]) -> list[Cold]:
+    """Each path of ``order`` built and called once, in that order; ``phase`` announces each."""
+    cold = []
+    for i, path in enumerate(order):
+        phase(f"cold start: {path.name}")
+        build_s, bind = time_once(lambda: inputs.build(path, backend))
+        fn = bind(inputs.inputs)
+        first_s, out = time_once(fn)
+        cold.append(Cold(path, i, build_s, first_s, bind, fn, out))
+    return cold
+
+
+def check_parity(inputs: CellInputs, cold: list[Cold], label: str) -> dict[str, parity.ParityResult]:
+    """Per path, its first output's parity; a path whose output shape differs from the twin's is the model file's
+    error (``label``: the cell's sizes, for the message)."""
+    outputs = {}
+    for c in cold:
+        if c.path.transfer:  # a copy, not the model: nothing to compare
+            continue
+        out = to_host(c.output)
+        if inputs.twin is not None and out.shape != inputs.twin.shape:
+            raise ModelShapeError(
+                f"model {inputs.spec.name!r}: path {c.path.name!r} returns shape {out.shape} but the NumPy twin "
+                f"returns {inputs.twin.shape} at {label}; make build_keras() and forward() compute the same thing"
+            )
+        outputs[c.path.name] = out
+    if inputs.twin is None:
+        checks = parity.check_keras_only(outputs, inputs.tol, inputs.spec.no_twin)
+    else:
+        checks = parity.check_all(outputs, inputs.ref, inputs.twin, inputs.tol, inputs.magnitudes)
+    nan = float("nan")
+    for c in cold:
+        if c.path.transfer:
+            checks[c.path.name] = parity.ParityResult(c.path.name, True, inputs.tol, nan, nan, nan,
+                                                      "transfer: no parity")  # fmt: skip
+    return checks

@@ -1,0 +1,107 @@
+"""Step 4 of a cell (:mod:`kbench.measure.cellrun`), after the cold start: the steady state, then latency as a
+server sees it.
+
+- **References.** :mod:`kbench.measure.decompose`'s reference callables (kernel floor, conversions), each called
+  once before the steady state so that tracing and compilation stay out of it.
+- **Steady state.** Every path and every reference (named ``ref:<name>``) in one interleaved
+  :class:`kbench.measure.timer.Timer` run; a reference gets a smaller share of the budget
+  (:data:`kbench.measure.decompose.REFERENCE_WEIGHT`).
+- **Latency** (:mod:`kbench.measure.latency`). Per path: single calls back to back and after each ``--gap``, open-loop
+  arrivals at ``--rate``, then memory over a few more calls (process 0 only).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+from typing import Any, Callable
+
+import numpy as np
+
+from kbench.backends.host import to_host
+from kbench.measure.cellinputs import CellInputs
+from kbench.measure.coldstart import Cold
+from kbench.measure.protocol import Job, Reference
+from kbench.measure.timer import Measurement, Timer
+
+REF_PREFIX = "ref:"  # a reference callable's name in the steady state's timer (paths never contain ":")
+Phase = Callable[[str], None]  # announces a step of the cell (kbench.measure.protocol.Phase)
+
+
+def steady_state(inputs: CellInputs, cold: list[Cold], job: Job, budget_s: float | None, rng: random.Random,
+                 phase: Phase) -> tuple[dict[str, Measurement], tuple[Reference, ...]]:  # fmt: skip
+    """(the paths' measurements, the references' timings): the references made, then one interleaved run."""
+    refs = references(inputs, cold, job.backend, phase)
+    return split_references(steady(cold, job, budget_s, rng, refs, phase))
+
+
+def references(inputs: CellInputs, cold: list[Cold], backend: str, phase: Phase) -> dict[str, Callable[[], Any]]:
+    """The decomposition's reference callables, each called once; none when no Keras host path runs in the cell."""
+    from kbench.measure import decompose
+
+    keras_paths = {c.path.name for c in cold if decompose.decomposable(c.path)}
+    if not keras_paths:
+        return {}
+    phase("references")
+    model_inputs = [inputs.inputs[t.name] for t in inputs.spec.inputs]
+    output = inputs.twin  # an array of the output's shape and dtype; without a twin, a Keras path's
+    if output is None:
+        output = next(to_host(c.output) for c in cold if not c.path.transfer)
+    refs = decompose.reference_fns(backend, inputs.ctx, inputs.build_keras, model_inputs, np.ascontiguousarray(output),
+                                   with_xla="xla" in keras_paths)  # fmt: skip
+    for fn in refs.values():
+        fn()
+    return refs
+
+
+def steady(cold: list[Cold], job: Job, budget_s: float | None, rng: random.Random,
+           refs: dict[str, Callable[[], Any]], phase: Phase) -> dict[str, Measurement]:  # fmt: skip
+    """Every path and every reference in one interleaved run, the timer seeded from ``rng``; ``budget_s`` (None:
+    the timer's own) is the cell's sampling budget."""
+    from kbench.measure.decompose import REFERENCE_WEIGHT
+
+    phase("steady state")
+    timer = job.timer
+    config = replace(timer, seed=rng.randrange(2**31), budget_s=timer.budget_s if budget_s is None else budget_s)
+    fns = {c.path.name: c.fn for c in cold}
+    fns.update({REF_PREFIX + n: fn for n, fn in refs.items()})
+    weights = {n: REFERENCE_WEIGHT if n.startswith(REF_PREFIX) else 1.0 for n in fns}
+    return Timer(config).run(fns, weights)
+
+
+def split_references(timed: dict[str, Measurement]) -> tuple[dict[str, Measurement], tuple[Reference, ...]]:
+    """(the paths' measurements, the references' timings) out of one steady-state run."""
+    paths = {n: m for n, m in timed.items() if not n.startswith(REF_PREFIX)}
+    refs = tuple(Reference(n[len(REF_PREFIX):], tuple(m.samples), m.loops)
+                 for n, m in timed.items() if n.startswith(REF_PREFIX))  # fmt: skip
+    return paths, refs
+
+
+def serve_latency(cold: list[Cold], measured: dict[str, Measurement], job: Job, rng: random.Random,
+                  phase: Phase) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Per path, the :class:`kbench.measure.protocol.PathResult` fields of its latency: single calls back to back
+    and after each ``--gap``, arrivals at ``--rate``, then memory over a few more calls (in process 0 only). Paths
+    too short to time alone get a note instead."""
+    from kbench.measure import latency
+
+    phase("latency")
+    call_s = {n: m.median for n, m in measured.items() if m.samples}
+    fns = {c.path.name: c.fn for c in cold}
+    fastest = {n: m.min for n, m in measured.items() if m.samples}
+    series = latency.measure_paths(fns, call_s, job.gaps, job.processes, [c.path.name for c in cold],
+                                   job.latency_s, fastest)  # fmt: skip
+    out: dict[str, dict[str, Any]] = {}
+    for c in cold:
+        name = c.path.name
+        out[name] = {"latency": series[name]} if name in series else {"latency_note": latency.TOO_SHORT}
+        if job.rate is not None and name in series:
+            n = max(math.ceil(latency.GAP_CALLS / job.processes), 1)
+            out[name]["arrivals"] = (latency.open_loop(c.fn, job.rate, n, random.Random(rng.random())),)
+        if job.process == 0 and name in call_s:
+            calls = 1 if call_s[name] > latency.SLOW_CALL_S else latency.MEM_CALLS
+            latency.reset_device_peak(job.backend, c.path.placement)
+            mem = latency.measure_memory(c.fn, calls)
+            out[name].update(mem_rss_growth_b=mem.rss_growth_b, mem_py_peak_b=mem.py_peak_b,
+                             mem_device_peak_b=latency.device_peak_bytes(job.backend, c.path.placement))
+    return out

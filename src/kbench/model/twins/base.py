@@ -1,0 +1,73 @@
+"""What a layer twin sees and returns: the vocabulary every family module (``kbench.model.twins.*``) shares.
+
+A family module declares one *emitter* per Keras layer class: ``emitter(call: Call) -> Emitted``. It reads the
+layer's config and its inputs' shapes (batch dimension left out) from the :class:`Call` and returns the NumPy
+expression of the output, its shape, the layer's weights, its FLOPs per row and its reduction length; it raises
+:class:`Unsupported` (with a reason) when this config has no twin. :mod:`kbench.model.twins.registry` maps the
+class names to the emitters; :mod:`kbench.model.autotwin` calls them in graph order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from kbench.model.keras_file import Node
+
+Shape = tuple[int, ...]  # without the batch dimension
+
+
+class Unsupported(Exception):
+    """Raised while building: this layer has no NumPy twin (``why`` says what is missing)."""
+
+    def __init__(self, node: Node, why: str) -> None:
+        super().__init__(why)
+        self.node, self.why = node, why
+
+
+@dataclass(frozen=True)
+class Call:
+    """One layer call as the generator sees it."""
+
+    node: Node
+    args: tuple[str, ...]  # the code names of its input tensors
+    shapes: tuple[Shape, ...]  # their shapes, batch dimension left out
+
+    @property
+    def cfg(self) -> Mapping[str, Any]:
+        return self.node.config
+
+    def key(self, name: str) -> str:
+        """The weight's key in W: ``"<layer name>/<variable name>"`` (Keras' own variable path)."""
+        return f"{self.node.name}/{name}"
+
+    def w(self, name: str) -> str:
+        return f"W[{self.key(name)!r}]"
+
+
+@dataclass(frozen=True)
+class Emitted:
+    code: str  # the expression of the output
+    shape: Shape
+    weights: tuple[tuple[str, Shape], ...] = ()  # (variable name, shape) of the layer's weights
+    flops: int = 0  # per row of the batch
+    reduction: int = 1
+
+
+Emitter = Callable[[Call], Emitted]
+
+
+def numpy_axis(call: Call, axis: Any, rank: int) -> int:
+    """A Keras axis (counting the batch as 0) as a NumPy axis of the batched array; the batch axis is refused."""
+    a = int(axis)
+    a = a + rank + 1 if a < 0 else a
+    if not 1 <= a <= rank:
+        raise Unsupported(call.node, f"axis {axis} (the batch axis or out of range) has no NumPy twin")
+    return a
+
+
+def single_input(call: Call) -> Shape:
+    """The shape of the call's one input; :class:`Unsupported` when it has several."""
+    if len(call.shapes) != 1:
+        raise Unsupported(call.node, f"{len(call.shapes)} inputs, where the layer takes one")
+    return call.shapes[0]

@@ -1,0 +1,118 @@
+"""Where the time goes, as shown: one :class:`Breakdown` per cell (a row per Keras path with its parts as display
+strings and a text bar) and the cell's sentence. The split itself is :mod:`kbench.analysis.decompose`'s."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from kbench.analysis.decompose import Decomposition, from_row
+from kbench.core.fmt import fmt_time, visible
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.0f}%"
+
+
+def _largest(d: Decomposition) -> tuple[str, float]:
+    shares = d.shares()
+    name = max(shares, key=lambda k: shares[k])
+    return {"overhead": "framework overhead"}.get(name, name), shares[name]
+
+
+def cell_sentence(where: str, decomps: Mapping[str, Decomposition], numpy_s: float = math.nan) -> str:
+    """One sentence per cell about its fastest Keras path: where the largest share goes, the three shares, and the
+    kernel alone against NumPy, e.g. "At n=1024, 48% of compiled goes to the kernel (kernel 48%, conversion 25%,
+    framework overhead 27%); the kernel alone takes 0.65× NumPy's time"."""
+    if not decomps:
+        return ""
+    path, d = min(decomps.items(), key=lambda kv: kv[1].path_s)
+    name, share = _largest(d)
+    shares = d.shares()
+    split = ", ".join(f"{k} {_pct(shares[k])}" for k in ("kernel", "conversion", "overhead"))
+    noise = "; the overhead is within noise" if d.within_noise else ""
+    if d.overhead_high_s < 0:
+        noise = "; the references exceed the path beyond their noise, so read these shares with care"
+    if d.dispatch_s > 0 and d.path_s > 0:
+        dispatch = min(d.dispatch_s, d.kernel_s) / d.path_s  # within the floor: never more of the path than it
+        noise += f"; a trivial compiled call alone, the backend's dispatch, is {_pct(max(dispatch, 0.0))}"
+    kernel_vs = ""
+    if numpy_s > 0:
+        kernel_vs = (f"; the kernel alone takes {d.kernel_s / numpy_s:.3g}× NumPy's time, "
+                     f"the path {d.path_s / numpy_s:.3g}×")  # fmt: skip
+    return f"At {where}, {_pct(share)} of {path} (the fastest Keras path) is {name} ({split}{noise}){kernel_vs}."
+
+
+def text_bar(d: Decomposition, width: int = 8) -> str:
+    """The path's time as a stacked bar of ``width`` characters: ``█`` kernel, ``▒`` conversion, ``░`` overhead
+    (shares of the path's own median: paths 10,000× apart still show their split)."""
+    shares = d.shares()
+    if any(math.isnan(v) for v in shares.values()):
+        return ""
+    kernel, conv = round(shares["kernel"] * width), round(shares["conversion"] * width)
+    rest = max(width - kernel - conv, 0) if shares["overhead"] > 0 else 0  # the bar always spans its width
+    return "█" * kernel + "▒" * conv + "░" * rest
+
+
+def signed_time(seconds: float, fmt: Callable[[float], str]) -> str:
+    """``fmt`` for a time that may be negative (an overhead within noise): ``"−12 µs"``."""
+    return f"−{fmt(-seconds)}" if seconds < 0 else fmt(seconds)
+
+
+def overhead_text(d: Decomposition, fmt: Callable[[float], str]) -> tuple[str, str]:
+    """(the overhead, its 95% interval); a negative overhead is always said to be within noise (or, when its whole
+    interval is below zero, that the references exceed the path)."""
+    span = f"{signed_time(d.overhead_low_s, fmt)}…{signed_time(d.overhead_high_s, fmt)}"
+    if d.overhead_s >= 0:
+        return fmt(d.overhead_s), span
+    if d.within_noise:
+        return "≈0 (noise)", span
+    return f"{signed_time(d.overhead_s, fmt)} (refs > path)", span
+
+
+@dataclass(frozen=True)
+class PartsRow:
+    """One Keras path's decomposition, as shown."""
+
+    path: str
+    total: str
+    kernel: str
+    floor: str
+    conversion: str  # in + out
+    overhead: str  # "≈0 (noise)" when below zero within noise
+    overhead_ci: str
+    bar: str
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """One cell's "where the time goes": a row per Keras path, NumPy's time beside them, and one sentence."""
+
+    numpy: str
+    rows: tuple[PartsRow, ...] = ()
+    sentence: str = ""
+    model: str = ""  # the cell's model label (by backend when several ran), to place the sentence in the report
+
+
+def breakdown(rows: Sequence[Mapping[str, Any]], where: str, baseline: str = "numpy", model: str = "") -> Breakdown:
+    """The breakdown of one cell's result rows (``where``: its sizes label, for the sentence)."""
+    decomps = {str(r["path"]): d for r in rows if (d := from_row(r)) is not None}
+    if not decomps:
+        return Breakdown("", model=visible(model))
+    numpy_s = next((float(r["median_s"]) for r in rows if r["path"] == baseline), math.nan)
+    floors = {str(r["path"]): visible(r.get("kernel_floor")) for r in rows}
+    shown = tuple(PartsRow(visible(p), fmt_time(d.path_s), fmt_time(d.kernel_s), floors.get(p, ""),
+                           signed_time(d.conversion_s, fmt_time), *overhead_text(d, fmt_time), text_bar(d))
+                  for p, d in decomps.items())  # fmt: skip
+    return Breakdown(fmt_time(numpy_s), shown, visible(cell_sentence(where, decomps, numpy_s)), visible(model))
+
+
+def cell_breakdowns(df: Any, keys: Sequence[str]) -> tuple[Breakdown, ...]:
+    """One :class:`Breakdown` per cell of a results DataFrame, grouped and ordered as the cell tables are."""
+    out = []
+    for _, g in df.groupby(list(keys), sort=False, dropna=False):
+        records = g.to_dict("records")
+        first = records[0]
+        out.append(breakdown(records, str(first.get("sizes", "")), model=str(first.get("model", ""))))
+    return tuple(out)

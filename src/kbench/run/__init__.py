@@ -1,1 +1,0 @@
-"""The parent side of a run: planning, the session, the worker runner, result rows, sharding."""

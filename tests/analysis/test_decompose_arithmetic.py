@@ -1,0 +1,83 @@
+"""Where the time goes, the arithmetic (kbench.analysis.decompose): the split and its uncertainty on synthetic
+medians, the references pooled over processes, and the columns of a real tiny run."""
+
+import math
+
+import pytest
+
+from kbench.analysis import decompose
+from kbench.analysis.decompose import Decomposition, Estimate
+from kbench.measure.protocol import Reference
+
+US = 1e-6
+
+
+
+def est(median_us, low_us, high_us) -> Estimate:
+    return Estimate(median_us * US, low_us * US, high_us * US)
+
+
+def test_the_parts_add_up_to_the_path_and_the_overhead_interval_adds_the_sides_in_quadrature():
+    d = decompose.decompose(est(100, 90, 115), est(50, 48, 53), est(10, 9, 12), est(5, 4, 9))
+    assert d.overhead_s == pytest.approx(35 * US)
+    assert d.kernel_s + d.conversion_in_s + d.conversion_out_s + d.overhead_s == pytest.approx(d.path_s)
+    # low: the path's low side (10) with the references' high sides (3, 2, 4); high: the path's high side (15) with
+    # the references' low sides (2, 1, 1)
+    assert d.overhead_low_s == pytest.approx((35 - math.sqrt(10**2 + 3**2 + 2**2 + 4**2)) * US)
+    assert d.overhead_high_s == pytest.approx((35 + math.sqrt(15**2 + 2**2 + 1**2 + 1**2)) * US)
+    assert not d.within_noise
+    assert d.shares() == pytest.approx({"kernel": 0.5, "conversion": 0.15, "overhead": 0.35})
+
+
+def test_a_conversion_timed_as_a_difference_subtracts_its_base_with_the_sides_in_quadrature():
+    refs = {"to_backend": est(30, 28, 33), "to_backend_base": est(20, 19, 24), "to_numpy": est(4, 3, 5)}
+    cin = decompose.conversion(refs, "to_backend")
+    assert cin.median == pytest.approx(10 * US)
+    assert cin.low == pytest.approx((10 - math.hypot(2, 4)) * US)
+    assert cin.high == pytest.approx((10 + math.hypot(3, 1)) * US)
+    assert decompose.conversion(refs, "to_numpy") == refs["to_numpy"]
+    assert decompose.conversion(refs, "nothing") is None
+
+
+def test_each_path_is_decomposed_against_its_own_floor_and_only_when_every_reference_ran():
+    refs = {"kernel": est(50, 49, 51), "kernel_xla": est(30, 29, 31), "to_backend": est(5, 5, 5),
+            "to_numpy": est(2, 2, 2)}  # fmt: skip
+    xla = decompose.row_columns("tensorflow", "xla", est(60, 58, 62), refs)
+    compiled = decompose.row_columns("tensorflow", "compiled", est(80, 78, 82), refs)
+    assert (xla["kernel_floor"], xla["kernel_s"]) == ("xla", pytest.approx(30 * US))
+    assert (compiled["kernel_floor"], compiled["kernel_s"]) == ("tf.function", pytest.approx(50 * US))
+    assert decompose.row_columns("jax", "compiled", est(80, 78, 82), refs)["kernel_floor"] == "jax.jit"
+    fallback = {**{k: v for k, v in refs.items() if k != "kernel"}, "kernel_compile": refs["kernel"]}
+    assert decompose.row_columns("torch", "compiled", est(80, 78, 82), fallback)["kernel_floor"] == "torch.compile"
+    assert decompose.row_columns("tensorflow", "xla", est(60, 58, 62), {"kernel": refs["kernel"]}) == {}
+    assert set(xla) == set(decompose.COLUMNS)
+
+
+def test_references_are_pooled_over_processes_and_one_a_process_lacks_is_left_out():
+    per_process = [(Reference("kernel", (1e-4, 1.1e-4, 0.9e-4), 10), Reference("to_numpy", (1e-6,) * 5, 100)),
+                   (Reference("kernel", (1.2e-4, 1.0e-4, 1.1e-4), 10),)]  # fmt: skip
+    refs = decompose.reference_estimates(per_process)
+    assert set(refs) == {"kernel"}
+    assert refs["kernel"].median == pytest.approx(1.05e-4)
+    assert refs["kernel"].low <= refs["kernel"].median <= refs["kernel"].high
+
+
+# -- a real tiny run ------------------------------------------------------------------------------------------------
+
+
+def test_a_real_runs_keras_rows_carry_the_decomposition_and_the_parts_add_up(quick_run):
+    result, _, _ = quick_run
+    df = result.results
+    keras = df[df["path"].isin(["predict", "predict_on_batch", "call", "compiled", "xla"])]
+    assert len(keras) and keras["kernel_s"].notna().all() and keras["overhead_s"].notna().all()
+    assert df.loc[df["path"] == "numpy", "kernel_s"].isna().all()
+    assert not df["path"].astype(str).str.startswith(("ref:", "kernel", "to_")).any()  # references are never rows
+    for _, r in keras.iterrows():
+        parts = r["kernel_s"] + r["conversion_in_s"] + r["conversion_out_s"] + r["overhead_s"]
+        assert parts == pytest.approx(r["median_s"])
+        assert r["kernel_s"] <= r["ci_high_s"], r["path"]  # the floor is never above the path beyond its noise
+        assert r["overhead_low_s"] <= r["overhead_s"] <= r["overhead_high_s"]
+        assert r["kernel_floor"] == ("xla" if r["path"] == "xla" else "tf.function")
+        assert r["dispatch_s"] > 0  # TensorFlow's identity tf.function
+    d = decompose.from_row(keras.iloc[0].to_dict())
+    assert isinstance(d, Decomposition) and d.path_s == keras.iloc[0]["median_s"]

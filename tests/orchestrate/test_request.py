@@ -1,0 +1,55 @@
+"""The run request: a frozen record of what the user asked for, validated into a plan in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from kbench import api
+from kbench.core.errors import BadSizeError, UnknownModelError
+from kbench.orchestrate.request import QUICK, RunRequest, listify, make_plan
+
+
+def test_a_request_is_frozen_and_keeps_lists_as_tuples():
+    sizes = {"batch": "1,32"}
+    request = RunRequest(["dense"], ["call"], sizes, backends=["tensorflow"], gaps=["0", "1ms"], threads=[1, 2])
+    assert request.models == ("dense",) and request.paths == ("call",) and request.backends == ("tensorflow",)
+    assert request.gaps == ("0", "1ms") and request.threads == (1, 2)
+    sizes["batch"] = "64"  # the request keeps its own copy
+    assert dict(request.sizes) == {"batch": "1,32"}
+    with pytest.raises(TypeError):
+        request.sizes["batch"] = "2"  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.seed = 3  # type: ignore[misc]
+
+
+def test_strings_and_scalars_are_kept_as_given():
+    request = RunRequest("dense,dot", threads=2, gaps=0.5, shard=(1, 2), rate="50/s")
+    assert request.models == "dense,dot" and request.threads == 2 and request.gaps == 0.5 and request.shard == (1, 2)
+
+
+def test_the_keyword_form_and_the_request_give_the_same_plan():
+    request = RunRequest(["dense"], sizes={"batch": "1,32"}, processes=2, quick=True, gaps="0,1ms")
+    assert api.plan(request) == make_plan(request)
+    assert api.plan(["dense"], sizes={"batch": "1,32"}, processes=2, quick=True, gaps="0,1ms") == make_plan(request)
+    assert api.plan(["dense"], None, {"batch": "1,32"}, processes=2, quick=True, gaps="0,1ms") == make_plan(request)
+    assert make_plan(request).timer == QUICK
+
+
+def test_a_request_takes_no_extra_fields():
+    with pytest.raises(TypeError):
+        api.plan(RunRequest(["dense"]), processes=2)
+    with pytest.raises(TypeError):
+        api.plan(["dense"], procesess=2)
+
+
+def test_the_first_problem_in_check_order_is_the_one_reported():
+    with pytest.raises(UnknownModelError, match="no model given"):
+        make_plan(RunRequest([" , "], sizes={"batch": "0"}))
+    with pytest.raises(BadSizeError, match="--batch 0 must be positive"):
+        make_plan(RunRequest(["dense"], sizes={"batch": "0"}, run_budget="0"))
+
+
+def test_listify_keeps_a_bare_string_whole():
+    assert listify("dense,dot") == ["dense,dot"] and listify(("a", "b")) == ["a", "b"] and listify(None) is None

@@ -1,0 +1,68 @@
+"""Where the time goes, as shown (kbench.present.decompose): the overhead's words, the cell's sentence, the breakdown
+rows and their bars."""
+
+import pytest
+
+from kbench.analysis.decompose import Estimate, decompose, from_row
+from kbench.core.fmt import fmt_time
+from kbench.present.decompose import breakdown, cell_sentence, overhead_text
+
+US = 1e-6
+
+
+
+def est(median_us, low_us, high_us) -> Estimate:
+    return Estimate(median_us * US, low_us * US, high_us * US)
+
+
+def test_a_negative_overhead_within_noise_is_said_to_be_noise_and_never_shown_as_a_share():
+    d = decompose(est(60, 50, 75), est(55, 52, 57), est(6, 5, 7), est(2, 2, 3))
+    assert d.overhead_s == pytest.approx(-3 * US)
+    assert d.overhead_low_s < 0 < d.overhead_high_s and d.within_noise
+    assert d.shares()["overhead"] == 0.0
+    shown, span = overhead_text(d, fmt_time)
+    assert shown == "≈0 (noise)"
+    assert span.startswith("−") and span.endswith("µs") and "…" in span
+
+
+def test_references_that_exceed_the_path_beyond_noise_are_said_to_do_so():
+    d = decompose(est(60, 59, 61), est(80, 79, 81), est(5, 5, 5), est(1, 1, 1))
+    assert d.overhead_high_s < 0 and not d.within_noise
+    assert "refs > path" in overhead_text(d, fmt_time)[0]
+    assert "the references exceed the path beyond their noise" in cell_sentence("n=1", {"compiled": d})
+
+
+def _row(path, median_us, kernel_us=None, cin_us=10.0, cout_us=5.0, floor="tf.function"):
+    row = {"path": path, "median_s": median_us * US, "sizes": "batch=1", "model": "dense"}
+    if kernel_us is not None:
+        exact = lambda us: est(us, us, us)  # noqa: E731
+        d = decompose(est(median_us, median_us * 0.95, median_us * 1.05), exact(kernel_us), exact(cin_us),
+                                exact(cout_us))  # fmt: skip
+        row.update(kernel_s=d.kernel_s, kernel_floor=floor, conversion_in_s=d.conversion_in_s,
+                   conversion_out_s=d.conversion_out_s, overhead_s=d.overhead_s, overhead_low_s=d.overhead_low_s,
+                   overhead_high_s=d.overhead_high_s)  # fmt: skip
+    return row
+
+
+def test_the_sentence_names_the_fastest_keras_path_its_largest_share_and_the_kernel_against_numpy():
+    rows = [_row("numpy", 20.0), _row("call", 1000.0, 50.0), _row("compiled", 400.0, 30.0)]
+    decomps = {r["path"]: d for r in rows if (d := from_row(r)) is not None}
+    assert set(decomps) == {"call", "compiled"}
+    text = cell_sentence("batch=1", decomps, 20e-6)
+    assert text.startswith("At batch=1, 89% of compiled (the fastest Keras path) is framework overhead")
+    assert "kernel 8%, conversion 4%, overhead 89%" in text
+    assert "the kernel alone takes 1.5× NumPy's time, the path 20×" in text
+    assert cell_sentence("batch=1", {}) == ""
+    with_dispatch = {"compiled": from_row({**rows[2], "dispatch_s": 20 * US})}
+    text = cell_sentence("n=1", with_dispatch)
+    assert "a trivial compiled call alone, the backend's dispatch, is 5%" in text
+
+
+def test_a_cell_breakdown_shows_every_keras_path_with_a_bar_of_its_split_and_numpys_time():
+    b = breakdown([_row("numpy", 20.0), _row("compiled", 400.0, 300.0), _row("h2d", 5.0)], "n=1024",
+                            model="matmul")  # fmt: skip
+    assert (b.numpy, b.model, [r.path for r in b.rows]) == ("20 µs", "matmul", ["compiled"])
+    r = b.rows[0]
+    assert (r.kernel, r.conversion, r.overhead, r.floor) == ("300 µs", "15 µs", "85 µs", "tf.function")
+    assert r.bar == "██████░░"  # 75% kernel, 4% conversion, 21% overhead, of 8 characters
+    assert breakdown([_row("numpy", 20.0)], "n=1").rows == ()
