@@ -94,7 +94,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "gelu": Activation("_gelu({})"),
     "gelu_approximate": Activation("_gelu_tanh({})"),
     "sigmoid": Activation("_sigmoid({})"),
-    "hard_sigmoid": Activation("_hard_sigmoid({})", 1 / 6),
+    "hard_sigmoid": Activation("_hard_sigmoid({})"),
     "hard_silu": Activation("(lambda z: z * _hard_sigmoid(z))({})"),
     "hard_swish": Activation("(lambda z: z * _hard_sigmoid(z))({})"),
     "tanh": Activation("np.tanh({})"),
