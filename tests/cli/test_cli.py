@@ -14,6 +14,7 @@ PATHS = paths_for("tensorflow", tuple(ALL_PATHS))  # what a default run measures
 from kbench.store.results import COLUMNS
 
 runner = CliRunner()
+GOLDEN = WORKER_MODELS.parent / "golden" / "v1-20261126-081219-dense-dot"
 
 BAD_INPUTS = [
     (["run", "--model", "dens"], "did you mean 'dense'"),
@@ -157,7 +158,7 @@ def test_real_subprocess_quick_run_end_to_end(tmp_path):
     for path in PATHS:
         assert f" {path} " in out
     assert out.count("✓") == 2 * len(PATHS) and "✗" not in out
-    assert "import (tensorflow worker): numpy" in out
+    assert "import (tensorflow worker)" not in out and "precision: medians ±" in out  # cold start: --details
     runs = list((tmp_path / "reports").iterdir())
     assert len(runs) == 1 and (runs[0] / "results.csv").is_file()
     assert f"results: reports/{runs[0].name}" in out
@@ -175,6 +176,26 @@ def test_no_report_skips_the_html(tmp_path, monkeypatch):
     (run,) = (tmp_path / "reports").iterdir()
     assert (run / "results.csv").is_file() and not (run / "report.html").exists()
     assert "report:" not in result.output
+
+
+@pytest.mark.parametrize("details", [False, True])
+def test_run_prints_one_screen_and_every_table_with_details(details, tmp_path, monkeypatch):
+    """``kbench run`` on a saved run (the golden one, handed back by a stand-in for api.run): by default one screen
+    at 80 columns, the cold start and the per-cell tables only with --details."""
+    from kbench import api
+    from kbench.orchestrate.session import RunResult
+    from kbench.store.results import load_run
+
+    saved = load_run(GOLDEN)
+    monkeypatch.setattr(api, "run", lambda plan, out, on_event=None: RunResult(None, saved.results, saved.samples, saved.meta))
+    args = ["run", "--model", "dense", "--batch", "1,32", "--no-report", "--out", str(tmp_path)]
+    result = runner.invoke(app, args + (["--details"] if details else []), env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert ("1st call" in result.output) == ("import (tensorflow worker)" in result.output) == details
+    assert ("note: " in result.output) == details and "precision: medians ±" in result.output
+    if not details:
+        assert len(lines) <= 40 and max(len(line.rstrip()) for line in lines if not line.startswith(("dense:", "dot:"))) <= 80
 
 
 def test_real_subprocess_bad_input_has_no_traceback(tmp_path):

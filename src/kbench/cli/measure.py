@@ -47,6 +47,7 @@ def run(
     processes: Optional[int] = typer.Option(None, "--processes", help="Worker processes per backend, one after the other; they share each cell's budget and their spread goes into the CI [default: 3]."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report (regenerate it later with `kbench report`)."),
+    details: bool = typer.Option(False, "--details", help="Also print each cell's full table (IQR, first call, retrace, samples), where the time goes, the sweep fits, single calls, imports, the machine check and peak, and the per-row stability notes."),
     backend: Optional[List[str]] = BackendOpt,
     device: str = DeviceOpt,
     precision: str = PrecisionOpt,
@@ -61,10 +62,9 @@ def run(
     plan = api.plan(RunRequest(
         model, path, sizes(batch, features, units, n, size), pairs(option, "--option"), dtype, seed,
         models_dirs=models_dir or (), command="kbench " + " ".join(argv() or ["run", *[f"--model={m}" for m in model]]),
-        sweep=sweep, run_budget=budget, max_cells=max_cells, force=force, backends=backend, device=device,
+        sweep=sweep, run_budget=budget, max_cells=max_cells, force=force, backends=backend, device=device, rate=rate,
         precision=precision, resident=resident, processes=processes, quick=quick, cell_budget=cell_budget,
-        min_samples=min_samples, target_ci=target_ci, cell_timeout=cell_timeout, shard=shard, gaps=gap,
-        threads=threads, rate=rate,
+        min_samples=min_samples, target_ci=target_ci, cell_timeout=cell_timeout, shard=shard, gaps=gap, threads=threads,
     ))  # fmt: skip
     api.check_out_dir(out)
     stdout, err = render.console(), render.console(stderr=True)
@@ -72,7 +72,7 @@ def run(
     started = time.perf_counter()
     with render.sigterm_as_interrupt():
         result = render.with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook))
-    render.show_run(stdout, err, result, started, report=not no_report)
+    render.show_run(stdout, err, result, started, report=not no_report, details=details)
     return result
 
 

@@ -71,10 +71,11 @@ def show_shard(err, plan: Plan) -> None:
         err.print(f"shard {plan.shard.label}: {len(plan.cells)} of the plan's {plan.shard.plan_cells} cells", markup=False)
 
 
-def show_run(out, err, result: RunResult, started: float, report: bool) -> None:
-    """A timed run's tables on ``out``; its worker failures, cells not run and parity failures on ``err``; then how
-    it ended (:func:`show_run_end`)."""
-    for item in terminal.run_view(result.results, result.meta):  # rich Text and tables: nothing parsed as markup
+def show_run(out, err, result: RunResult, started: float, report: bool, details: bool = False) -> None:
+    """A timed run's tables on ``out`` (one screen; with ``details`` every table); its worker failures, cells not
+    run and parity failures on ``err``; then how it ended (:func:`show_run_end`)."""
+    view = terminal.run_view(result.results, result.meta, details=details, width=out.width)
+    for item in view:  # rich Text and tables: nothing parsed as markup
         out.print(item, soft_wrap=True)
     for failure in result.failures:
         err.print(f"kbench: worker failure: {fmt.visible(failure)}", markup=False, style="red", soft_wrap=True)

@@ -31,7 +31,8 @@ from kbench.measure.callpaths import BASELINE
 from kbench.present.decompose import Breakdown, cell_breakdowns
 from kbench.present.latency import LatencyTable, latency_tables
 from kbench.present.run_context import ModelInfo, import_lines, model_infos, peak_line
-from kbench.present.run_warnings import Detail, details, digest, where
+from kbench.present.run_warnings import Detail, details, digest, notes, precision, warnings, where
+from kbench.present.screen import Screen, screen
 
 CELL_KEYS = ["model", "sizes", "dtype", "options_label"]
 
@@ -311,6 +312,16 @@ class Presentation:
     models: tuple[ModelInfo, ...] = field(default_factory=tuple)
     breakdowns: tuple[Breakdown, ...] = ()  # where the time goes: one per cell, aligned with ``cells``
     latency: tuple[LatencyTable, ...] = ()  # single calls (kbench.present.latency): one per cell that has them
+    screen: Screen = field(default_factory=Screen)  # the default terminal view: one grid per model, short verdicts
+    precision: str = ""  # the precision the medians reached, in one line
+    warnings: tuple[str, ...] = ()  # what the default view warns about (kbench.present.run_warnings.warnings)
+    notes: tuple[str, ...] = ()  # stability counts for --details
+    latency_asked: bool = False  # the run asked for single calls after gaps or at a rate (--gap, --rate)
+
+
+def _latency_asked(meta: Mapping[str, Any]) -> bool:
+    plan = meta.get("plan")
+    return bool(plan.get("gaps") or plan.get("rate")) if isinstance(plan, Mapping) else False
 
 
 def build(p: DisplayFrame, meta: Mapping[str, Any]) -> Presentation:
@@ -331,4 +342,9 @@ def build(p: DisplayFrame, meta: Mapping[str, Any]) -> Presentation:
         digest=digest(df, meta),
         details=details(df, meta),
         models=model_infos(df, meta),
+        screen=screen(df, p.cross),
+        precision=precision(df),
+        warnings=warnings(df, meta),
+        notes=notes(df, meta),
+        latency_asked=_latency_asked(meta),
     )

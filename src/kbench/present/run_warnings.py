@@ -1,16 +1,28 @@
-"""The run's warnings as shown: :func:`digest`, one line per kind of warning (parity failures, unstable rows, CIs
-that missed their target, other flags, skipped or failed cells) with its count and its worst case, and
-:func:`details`, every warning of every row for the report's full table."""
+"""The run's warnings as shown.
+
+- :func:`warnings`, what the terminal shows by default: a line only where the user can act on it or must know it
+  (a parity failure; a ratio to NumPy or a verdict's order that could flip; parity close to its tolerance; a
+  machine finding with a fix; cells skipped or failed); :func:`precision`, the precision the run reached, in one
+  line, instead of a warning on every row that missed the timer's target; :func:`notes`, the per-row stability
+  counts (unstable rows, CIs short of the target) for ``--details``.
+- :func:`digest`, one line per kind of flag with its count and its worst case (the report's digest), and
+  :func:`details`, every warning of every row for the report's full table.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import pandas as pd
 
 from kbench.core.fmt import DASH, as_list, fmt_err, fmt_pct, missing, visible
+from kbench.measure.callpaths import BASELINE, PATHS
 from kbench.measure.timer import UNSTABLE_IQR
+
+PARITY_CLOSE = 0.5  # a passing row whose scaled error is above this share of its tolerance is "close"
+MACHINE_WARNINGS = 2  # machine findings shown by default; the rest are counted
 
 
 def where(row: Any) -> str:
@@ -106,3 +118,127 @@ def details(df: pd.DataFrame, meta: Mapping[str, Any]) -> tuple[Detail, ...]:
         out += [Detail(visible(s.get("model")), visible(s.get("sizes")), DASH, f"{what}: {visible(s.get('reason'))}")
                 for s in meta.get(key) or []]  # fmt: skip
     return tuple(out)
+
+
+# -- the default view: what a user can act on ----------------------------------------------------------------------
+
+
+def _num(df: pd.DataFrame, column: str) -> pd.Series:
+    """A column as floats (NaN where missing or absent)."""
+    return pd.to_numeric(df[column], errors="coerce") if column in df else pd.Series(float("nan"), index=df.index)
+
+
+def _computes(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of paths that compute the model (a transfer only copies) and have a median."""
+    transfer = df["path"].map(lambda p: PATHS[p].transfer if p in PATHS else False).astype(bool)
+    return df[~transfer & _num(df, "median_s").notna()]
+
+
+def _ratio_flips(df: pd.DataFrame) -> str:
+    """Keras rows whose ratio to NumPy has a 95% CI on both sides of 1: which of the two is faster is not known.
+    The example shown is the fastest Keras path of its cell (the one the verdict names) if one is among them, the
+    ratio nearest 1 otherwise."""
+    rows = _computes(df)
+    rows = rows[(rows["path"] != BASELINE) & (_num(rows, "ratio_ci_low") < 1) & (_num(rows, "ratio_ci_high") > 1)]
+    if rows.empty:
+        return ""
+    keras = _computes(df)[lambda d: d["path"] != BASELINE]
+    fastest = keras.groupby(["model", "sizes"])["median_s"].transform("min")
+    named = rows["median_s"].eq(fastest.reindex(rows.index))  # the Keras path a verdict names comes first
+    w = _worst(rows, named * 100 - _num(rows, "ratio_to_numpy").map(lambda r: abs(math.log(r)) if r > 0 else 99.0))
+    return (f"warning: {len(rows)} ratio{'s' if len(rows) > 1 else ''} to NumPy could flip (95% CI crosses 1×); "
+            f"e.g. {where(w)}: {float(w['ratio_to_numpy']):.3g}× [{float(w['ratio_ci_low']):.3g}–"
+            f"{float(w['ratio_ci_high']):.3g}]")  # fmt: skip
+
+
+def _named_pairs(cell: pd.DataFrame) -> list[tuple[Any, Any]]:
+    """The pairs a verdict rests on, fastest first: the winner and the runner-up, and the fastest Keras path and the
+    next one (a pair with NumPy is left to :func:`_ratio_flips`, whose ratio CI is the sharper test)."""
+    ok = cell[cell["parity_ok"].astype(bool)].sort_values("median_s", kind="stable")
+    keras = ok[ok["path"] != BASELINE]
+    pairs = [(ok.iloc[0], ok.iloc[1])] if len(ok) > 1 else []
+    pairs += [(keras.iloc[0], keras.iloc[1])] if len(keras) > 1 else []
+    return [(a, b) for a, b in pairs if BASELINE not in (a["path"], b["path"])][:1]
+
+
+def _order_uncertain(df: pd.DataFrame) -> str:
+    """Cells where the path the verdict names and the next one have overlapping 95% CIs of their medians."""
+    if "ci_low_s" not in df or "ci_high_s" not in df:
+        return ""
+    df = df.assign(ci_low_s=_num(df, "ci_low_s"), ci_high_s=_num(df, "ci_high_s"), median_s=_num(df, "median_s"))
+    found: dict[frozenset[str], list[str]] = {}
+    names: dict[frozenset[str], str] = {}
+    cells = list(_computes(df).groupby(["model", "sizes", "dtype"], sort=False, dropna=False))
+    for (model, sizes, _), cell in cells:
+        for a, b in _named_pairs(cell):
+            if not missing(a["ci_high_s"]) and not missing(b["ci_low_s"]) and a["ci_high_s"] >= b["ci_low_s"]:
+                key = frozenset((a["path"], b["path"]))
+                names.setdefault(key, f"{visible(a['path'])} vs {visible(b['path'])}")
+                found.setdefault(key, []).append(f"{visible(model)} {visible(sizes)}")
+    if not found:
+        return ""
+    n = sum(len(v) for v in found.values())
+    key, at = next(iter(found.items()))
+    pair = names[key] + (f" and {len(found) - 1} other pair(s)" if len(found) > 1 else "")
+    first = "" if n == len(cells) else f"; first: {at[0]}"
+    return f"warning: {pair}: order uncertain (95% CIs overlap) in {n} of {len(cells)} cells{first}"
+
+
+def _parity_close(df: pd.DataFrame) -> str:
+    rows = df[df["parity_ok"].astype(bool)] if "parity_max_rel_err" in df else df.iloc[0:0]
+    share = rows["parity_max_rel_err"].astype(float) / rows["parity_tol"].astype(float) if len(rows) else None
+    if share is None or not (share > PARITY_CLOSE).any():
+        return ""
+    close = rows[share > PARITY_CLOSE]
+    w = _worst(close, share[close.index])
+    return (f"warning: {len(close)} row{'s' if len(close) > 1 else ''} passed parity within {1 / PARITY_CLOSE:g}× of "
+            f"the tolerance; closest: {where(w)}, scaled error {fmt_err(w['parity_max_rel_err'])} = "
+            f"{share[w.name]:.2f}× the tolerance {fmt_err(w['parity_tol'])}")  # fmt: skip
+
+
+def _machine(meta: Mapping[str, Any]) -> list[str]:
+    """The machine check's findings a user can fix (level ``warn`` with a fix): what was found and the fix (what it
+    costs is in ``kbench env --check``); from a run that recorded only the check's lines, its warning lines."""
+    findings = meta.get("machine_findings")
+    if findings is None:
+        lines = [visible(x) for x in meta.get("machine") or () if str(x).startswith("machine:")]
+    else:
+        lines = [visible(f"machine: {f.get('found')}; fix: {f['fix']}")  # its cost: `kbench env --check`
+                 for f in findings if isinstance(f, Mapping) and f.get("level") == "warn" and f.get("fix")]  # fmt: skip
+    shown = [f"warning: {line}" for line in lines[:MACHINE_WARNINGS]]
+    more = len(lines) - len(shown)
+    return shown + ([f"warning: machine: {more} more finding(s) to fix: see `kbench env --check`"] if more > 0 else [])
+
+
+def _notes(df: pd.DataFrame) -> list[str]:
+    """Flags besides parity and stability (e.g. a model without a NumPy twin): said once, as a note."""
+    return [line.replace("warning:", "note:", 1) for line in _other_flags(df)]
+
+
+def warnings(df: pd.DataFrame, meta: Mapping[str, Any], machine: bool = True) -> tuple[str, ...]:
+    """What the default view warns about, one line per kind; ``machine=False`` leaves out the machine findings
+    (a view that shows the machine check itself). Notes on other flags come first, the warnings after them."""
+    lines = _notes(df) if len(df) else []
+    if len(df):
+        lines += [_parity_failed(df), _ratio_flips(df), _order_uncertain(df), _parity_close(df)]
+    lines += _machine(meta) if machine else []
+    return tuple(line for line in lines + _cell_notices(meta) if line)
+
+
+def precision(df: pd.DataFrame) -> str:
+    """``"precision: medians ±4% (95% CI half-width, median over 18 rows; widest ±9%)"``: the half-width of each
+    row's 95% CI of its median, over the median, and the median of that over the rows; empty without CIs."""
+    median = _num(df, "median_s")
+    half = ((_num(df, "ci_high_s") - _num(df, "ci_low_s")) / 2 / median)[median > 0].dropna()
+    if half.empty:
+        return ""
+    return (f"precision: medians ±{fmt_pct(half.median())} (95% CI half-width, median over {len(half)} "
+            f"row{'s' if len(half) > 1 else ''}; widest ±{fmt_pct(half.max())})")  # fmt: skip
+
+
+def notes(df: pd.DataFrame, meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """For ``--details``: the rows that were unstable or short of the timer's CI target, counted (not warnings: the
+    precision line says what the run reached)."""
+    target = ((meta.get("plan") or {}).get("timer") or {}).get("target_ci")
+    lines = [_unstable(df), _ci_missed(df, target)] if len(df) else []
+    return tuple(line.replace("warning:", "note:", 1) for line in lines if line)

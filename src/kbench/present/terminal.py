@@ -23,11 +23,13 @@ from kbench.core.fmt import clip, visible
 from kbench.backends import BACKENDS
 from kbench.measure.callpaths import PATHS
 from kbench.present.presentation import Presentation, by_backend  # noqa: F401  (by_backend: kept importable from here)
+from kbench.present.screen import Grid, GridCell
 from kbench.model.spec import ModelSpec
 
 VALUE_LIMIT = 80  # characters of one option value shown in the terminal (the report shows all of it)
 TITLE_LIMIT = 1000  # characters of a whole title or line from a model file
 OK, FAIL = Text("✓", style="green"), Text("✗ FAIL", style="bold red")
+HINT = "more (where the time goes, single calls, cold start): the report, or --details"
 
 
 def view(results: pd.DataFrame, meta: dict) -> Presentation:
@@ -35,13 +37,30 @@ def view(results: pd.DataFrame, meta: dict) -> Presentation:
     return presentation.build(presentation.prepare(results), meta)
 
 
-def run_view(results: pd.DataFrame, meta: dict) -> list[RenderableType]:
-    """Everything ``kbench run`` shows about its results, in order: the machine check, one table per cell, the
-    sweep tables, then the summary lines (headlines, imports, peak, the warnings digest). Print each item with
-    ``soft_wrap=True``."""
+def run_view(results: pd.DataFrame, meta: dict, details: bool = False, width: int = 80) -> list[RenderableType]:
+    """What ``kbench run`` shows about its results. By default one screen: per model a grid of paths by sizes
+    (chunked to ``width`` columns), single calls only when the run asked for them (``--gap``, ``--rate``), then the
+    verdicts, the precision reached and the warnings a user can act on. With ``details``: the machine check, one
+    table per cell with where the time goes, the sweep tables, single calls, imports and peak, then the same ending
+    with the stability notes. Print each item with ``soft_wrap=True``."""
     p = view(results, meta)
-    return [*lines(p.machine), *with_breakdowns(p, results_tables(p)), *sweep_tables(p), *latency_view(p),
-            *lines(summary_lines(p))]  # fmt: skip
+    if details:
+        body = [*lines(p.machine), *with_breakdowns(p, results_tables(p)), *sweep_tables(p), *latency_view(p),
+                *lines([*p.imports, *([p.peak] if p.peak else [])])]  # fmt: skip
+        return [*body, *lines(ending(p, details=True))]
+    body = [t for g in p.screen.grids for t in grid_tables(g, width)]
+    body += latency_view(p) if p.latency_asked else []
+    return [*body, *lines(ending(p, details=False))]
+
+
+def ending(p: Presentation, details: bool) -> list[str]:
+    """After the tables: the verdicts, the precision reached, then (``--details``) the stability notes, the
+    warnings, and by default where the rest is."""
+    out = [*p.screen.verdicts, *([p.precision] if p.precision else [])]
+    if details:
+        headlines = [h for h in p.headlines if h not in p.screen.verdicts]
+        return [*headlines, *out, *p.notes, *(w for w in p.warnings if not w.startswith("warning: machine:"))]
+    return [*out, *p.warnings, HINT]
 
 
 def parity_view(results: pd.DataFrame, meta: dict | None = None) -> list[RenderableType]:
@@ -75,6 +94,48 @@ def results_tables(p: Presentation) -> list[Table]:
             t.add_row(Text(clip(r.path, 40)), Text(r.median), Text(r.ratio, style="dim" if r.baseline else ""),
                       OK if r.ok else FAIL, Text(r.first_call), Text(r.retrace), Text(r.samples),
                       style=None if r.ok else "red")  # fmt: skip
+        tables.append(t)
+    return tables
+
+
+def _grid_text(c: GridCell | None, widths: tuple[int, int], baseline: bool) -> Text:
+    if c is None:
+        return Text("—")
+    t = Text(f"{c.median:>{widths[0]}} ")
+    t.append(f"{c.ratio:>{widths[1]}}", style="dim" if baseline else "")
+    t.append(" ✓" if c.ok else " ✗", style="green" if c.ok else "bold red")
+    return t
+
+
+def _chunks(g: Grid, widths: list[tuple[int, int]], width: int) -> list[list[int]]:
+    """The grid's columns in groups that fit ``width`` characters (at least one column a group)."""
+    room = width - max([len("path"), *(min(len(r.path), 40) for r in g.rows)])
+    chunks: list[list[int]] = [[]]
+    used = 0
+    for i, (name, (wm, wr)) in enumerate(zip(g.columns, widths)):
+        need = max(len(name), wm + wr + 3) + 2
+        if chunks[-1] and used + need > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(i)
+        used += need
+    return chunks
+
+
+def grid_tables(g: Grid, width: int = 80) -> list[Table]:
+    """One model's grid: paths as rows, sizes as columns, each cell ``median ×NumPy ✓``; split into several tables
+    when its columns do not fit ``width``."""
+    cols = range(len(g.columns))
+    widths = [(max((len(r.cells[i].median) for r in g.rows if r.cells[i]), default=1),
+               max((len(r.cells[i].ratio) for r in g.rows if r.cells[i]), default=1)) for i in cols]  # fmt: skip
+    tables = []
+    for chunk in _chunks(g, widths, width):
+        t = _table(g.title)
+        _columns(t, (("path", "left"), *((g.columns[i], "right") for i in chunk)))
+        for r in g.rows:
+            ok = all(c is None or c.ok for c in r.cells)
+            t.add_row(Text(clip(r.path, 40)), *(_grid_text(r.cells[i], widths[i], r.baseline) for i in chunk),
+                      style=None if ok else "red")  # fmt: skip
         tables.append(t)
     return tables
 
@@ -146,11 +207,6 @@ def sweep_tables(p: Presentation) -> list[Table]:
             t.add_row(*(Text(v) for v in cells))
         tables.append(t)
     return tables
-
-
-def summary_lines(p: Presentation) -> list[str]:
-    """After the tables: sweep headlines, imports, the machine peak, and the warnings digest (one line per kind)."""
-    return [*p.headlines, *p.imports, *([p.peak] if p.peak else []), *p.digest]
 
 
 def parity_failure_lines(results: pd.DataFrame) -> list[str]:
