@@ -77,7 +77,7 @@ PATHS: dict[str, CallPath] = {
         CallPath(
             "numpy",
             "one call of the model file's forward(weights, inputs, **options): its NumPy expression plus the Python "
-            "call around it (about 0.2 µs on this project's machine); no Keras, no conversion",
+            "call around it (a fraction of a microsecond); no Keras, no conversion",
             False,
             Impl("the model file's hand-written NumPy forward, e.g. act(x @ kernel + bias)", "nothing", _prepare_numpy),
         ),

@@ -96,7 +96,9 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     _c("max_s", "float", "s", "The slowest sample."),
     _c("mean_s", "float", "s", "The mean of the samples."),
     _c("stdev_s", "float", "s", "The standard deviation of the samples."),
-    _c("ci_low_s", "float", "s", "The low end of the distribution-free 95% confidence interval of the median."),
+    _c("ci_low_s", "float", "s", "The low end of the median's 95% confidence interval: a t interval over the "
+                                 "worker processes' medians, never narrower than the order-statistics interval of "
+                                 "all samples pooled (which alone decides with one process)."),
     _c("ci_high_s", "float", "s", "The high end of that confidence interval."),
     _c("n_samples", "int", "", "Samples taken in the steady state."),
     _c("loops", "int", "", "Calls per sample, calibrated so a sample outlasts the timer's fixed cost."),

@@ -1,6 +1,6 @@
-"""The README's ``## Results schema`` section, rendered from the schema table (:mod:`kbench.store.schema`) and the
-migrations' docstrings (:mod:`kbench.store.migrations`): ``python -m kbench.store.schemadoc`` prints it, and a test
-keeps the README's copy equal to it.
+"""The results schema as markdown, rendered from the schema table (:mod:`kbench.store.schema`) and the migrations'
+docstrings (:mod:`kbench.store.migrations`): ``python -m kbench.store.schemadoc`` prints it, and
+``docs/gen/schema_page.py`` makes it the documentation's schema page (a test keeps the page equal to it).
 """
 
 from __future__ import annotations

@@ -1,0 +1,88 @@
+"""The first five minutes, timed: 3 default runs (`kbench run --model dense`) and 5 `kbench report latest`, each
+the whole process's wall time, with the machine's peak and load beside them (issue 20).
+
+    python benchmarks/first_five_minutes.py                 # on this machine as it is
+    python benchmarks/first_five_minutes.py --taskset 0     # on one core (a slow machine: check `kbench peak`)
+    python benchmarks/first_five_minutes.py --runs 1 --reports 5 --out DIR
+
+Goals: each default run <= 60 s wall, report included, on a machine whose `kbench peak` reads ~70 GFLOP/s float32
+or less; the median of 5 `kbench report latest` <= 3 s. The runs go to a fresh folder (``--out``, default a
+temporary one) so `latest` is the run just made. Prints every run's figure, the medians, `kbench peak` and the load
+(`uptime`) before and after: other work on the machine slows every figure, so quote them together. Exit status 1 when a goal is
+missed (``--no-gate`` to only print).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(cmd: list[str], prefix: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall seconds of ``cmd`` (under ``prefix``, e.g. taskset) as a whole process, and its completed process."""
+    t = time.perf_counter()
+    done = subprocess.run(prefix + cmd, capture_output=True, text=True)
+    return time.perf_counter() - t, done
+
+
+def load() -> str:
+    return os.popen("uptime").read().strip()
+
+
+def peak(prefix: list[str], refresh: bool) -> str:
+    out = subprocess.run(prefix + ["kbench", "peak"] + (["--refresh"] if refresh else []), capture_output=True,
+                         text=True).stdout  # fmt: skip
+    return next((ln for ln in out.splitlines() if ln.startswith("peak")), out.strip()[-200:])
+
+
+def latest_meta(out: Path) -> dict:
+    runs = sorted(p for p in out.iterdir() if (p / "run.json").is_file())
+    return json.loads((runs[-1] / "run.json").read_text()) if runs else {}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--reports", type=int, default=5)
+    ap.add_argument("--taskset", default="", help="CPU list for `taskset -c`, e.g. 0 (one core)")
+    ap.add_argument("--refresh-peak", action="store_true", help="measure the peak afresh (under --taskset too)")
+    ap.add_argument("--out", type=Path, default=None, help="folder for the run folders (default: a temporary one)")
+    ap.add_argument("--no-gate", action="store_true")
+    args = ap.parse_args()
+    prefix = ["taskset", "-c", args.taskset] if args.taskset else []
+    out = args.out or Path(tempfile.mkdtemp(prefix="kbench-first5-"))
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"load before: {load()}")
+    print(f"{peak(prefix, args.refresh_peak)}{' (under taskset -c ' + args.taskset + ')' if prefix else ''}")
+    runs = []
+    for i in range(args.runs):
+        wall, done = timed(["kbench", "run", "--model", "dense", "--out", str(out)], prefix)
+        meta = latest_meta(out)
+        runs.append(wall)
+        print(f"run {i + 1}: {wall:.1f} s wall (exit {done.returncode}); {meta.get('processes')} processes per backend")
+    reports = []
+    for i in range(args.reports):
+        wall, done = timed(["kbench", "report", "latest", "--reports", str(out)], prefix)
+        reports.append(wall)
+        print(f"report {i + 1}: {wall:.2f} s wall (exit {done.returncode})")
+    print(f"load after: {load()}")
+    ok = True
+    if runs:
+        print(f"default run: median {statistics.median(runs):.1f} s, max {max(runs):.1f} s (goal: each <= 60 s)")
+        ok = max(runs) <= 60
+    if reports:
+        med = statistics.median(reports)
+        print(f"kbench report latest: median {med:.2f} s of {len(reports)} (goal: <= 3 s)")
+        ok = ok and med <= 3
+    return 0 if ok or args.no_gate else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
