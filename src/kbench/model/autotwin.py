@@ -4,7 +4,7 @@ For every layer call, in graph order, the layer's emitter (:data:`kbench.model.t
 module per kind of layer under :mod:`kbench.model.twins`) gives four things:
 
 - its output shape from its config and its input shapes (so the parent knows the model's output without Keras);
-- the NumPy *code* of its forward, one line; the lines and the helper functions (the registry's ``HELPERS``) make
+- the NumPy *code* of its forward, one line; the lines and the helpers they call (:func:`kbench.model.twins.registry.helpers_for`) make
   the source of a module ``forward(W, inputs)``. That same source runs as the ``numpy`` path (in the run's dtype),
   as the float64 reference, and is what ``kbench export`` writes, so the code checked for parity is the code a user
   gets;
@@ -46,7 +46,7 @@ import numpy as np
 from kbench.model.keras_file import Graph, Node
 from kbench.model.twins.base import Call, Emitted, Shape, Unsupported
 from kbench.model.twins.dense import ERF_IMPORT
-from kbench.model.twins.registry import HELPERS, LAYERS
+from kbench.model.twins.registry import LAYERS, helpers_for
 
 # -- the error scale M (see the module docstring) ------------------------------------------------------------------
 
@@ -179,7 +179,7 @@ def _emit_node(node: Node, names: Mapping[str, str], shapes: Mapping[str, Shape]
 
 def _compile(code: str, args: tuple[str, ...]) -> Callable[..., np.ndarray]:
     namespace: dict[str, Any] = {}
-    exec(_header(code) + HELPERS, namespace)  # noqa: S102
+    exec(_header(code) + helpers_for(code), namespace)  # noqa: S102
     return eval(f"lambda W, {', '.join(args)}: {code}", namespace)  # noqa: S307  (our own generated code)
 
 
@@ -191,6 +191,6 @@ def module_source(graph: Graph, names: Mapping[str, str], lines: list[str]) -> s
     """``import numpy as np``, the helpers, and ``forward(W, inputs)``: the twin as a module's source."""
     reads = [f"    {names[i.name]} = inputs[{i.name!r}]" for i in graph.inputs]
     body = "\n".join([*reads, *lines, f"    return {names[graph.output]}"])
-    return (f"{_header(body)}{HELPERS}\n\ndef forward(W, inputs):\n"
+    return (f"{_header(body)}{helpers_for(body)}\n\ndef forward(W, inputs):\n"
             f'    """The model, layer by layer: W maps "<layer>/<variable>" to its array, inputs each input\'s name."""\n'
             f"{body}\n")  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from kbench.model.twins.base import Call, Emitted, Unsupported, single_input
+from kbench.model.twins.base import Call, Emitted, Emitter, Unsupported, single_input
 
 
 def global_max_pooling_1d(call: Call) -> Emitted:
@@ -23,3 +23,8 @@ def global_max_pooling_1d(call: Call) -> Emitted:
     out = kept if keepdims else (shape[0] if first else shape[1],)
     code = f"np.maximum.reduce({call.args[0]}, axis={axis}" + (", keepdims=True)" if keepdims else ")")
     return Emitted(code, out, (), math.prod(shape))
+
+
+LAYERS: dict[str, Emitter] = {
+    "GlobalMaxPooling1D": global_max_pooling_1d,
+}
