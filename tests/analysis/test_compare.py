@@ -225,7 +225,7 @@ def test_cli_exits_1_when_a_row_is_significantly_slower_than_the_factor_and_name
     assert "slower than --fail-above 1.1: numpy at dense (tensorflow) batch=1 features=8 activation=linear" in r.output
     assert "gate (--fail-above 1.1): FAILED: 1 row(s)" in r.output
     html = (tmp_path / "c.html").read_text()
-    assert 'id="gate-failed"' in html and "<script" not in html and 'src="data:image/png;base64,' in html
+    assert 'id="gate-failed"' in html and "<script" not in html and 'src="data:image/svg+xml;base64,' in html
 
 
 def test_cli_exits_0_without_a_gate_under_a_per_path_factor_and_when_faster(slower_pair):

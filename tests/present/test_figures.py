@@ -159,3 +159,18 @@ def test_roofline_has_a_marker_for_any_number_of_models(data):
     many = many.assign(gflops=many["flops"] / many["median_s"] / 1e9)
     fig = figures.roofline_figure(many, {"gflops_float32": 100.0, "gflops_float64": 50.0, "copy_gbps": 10.0})
     assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == len(many)
+
+
+def test_svg_is_well_formed_xml_with_hostile_names_spelled_out():
+    """The report embeds figures as SVG: a model name with markup, a control character and a bidi override must
+    come out as text in well-formed XML (an XML parser refuses a raw control character), never as an element."""
+    import xml.etree.ElementTree as ET
+
+    name = "<script>alert(1)</script>\x1b[31m\u202e$x$"
+    df, _ = synthetic(model=name)
+    svg = figures.to_svg(figures.latency_figure(df, name))
+    root = ET.fromstring(svg)  # raises on malformed XML
+    assert not [el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "script"]
+    texts = " ".join(t for el in root.iter() for t in [el.text or ""])
+    assert "<script>alert(1)</script>\\x1b[31m\\u202e$x$" in texts
+    assert b"\x1b" not in svg

@@ -69,7 +69,7 @@ def test_html_is_self_contained_and_complete(run_copy):
     assert "<script" not in html.lower()
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", html), "no external resources"
     # latency, ratio line, heatmap, cold, noise, roofline, where the time goes (per cell, against size), single calls
-    assert html.count('src="data:image/png;base64,') == 9
+    assert html.count('src="data:image/svg+xml;base64,') == 9
     for section in ('id="verdict"', 'id="parity"', 'id="warnings"', 'id="reproduce"', 'id="environment"'):
         assert section in html
     assert "kbench run --model dense --batch 1,2" in html

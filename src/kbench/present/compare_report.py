@@ -1,4 +1,4 @@
-"""The HTML report of ``kbench compare``: one self-contained file (the forest figure as a base64 PNG, styles inline,
+"""The HTML report of ``kbench compare``: one self-contained file (the forest figure as a base64 SVG, styles inline,
 no script, no network) over :func:`kbench.analysis.compare.compare_runs`' comparison.
 
 Every value from a run is text that Jinja autoescapes; only the package's own stylesheet is marked safe.
@@ -96,11 +96,11 @@ def build_html(c: Comparison) -> str:
     from markupsafe import Markup
 
     from kbench.core.fmt import fmt_time
-    from kbench.present.figures import to_png
+    from kbench.present.figures import to_svg
 
     template = resources.files("kbench").joinpath("templates/compare.html.j2").read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    forest = base64.b64encode(to_png(forest_figure(c))).decode("ascii") if c.rows else ""
+    forest = base64.b64encode(to_svg(forest_figure(c))).decode("ascii") if c.rows else ""
     return env.from_string(template).render(
         c=c, css=Markup(_css()), forest=forest, headline=env_headline(c, limit=6), gate=gate_lines(c),
         counts=c.counts(), visible=visible, fmt_time=fmt_time, fmt_p=fmt_p, fmt_change=fmt_change,

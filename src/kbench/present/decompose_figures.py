@@ -4,6 +4,7 @@ path colours."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
@@ -11,7 +12,7 @@ from matplotlib.figure import Figure
 from kbench.analysis.sweep import swept_axis
 from kbench.core.fmt import fmt_time
 from kbench.measure.callpaths import BASELINE
-from kbench.present.figures import paths_in, figure_style, time_axis, path_color
+from kbench.present.figures import figure_style, new_figure, path_color, paths_in, text_inches, time_axis
 
 PART_COLORS = dict(zip(("kernel", "conversion in", "conversion out", "overhead"), sns.color_palette("deep", 4)))
 _PART_COLUMNS = {"kernel": "kernel_s", "conversion in": "conversion_in_s", "conversion out": "conversion_out_s",
@@ -33,7 +34,7 @@ def breakdown_figure(results: pd.DataFrame, model: str, max_cells: int = 6) -> F
     cells = df.drop_duplicates("sizes")
     cells = list((cells.sort_values(x) if x is not None else cells)["sizes"])[:max_cells]
     with figure_style():
-        fig = Figure(figsize=(7.5, 1.0 + 1.9 * len(cells)), layout="constrained")
+        fig = new_figure(7.5, 0.9 + 1.9 * len(cells), left=text_inches(paths_in(df)), hspace=0.5)
         axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
         for ax, sizes in zip(axes, cells):
             _breakdown_panel(ax, df[df["sizes"] == sizes], sizes)
@@ -51,24 +52,24 @@ def _breakdown_panel(ax, cell: pd.DataFrame, sizes: str) -> None:
     d = cell.set_index("path").reindex([p for p in paths_in(cell) if p == BASELINE or _decomposed(cell, p)])
     totals = d["median_s"].astype(float)
     limit = float(min(totals.max(), 4 * totals.median())) * 1.08
-    for i, path in enumerate(d.index):
-        if path == BASELINE:
-            ax.barh(i, totals[path], color=path_color(BASELINE))
-            if totals[path] <= limit:  # past the axis, the arrow below says it
-                ax.text(totals[path], i, f" {fmt_time(totals[path])}", va="center", fontsize=7)
-            continue
-        left = 0.0
-        for part, col in _PART_COLUMNS.items():
-            width = max(float(d.at[path, col]), 0.0)
-            ax.barh(i, width, left=left, color=PART_COLORS[part])
-            left += width
-        dispatch = float(d.at[path, "dispatch_s"]) if "dispatch_s" in d.columns else float("nan")
-        if dispatch > 0:  # the backend's own per-call cost inside the floor, hatched
-            ax.barh(i, min(dispatch, float(d.at[path, "kernel_s"])), fill=False, hatch="///", edgecolor="white", lw=0)
+    rows = np.arange(len(d.index))
+    keras = np.array([p != BASELINE for p in d.index])
+    left = np.zeros(len(d.index))
+    for part, col in _PART_COLUMNS.items():  # one call per part: a stacked bar per Keras path
+        width = np.where(keras, pd.to_numeric(d[col], errors="coerce").clip(lower=0).fillna(0.0), 0.0)
+        ax.barh(rows, width, left=left, color=PART_COLORS[part])
+        left += width
+    if "dispatch_s" in d.columns:  # the backend's own per-call cost inside the floor, hatched
+        dispatch = np.minimum(pd.to_numeric(d["dispatch_s"], errors="coerce"), pd.to_numeric(d["kernel_s"], errors="coerce"))
+        ax.barh(rows, np.where(keras, dispatch.fillna(0.0).clip(lower=0), 0.0), fill=False, hatch="///",
+                edgecolor="white", lw=0)  # fmt: skip
+    ax.barh(rows, np.where(keras, 0.0, totals), color=path_color(BASELINE))
     for i, total in enumerate(totals):
         if total > limit:
             ax.text(limit, i, f"→ {fmt_time(total)}", va="center", ha="right", fontsize=7, color="white")
-    ax.set_yticks(range(len(d.index)), list(d.index))
+        elif not keras[i]:  # NumPy's whole call, labelled
+            ax.text(total, i, f" {fmt_time(total)}", va="center", fontsize=7)
+    ax.set_yticks(rows, list(d.index))
     ax.invert_yaxis()
     ax.set_xlim(0, limit)
     time_axis(ax.xaxis, "seconds per call")
@@ -89,8 +90,8 @@ def parts_figure(results: pd.DataFrame, model: str) -> Figure:
     paths = [p for p in paths_in(df) if p != BASELINE and _decomposed(df, p)]
     base = df[df["path"] == BASELINE].sort_values(x)
     with figure_style():
-        fig = Figure(figsize=(7.5, 0.8 + 2.2 * ((len(paths) + 1) // 2)), layout="constrained")
-        axes = fig.subplots((len(paths) + 1) // 2, 2, squeeze=False).ravel()
+        fig = new_figure(7.5, 0.8 + 2.3 * ((len(paths) + 1) // 2), left=0.8, hspace=0.65)
+        axes = fig.subplots((len(paths) + 1) // 2, 2, squeeze=False, sharex=True, sharey=True).ravel()
         for ax, path in zip(axes, paths):
             d = df[df["path"] == path].sort_values(x)
             lines = {"path": d["median_s"], "kernel": d["kernel_s"],
@@ -103,9 +104,12 @@ def parts_figure(results: pd.DataFrame, model: str) -> Figure:
             ax.set_yscale("log")
             time_axis(ax.yaxis, "")
             ax.set_title(path, fontsize=9, loc="left")
-            ax.set_xlabel(x.removeprefix("size_"))
-        for ax in axes[len(paths):]:
-            ax.set_visible(False)
+        for i, ax in enumerate(axes):
+            if i >= len(paths):
+                ax.set_visible(False)
+                axes[i - 2].xaxis.set_tick_params(labelbottom=True)  # the panel above the gap shows the axis
+            if i >= len(paths) - 2:
+                ax.set_xlabel(x.removeprefix("size_"))
         axes[0].legend(fontsize=7)
         return fig
 

@@ -1,4 +1,5 @@
-"""The HTML report: one self-contained file per run (figures as base64 PNG, styles inline, no script, no network).
+"""The HTML report: one self-contained file per run (figures as base64 SVG in ``<img>`` tags, styles inline, no
+script, no network).
 
 Sections, in the order a reader needs them: the verdict per model and size, parity, then per model latency, ratio
 to NumPy, cold start and the distribution of samples, then warnings, the command that reproduces the run and the
@@ -13,6 +14,7 @@ import base64
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -24,68 +26,65 @@ from kbench.present import presentation
 from kbench.store.results import RunData
 
 
-def _png(fig) -> str:
-    from kbench.present.figures import to_png
-
-    return base64.b64encode(to_png(fig)).decode("ascii")
-
-
 def _has_ratios(timed: pd.DataFrame, model: str) -> bool:
     return bool(timed.loc[timed["model"] == model, "ratio_to_numpy"].notna().any())
 
 
-def model_figures(p: presentation.DisplayFrame, samples: pd.DataFrame) -> list[dict]:
-    """Per model (label): its figures as base64 PNG."""
-    from kbench.present import figures
-    from kbench.analysis.sweep import swept_axis
+FIGURES = ("latency", "ratio", "ratio_line", "cold", "dist", "parts", "parts_sweep", "lat_ecdf", "lat_gaps")
 
-    out = []
+
+def model_figures(p: presentation.DisplayFrame, samples: pd.DataFrame, peak: dict | None) -> tuple[list[dict], str]:
+    """(per model: its figures as base64 SVG, "" where it has none; the roofline, or "")."""
+    from kbench.present.figures import to_svg
+
     timed = p.results[p.results["median_s"].notna()]
-    for model in dict.fromkeys(timed["model"]):
-        # a user model without a NumPy twin has no ratios: no ratio figures for it
-        swept = swept_axis(timed[timed["model"] == model]) is not None and _has_ratios(timed, model)
-        out.append({
-            "name": model,
-            "latency": _png(figures.latency_figure(timed, model, p.fits)),
-            "ratio": _png(figures.ratio_heatmap(timed, model)) if _has_ratios(timed, model) else "",
-            "ratio_line": _png(figures.ratio_figure(timed, model, p.cross)) if swept else "",
-            "cold": _png(figures.cold_start_figure(timed, model)),
-            "dist": _png(figures.distribution_figure(samples, model)),
-            **_breakdown_figures(timed, model, swept),
-            **_latency_figures(timed, model),
-        })  # fmt: skip
-    return out
+    models = list(dict.fromkeys(timed["model"]))
+    makers = {(i, name): maker for i, model in enumerate(models)
+              for name, maker in _model_makers(p, timed, samples, model).items()}  # fmt: skip
+    roofline = _roofline_maker(p, peak)
+    if roofline is not None:
+        makers[(-1, "roofline")] = roofline
+    images = {key: base64.b64encode(to_svg(maker())).decode("ascii") for key, maker in makers.items()}
+    out = [{"name": model, **{name: images.get((i, name), "") for name in FIGURES}} for i, model in enumerate(models)]
+    return out, images.get((-1, "roofline"), "")
 
 
-def _latency_figures(timed: pd.DataFrame, model: str) -> dict[str, str]:
-    """Single calls (:mod:`kbench.measure.latency`): the ECDF per path and, with ``--gap``, latency against the idle gap;
-    empty strings for a run without them."""
-    from kbench.present import figures
+def _model_makers(p: presentation.DisplayFrame, timed: pd.DataFrame, samples: pd.DataFrame,
+                  model: str) -> dict[str, Callable[[], Any]]:  # fmt: skip
+    """The model's figures, each as a function that draws it: those its rows have data for."""
+    from kbench.analysis.sweep import swept_axis
+    from kbench.present import decompose_figures as dfig
+    from kbench.present import figures as fig
 
-    return {"lat_ecdf": _png(figures.latency_ecdf_figure(timed, model)) if figures.has_latency(timed, model) else "",
-            "lat_gaps": _png(figures.gap_figure(timed, model)) if figures.has_gaps(timed, model) else ""}  # fmt: skip
+    ratios = _has_ratios(timed, model)
+    # a user model without a NumPy twin has no ratios: no ratio figures for it
+    swept = swept_axis(timed[timed["model"] == model]) is not None and ratios
+    breakdown = dfig.has_breakdown(timed, model)
+    makers = {
+        "latency": lambda: fig.latency_figure(timed, model, p.fits),
+        "ratio": lambda: fig.ratio_heatmap(timed, model),
+        "ratio_line": lambda: fig.ratio_figure(timed, model, p.cross),
+        "cold": lambda: fig.cold_start_figure(timed, model),
+        "dist": lambda: fig.distribution_figure(samples, model),
+        "parts": lambda: dfig.breakdown_figure(timed, model),
+        "parts_sweep": lambda: dfig.parts_figure(timed, model),
+        "lat_ecdf": lambda: fig.latency_ecdf_figure(timed, model),
+        "lat_gaps": lambda: fig.gap_figure(timed, model),
+    }
+    wanted = {"ratio": ratios, "ratio_line": swept, "parts": breakdown, "parts_sweep": breakdown and swept,
+              "lat_ecdf": fig.has_latency(timed, model), "lat_gaps": fig.has_gaps(timed, model)}
+    return {name: maker for name, maker in makers.items() if wanted.get(name, True)}
 
 
-def _breakdown_figures(timed: pd.DataFrame, model: str, swept: bool) -> dict[str, str]:
-    """Where the time goes (:mod:`kbench.analysis.decompose`): the per-cell stacked bars and, for a sweep, the parts against
-    the size; empty strings for a run without the decomposition."""
-    from kbench.present import decompose_figures
-
-    if not decompose_figures.has_breakdown(timed, model):
-        return {"parts": "", "parts_sweep": ""}
-    return {"parts": _png(decompose_figures.breakdown_figure(timed, model)),
-            "parts_sweep": _png(decompose_figures.parts_figure(timed, model)) if swept else ""}  # fmt: skip
-
-
-def _roofline(p: presentation.DisplayFrame, peak: dict | None) -> str:
+def _roofline_maker(p: presentation.DisplayFrame, peak: dict | None) -> Callable[[], Any] | None:
     df = p.results
     if "gflops" in df:  # a model whose FLOPs are unknown (a user model without a NumPy twin) has no place on it
         df = df[df["gflops"] > 0]
     if not peak or "gflops" not in df or not df["gflops"].notna().any():
-        return ""
+        return None
     from kbench.present.figures import roofline_figure
 
-    return _png(roofline_figure(df, peak))
+    return lambda: roofline_figure(df, peak)
 
 
 def build_html(run: RunData) -> str:
@@ -98,6 +97,7 @@ def build_html(run: RunData) -> str:
     prepared = presentation.prepare(run.results)
     view = presentation.build(prepared, meta)
     peak = meta.get("peak")
+    figures, roofline = model_figures(prepared, by_threads(presentation.by_backend(run.samples)), peak)
     return env.from_string(template).render(
         view=view,
         title=", ".join(m.label for m in view.models) or "empty run",
@@ -106,9 +106,9 @@ def build_html(run: RunData) -> str:
         backend=visible(meta.get("backend", "")),
         status=visible(meta.get("status", "unknown")),
         failures=[visible(f) for f in meta.get("failures") or []],
-        figures=model_figures(prepared, by_threads(presentation.by_backend(run.samples))),
+        figures=figures,
         summaries={m.label: m for m in view.models},
-        roofline=_roofline(prepared, peak),
+        roofline=roofline,
         peak_measured=visible((peak or {}).get("measured", "")),
         imports=("; ".join(view.imports) + " (the runtime's first use is paid once per worker, before its "
                  "first cell)") if view.imports else "Imports not recorded",  # fmt: skip
