@@ -44,6 +44,15 @@ def test_a_spent_budget_skips_with_its_reason():
     assert seconds == 0.0 and "run budget was spent" in skip
 
 
+def test_a_time_goal_trims_sampling_but_never_skips_a_cell():
+    job = Job(_job(None).cells, _job(None).paths, "tensorflow", 0, CFG, time_goal_s=30.0)
+    assert budget.cell_budget(job, 0, 3.0, None, FLOPS[0]) == (4.0, "")  # 27 s over 3 cells: the cell budget
+    costs = _costs({"numpy": 1e-3, "predict": 0.5}, FLOPS[1], cold=2.0)
+    assert budget.cell_budget(job, 1, 22.0, costs, FLOPS[1]) == (2.0, "")  # 8 s over 2 cells, less 2 s outside sampling
+    assert budget.cell_budget(job, 2, 29.0, costs, FLOPS[2]) == (budget.FLOOR_S, "")  # where a budget would skip
+    assert budget.cell_budget(job, 2, 99.0, costs, FLOPS[2]) == (budget.FLOOR_S, "")
+
+
 def test_another_models_cost_model_is_not_used_to_predict():
     other = budget.CostModel("matmul", {"predict": ((10, 100.0),)}, 0.0)  # would never fit if it were used
     assert budget.cell_budget(_job(30.0), 1, 1.0, other, FLOPS[1]) == (4.0, "")

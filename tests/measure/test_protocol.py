@@ -38,14 +38,15 @@ KINDS = {**protocol.WORKER_EVENTS, **protocol.PARENT_EVENTS}
 # process boundary would otherwise read a default or crash on a key error.
 FIELDS = {
     "Job": ["cells", "paths", "backend", "seed", "timer", "mode", "device", "precision", "resident", "run_budget_s",
-            "process", "processes", "gaps", "threads", "latency_s", "rate"],
+            "process", "processes", "gaps", "threads", "latency_s", "rate",
+            "time_goal_s"],
     "PathResult": ["path", "order", "build_s", "first_call_s", "parity", "device", "placement", "precision", "samples",
                    "loops", "stop_reason", "loop_overhead_s", "fixed_overhead_s", "switch_warmup_calls", "retrace_s",
                    "retrace_batch", "latency", "latency_note", "arrivals", "mem_rss_growth_b", "mem_py_peak_b", "mem_device_peak_b"],
     "Imported": ["numpy_import_s", "backend_import_s", "env", "pid"],
     "RuntimeInit": ["runtime_init_s"],
     "Phase": ["index", "phase"],
-    "CellDone": ["index", "paths", "cold_order", "references"],
+    "CellDone": ["index", "paths", "cold_order", "references", "budget_s"],
     "Reference": ["name", "samples", "loops"],
     "CellSkipped": ["index", "reason"],
     "Failed": ["index", "kind", "message", "exit_code", "traceback"],

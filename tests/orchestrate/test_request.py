@@ -37,6 +37,13 @@ def test_the_keyword_form_and_the_request_give_the_same_plan():
     assert make_plan(request).timer == QUICK
 
 
+def test_only_a_run_that_chose_no_time_of_its_own_gets_the_time_goal():
+    assert make_plan(RunRequest("dense")).cell_goal_s == 15.0
+    assert make_plan(RunRequest("dense", quick=True)).cell_goal_s == 15.0
+    for chosen in ({"run_budget": "5m"}, {"cell_budget": 2.0}, {"mode": "parity"}):
+        assert make_plan(RunRequest("dense", **chosen)).cell_goal_s is None, chosen
+
+
 def test_a_request_takes_no_extra_fields():
     with pytest.raises(TypeError):
         api.plan(RunRequest(["dense"]), processes=2)

@@ -24,6 +24,21 @@ def test_each_process_gets_its_share_of_the_cell_budget_and_of_the_run_budget_le
     assert worker_job(Plan((CELL,), ("numpy",)), "tensorflow", 0, None, 5.0).run_budget_s is None
 
 
+def test_min_samples_count_over_the_processes_and_the_time_goal_is_shared_like_a_budget():
+    plan = Plan((CELL, CELL), ("numpy",), timer=TimerConfig(budget_s=3.0, min_samples=10), processes=3,
+                cell_goal_s=15.0)  # fmt: skip
+    first = worker_job(plan, "tensorflow", 0, None, elapsed_s=3.0)
+    assert first.timer.min_samples == 4 and first.timer.budget_s == 1.0  # ceil(10 / 3); 3 s over 3 processes
+    assert first.time_goal_s == pytest.approx((30.0 - 3.0) / 3) and first.run_budget_s is None
+    assert worker_job(plan, "tensorflow", 2, None, elapsed_s=25.0).time_goal_s == pytest.approx(5.0)
+    # at least 3 samples per process however many processes, unless the user asked for fewer in all
+    many = Plan((CELL,), ("numpy",), timer=TimerConfig(min_samples=10), processes=8)
+    assert worker_job(many, "tensorflow", 0, None, 0.0).timer.min_samples == 3
+    few = Plan((CELL,), ("numpy",), timer=TimerConfig(min_samples=2), processes=3)
+    assert worker_job(few, "tensorflow", 0, None, 0.0).timer.min_samples == 2
+    assert worker_job(few, "tensorflow", 0, None, 0.0).time_goal_s is None
+
+
 @pytest.mark.parametrize("args, name", [
     (("tensorflow", 0), "worker-tensorflow.log"),
     (("tensorflow", 2), "worker-tensorflow-3.log"),

@@ -76,6 +76,19 @@ def test_a_quiet_run_warns_about_nothing_and_states_its_precision():
     assert "unstable" not in text and "spent their budget" not in text and "±2%" not in text
 
 
+def test_the_time_plan_says_what_it_trimmed_and_is_silent_otherwise():
+    plan = {**META["plan"], "timer": {"target_ci": 0.02, "budget_s": 4.0}, "processes": 3, "cell_goal_s": 15.0,
+            "cells": [{}, {}, {}]}  # fmt: skip
+    trimmed = {**META, "plan": plan, "backends": ["tensorflow"], "cell_budgets_s": [1.33, 0.5, 0.3, 0.41]}
+    lines = shown(terminal.run_view(quiet_run(), trimmed))
+    assert ("time: sampling trimmed to 0.45 s per cell and process (1.3 s planned) to keep the 45 s goal; "
+            "--cell-budget or --budget sets the time yourself") in " ".join(lines)
+    kept = {**trimmed, "cell_budgets_s": [4.0 / 3] * 9}
+    assert not [line for line in shown(terminal.run_view(quiet_run(), kept)) if line.startswith("time:")]
+    chosen = {**trimmed, "plan": {**plan, "cell_goal_s": None}}  # the user set the time: nothing to say
+    assert not [line for line in shown(terminal.run_view(quiet_run(), chosen)) if line.startswith("time:")]
+
+
 def test_the_default_view_is_one_grid_then_the_verdict_then_the_hint():
     lines = shown(terminal.run_view(quiet_run(), META))
     assert lines[0] == "dense · features=128 units=128 · activation=linear · float32"

@@ -41,7 +41,7 @@ def run(
     max_cells: int = typer.Option(200, "--max-cells", help="Refuse size grids with more cells than this."),
     cell_timeout: Optional[float] = typer.Option(None, "--cell-timeout", help="Seconds without a finished cell before the worker counts as hung and is killed [default: 120 + 20 x cell budget]."),
     force: bool = typer.Option(False, "--force", help="Run cells even when their memory estimate is over the guard."),
-    min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Samples per path before the stopping rule applies [default: 10, --quick: 5]."),
+    min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Samples per path and cell, over all the processes, before the stopping rule applies [default: 10, --quick: 5]."),
     target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05]."),
     quick: bool = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI."),
     processes: Optional[int] = typer.Option(None, "--processes", help="Worker processes per backend, one after the other; they share each cell's budget and their spread goes into the CI [default: 3]."),

@@ -1,8 +1,10 @@
 """The budget policy of a worker: how much steady-state sampling each cell gets, and which cells no longer fit.
 
-Without a run budget every cell gets the timer's ``budget_s``. With one (``--budget``, this process's share of
-it), the time left is shared equally by the cells left, less the time the last cell spent outside sampling; a
-cell whose *minimum* cost no longer fits is skipped with the reason. Pure functions: the worker keeps the
+Without a run budget or time goal every cell gets the timer's ``budget_s``. With a run budget (``--budget``, this
+process's share of it), the time left is shared equally by the cells left, less the time the last cell spent outside
+sampling; a cell whose *minimum* cost no longer fits is skipped with the reason. A time goal (the default run's, see
+:mod:`kbench.orchestrate.request`) shares its time the same way but never skips: a cell that does not fit is
+sampled for :data:`FLOOR_S`, and each path still takes its minimum samples. Pure functions: the worker keeps the
 :class:`CostModel` and passes it back in.
 """
 
@@ -52,24 +54,34 @@ def predict_call(points: tuple[tuple[int, float], ...] | list, flops: int) -> fl
     return min(t1 * max(1.0, flops / f1), t1 + extra / SLOW_FLOPS_PER_S)
 
 
+FLOOR_S = 0.05  # the least sampling budget a cell gets under a run budget or time goal
+
+
 def cell_budget(job: Job, index: int, elapsed_s: float, costs: CostModel | None, flops: int) -> tuple[float, str]:
     """(steady-state budget for cell ``index``, skip reason); ``flops`` is that cell's work.
 
-    A cell's *minimum* cost is ``min_samples`` samples of every path plus warm-up, first call and retrace (four
+    Under a time goal: the time left over the cells left, less the last cell's time outside sampling, between
+    :data:`FLOOR_S` and the timer's budget. Under a run budget, a cell's *minimum* cost is ``min_samples`` samples of every path plus warm-up, first call and retrace (four
     calls), each path's per-call time extrapolated from the model's earlier cells (:func:`predict_call`), plus
     the last cell's time outside sampling."""
     cfg = job.timer
-    if job.run_budget_s is None or job.mode != "run":
+    if job.mode != "run":
         return cfg.budget_s, ""
+    if job.run_budget_s is None:
+        if job.time_goal_s is None:
+            return cfg.budget_s, ""
+        left = job.time_goal_s - elapsed_s
+        cold = costs.cold_s if costs is not None else 0.0
+        return max(FLOOR_S, min(cfg.budget_s, left / (len(job.cells) - index) - cold)), ""
     left = job.run_budget_s - elapsed_s
     cells_left = len(job.cells) - index
     if costs is None or costs.model != job.cells[index].model or not costs.points:  # nothing to go on
         if left <= 0:
             return 0.0, f"the run budget was spent ({job.run_budget_s:.3g} s, of which the backend import took part)"
-        return max(0.05, min(cfg.budget_s, left / cells_left)), ""
+        return max(FLOOR_S, min(cfg.budget_s, left / cells_left)), ""
     per_call = [predict_call(pts, flops) for pts in costs.points.values()]
     minimum = sum(cfg.min_samples * max(cfg.min_sample_s, t) + 4 * t for t in per_call) + costs.cold_s
     if minimum > left:
         return 0.0, (f"predicted to need at least {minimum:.1f} s ({cfg.min_samples} samples of every path plus cold "
                      f"start), {max(left, 0):.1f} s of the {job.run_budget_s:.3g} s run budget left")  # fmt: skip
-    return max(0.05, min(cfg.budget_s, left / cells_left - costs.cold_s)), ""
+    return max(FLOOR_S, min(cfg.budget_s, left / cells_left - costs.cold_s)), ""

@@ -70,13 +70,14 @@ class Job:
     device: str = "cpu"
     precision: str = "default"
     resident: bool | None = None
-    run_budget_s: float | None = None  # this process's share of the whole-run budget
+    run_budget_s: float | None = None  # this process's share of the whole-run budget (cells that do not fit: skipped)
     process: int = 0  # 0-based index of this process among the backend's worker processes
     processes: int = 1
     gaps: tuple[float, ...] = ()  # --gap: idle gaps (s) before single calls, besides back to back (kbench.measure.latency)
     threads: int | None = None  # --threads: set before the backend's import; None: the backend's default
     latency_s: float = LATENCY_S  # back-to-back single calls: seconds per cell, all processes and paths together
     rate: float | None = None  # --rate: open-loop Poisson arrivals per second (kbench.measure.latency.open_loop); None: off
+    time_goal_s: float | None = None  # this process's share of the default run's time goal (sampling trimmed, no skip)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class CellDone:
     paths: tuple[PathResult, ...]
     cold_order: tuple[str, ...]
     references: tuple[Reference, ...] = ()  # kbench.measure.decompose's reference timings; () in parity mode
+    budget_s: float | None = None  # the steady-state sampling budget this process gave the cell (None: parity mode)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import replace
 
 
 def _protocol_stream():
@@ -87,7 +88,7 @@ def serve(job, emit, started: float, import_s: tuple[float, float]) -> int:
             t0 = time.perf_counter()
             done = _run_cell(job, index, state, emit, budget_s)
             costs = budget.after_cell(costs, cell.model, done, time.perf_counter() - t0, flops)
-            emit(done)
+            emit(replace(done, budget_s=budget_s if job.mode == "run" else None))
         except Exception as exc:  # a typed error stops the job; anything else is a backend failure, reported
             emit(_failed(index, exc))
             return 0

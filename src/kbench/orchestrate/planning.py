@@ -66,6 +66,7 @@ class Plan:
     gaps: tuple[float, ...] = ()  # --gap: idle gaps (s) before single calls, besides back to back (kbench.measure.latency)
     threads: tuple[int, ...] = ()  # --threads: one set of worker processes per count; (): the backends' defaults
     rate: float | None = None  # --rate: open-loop Poisson arrivals per second, queueing included; None: off
+    cell_goal_s: float | None = None  # the default run's time goal per cell, backend and thread setting (no skip)
 
     @property
     def thread_settings(self) -> tuple[int | None, ...]:

@@ -78,7 +78,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     """run.json's ``plan``: what the cells are and how they are timed."""
     return {"paths": list(plan.paths), "seed": plan.seed, "timer": asdict(plan.timer), "processes": plan.processes,
             "gaps": list(plan.gaps), "threads": list(plan.threads),
-            "rate": plan.rate,
+            "rate": plan.rate, "run_budget_s": plan.run_budget_s, "cell_goal_s": plan.cell_goal_s,
             "cells": [{"model": c.model, "sizes": c.label, "options": c.options_dict, "dtype": c.dtype}
                       for c in plan.cells]}  # fmt: skip
 
@@ -133,6 +133,7 @@ class RunRecord:
     skipped: list[WorkerSkip] = field(default_factory=list)
     failed_cells: list[CellFailure] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    cell_budgets_s: list[float] = field(default_factory=list)  # the sampling budget each process gave each cell
 
     def worker_started(self, backend: str, env: dict, pid: int, numpy_s: float, backend_s: float) -> None:
         self.backend_env.setdefault(backend, env)
@@ -163,6 +164,8 @@ def run_json(start: RunStart, record: RunRecord, status: str | None = None) -> d
     out["failed_cells"] = [f.to_json() for f in record.failed_cells]
     out.update(imports=dict(record.imports), runtime_init_s=dict(record.runtime_init_s),
                worker_pid=dict(record.worker_pid))  # fmt: skip
+    if record.cell_budgets_s:
+        out["cell_budgets_s"] = list(record.cell_budgets_s)
     for key in ("imports_per_process", "runtime_init_s_per_process"):
         if getattr(record, key):
             out[key] = {b: list(v) for b, v in getattr(record, key).items()}

@@ -24,6 +24,11 @@ from kbench.orchestrate.planning import (MAX_CELLS, Plan, check_processes, make_
 
 QUICK = TimerConfig(budget_s=1.0, min_samples=5, target_ci=0.05, min_sample_s=0.002, warmup_s=0.02)
 DEFAULT_PROCESSES = 3
+# The time goal of a run given no --budget and no --cell-budget, per cell, backend and thread setting: 45 s for the
+# default run's three cells. Workers share it as a run budget that never skips a cell: on a slow machine each cell
+# samples for less (down to kbench.measure.budget.FLOOR_S, and never fewer than the minimum samples); on a fast one
+# the cell budget is reached first and the goal changes nothing. The run says when it trimmed.
+GOAL_PER_CELL_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -109,8 +114,14 @@ def make_plan(request: RunRequest) -> Plan:
                 run_budget_s=budget_s, skipped=skipped, backends=chosen, device=request.device,
                 precision=request.precision, resident=request.resident,
                 processes=n_processes if request.mode == "run" else 1, cell_timeout_s=request.cell_timeout, gaps=gaps,
-                threads=threads, rate=rate)  # fmt: skip
+                threads=threads, rate=rate, cell_goal_s=_cell_goal(request))  # fmt: skip
     return full if wanted_shard is None else shard_mod.apply(full, wanted_shard)
+
+
+def _cell_goal(request: RunRequest) -> float | None:
+    """:data:`GOAL_PER_CELL_S` for a run that chose none of its own time (no --budget, --cell-budget or timer)."""
+    chosen = (request.run_budget, request.cell_budget, request.timer)
+    return GOAL_PER_CELL_S if request.mode == "run" and all(c is None for c in chosen) else None
 
 
 def _model_names(models: Iterable[str] | str) -> list[str]:

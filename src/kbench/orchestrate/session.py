@@ -10,6 +10,7 @@ repeat); the other backends go on. What run.json says is kept in :mod:`kbench.or
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import shutil
 import tempfile
 import time
@@ -171,6 +172,8 @@ class RunSession:
 
     def on_cell(self, run: WorkerRun, e: CellDone) -> None:
         run.settled.add(e.index)
+        if e.budget_s is not None:
+            self.record.cell_budgets_s.append(e.budget_s)
         imports = self.record.imports[run.job.backend]
         self.output.add_cell(run.job, e, imports, lambda: run_json(self.start, self.record))
 
@@ -217,18 +220,24 @@ class RunSession:
         self.record.fail_cells(backend, [self.plan.cells[i] for i in sorted(indices)], reason, process)
 
 
+MIN_SAMPLES_PER_PROCESS = 3  # the least a process's median is taken over
+
+
 def worker_job(plan: Plan, backend: str, process: int, threads: int | None, elapsed_s: float) -> Job:
-    """Process ``process`` of ``backend`` (at ``threads``), ``elapsed_s`` into the run: its share of the cell budget
-    and of the run budget left."""
+    """Process ``process`` of ``backend`` (at ``threads``), ``elapsed_s`` into the run: its share of the cell budget,
+    of the minimum samples (``--min-samples`` counts over all the processes, at least
+    :data:`MIN_SAMPLES_PER_PROCESS` each) and of the run budget or time goal left."""
     timer, settings = plan.timer, plan.thread_settings
     sets_left = (len(plan.backends) - plan.backends.index(backend)) * len(settings) - settings.index(threads)
     workers_left = sets_left * plan.processes - process
-    run_budget = None
-    if plan.run_budget_s is not None:
-        run_budget = max(plan.run_budget_s - elapsed_s, 0.0) / workers_left
-    return Job(plan.cells, paths_for(backend, plan.paths, resident=True), backend, plan.seed,
-               replace(timer, budget_s=timer.budget_s / plan.processes), plan.mode, plan.device, plan.precision,
-               plan.resident, run_budget, process, plan.processes, plan.gaps, threads, rate=plan.rate)  # fmt: skip
+    share = lambda total: None if total is None else max(total - elapsed_s, 0.0) / workers_left  # noqa: E731
+    goal = None if plan.cell_goal_s is None else plan.cell_goal_s * len(plan.cells) * len(plan.backends) * len(settings)
+    min_samples = max(min(MIN_SAMPLES_PER_PROCESS, timer.min_samples), math.ceil(timer.min_samples / plan.processes))
+    timer = replace(timer, budget_s=timer.budget_s / plan.processes, min_samples=min_samples,
+                    max_samples=max(timer.max_samples, min_samples))  # fmt: skip
+    return Job(plan.cells, paths_for(backend, plan.paths, resident=True), backend, plan.seed, timer, plan.mode,
+               plan.device, plan.precision, plan.resident, share(plan.run_budget_s), process, plan.processes,
+               plan.gaps, threads, rate=plan.rate, time_goal_s=share(goal))  # fmt: skip
 
 
 def log_name(backend: str, process: int, threads: int | None = None) -> str:

@@ -31,7 +31,7 @@ from kbench.measure.callpaths import BASELINE
 from kbench.present.decompose import Breakdown, cell_breakdowns
 from kbench.present.latency import LatencyTable, latency_tables
 from kbench.present.run_context import ModelInfo, import_lines, model_infos, peak_line
-from kbench.present.run_warnings import Detail, details, digest, notes, precision, warnings, where
+from kbench.present.run_warnings import Detail, details, digest, notes, precision, time_plan, warnings, where
 from kbench.present.screen import Screen, screen
 
 CELL_KEYS = ["model", "sizes", "dtype", "options_label"]
@@ -314,6 +314,7 @@ class Presentation:
     latency: tuple[LatencyTable, ...] = ()  # single calls (kbench.present.latency): one per cell that has them
     screen: Screen = field(default_factory=Screen)  # the default terminal view: one grid per model, short verdicts
     precision: str = ""  # the precision the medians reached, in one line
+    time_plan: str = ""  # what the default run's time goal trimmed, in one line; empty when nothing
     warnings: tuple[str, ...] = ()  # what the default view warns about (kbench.present.run_warnings.warnings)
     notes: tuple[str, ...] = ()  # stability counts for --details
     latency_asked: bool = False  # the run asked for single calls after gaps or at a rate (--gap, --rate)
@@ -344,6 +345,7 @@ def build(p: DisplayFrame, meta: Mapping[str, Any]) -> Presentation:
         models=model_infos(df, meta),
         screen=screen(df, p.cross),
         precision=precision(df),
+        time_plan=time_plan(meta),
         warnings=warnings(df, meta),
         notes=notes(df, meta),
         latency_asked=_latency_asked(meta),

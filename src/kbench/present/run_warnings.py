@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -234,6 +235,23 @@ def precision(df: pd.DataFrame) -> str:
         return ""
     return (f"precision: medians ±{fmt_pct(half.median())} (95% CI half-width, median over {len(half)} "
             f"row{'s' if len(half) > 1 else ''}; widest ±{fmt_pct(half.max())})")  # fmt: skip
+
+
+def time_plan(meta: Mapping[str, Any]) -> str:
+    """``"time: sampling trimmed to 0.41 s per cell and process (1.33 s planned) to keep the 45 s goal; ..."``
+    when the default run's time goal gave some cell less sampling than the timer's budget; empty otherwise."""
+    plan = meta.get("plan") if isinstance(meta.get("plan"), Mapping) else {}
+    budgets = [b for b in meta.get("cell_budgets_s") or () if isinstance(b, (int, float))]
+    goal, timer = plan.get("cell_goal_s"), plan.get("timer") or {}
+    processes = plan.get("processes") or meta.get("processes") or 1
+    if not budgets or not isinstance(goal, (int, float)) or not isinstance(timer.get("budget_s"), (int, float)):
+        return ""
+    planned = timer["budget_s"] / processes
+    if min(budgets) >= 0.99 * planned:
+        return ""
+    cells = len(plan.get("cells") or ()) * max(len(meta.get("backends") or ()), 1) * max(len(plan.get("threads") or ()), 1)
+    return (f"time: sampling trimmed to {statistics.median(budgets):.2g} s per cell and process ({planned:.2g} s "
+            f"planned) to keep the {goal * cells:.0f} s goal; --cell-budget or --budget sets the time yourself")
 
 
 def notes(df: pd.DataFrame, meta: Mapping[str, Any]) -> tuple[str, ...]:

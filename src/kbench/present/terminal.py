@@ -56,7 +56,7 @@ def run_view(results: pd.DataFrame, meta: dict, details: bool = False, width: in
 def ending(p: Presentation, details: bool) -> list[str]:
     """After the tables: the verdicts, the precision reached, then (``--details``) the stability notes, the
     warnings, and by default where the rest is."""
-    out = [*p.screen.verdicts, *([p.precision] if p.precision else [])]
+    out = [*p.screen.verdicts, *(line for line in (p.precision, p.time_plan) if line)]
     if details:
         headlines = [h for h in p.headlines if h not in p.screen.verdicts]
         return [*headlines, *out, *p.notes, *(w for w in p.warnings if not w.startswith("warning: machine:"))]

@@ -214,8 +214,9 @@ RUN_FIELDS: tuple[Column, ...] = (
     _c("status", "str", "", "`running`, `complete`, `failed` or `interrupted`."),
     _c("mode", "str", "", "`run` (timed) or `parity` (parity only)."),
     _c("backends", "list[str]", "", "The Keras backends, one worker each, in the order they ran."),
-    _c("plan", "dict", "", "The plan: `paths`, `seed`, `timer` (the timer's settings) and `cells` (model, sizes, "
-                           "options, dtype)."),
+    _c("plan", "dict", "", "The plan: `paths`, `seed`, `timer` (the timer's settings), `cells` (model, sizes, "
+                           "options, dtype), `run_budget_s` (`--budget`) and `cell_goal_s` (the time goal per cell "
+                           "of a run that set no time of its own)."),
     _c("env", "dict", "", "The environment fingerprint: `host`, and per backend what its worker reported."),
     _c("peak", "dict", "", "The machine peak the `pct_peak_*` columns use (GFLOP/s per dtype, copy GB/s); null "
                            "when not measured."),
@@ -236,6 +237,8 @@ RUN_FIELDS: tuple[Column, ...] = (
        since=2),
 )  # fmt: skip
 RUN_EXTRA = ("Any other key (e.g. `backend`, `worker_pid`) is kept as it is, in `RunMeta.extra`. Among them: "
+             "`cell_budgets_s`, the steady-state sampling budget each worker process gave each cell, in the order "
+             "they finished (under `timer.budget_s / processes` where the time goal trimmed it); "
              "`shard`, in a `kbench run --shard K/N` run: `index` (K), `count` (N), `plan_cells` (the full plan's "
              "cell count), `cells` (this shard's cells as indices into the full plan), `plan_digest` (the full "
              "plan's identity) and `assignment` (`round-robin`); `merged`, in a `kbench merge` run: the merge "
