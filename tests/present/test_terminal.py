@@ -81,8 +81,8 @@ def test_the_time_plan_says_what_it_trimmed_and_is_silent_otherwise():
             "cells": [{}, {}, {}]}  # fmt: skip
     trimmed = {**META, "plan": plan, "backends": ["tensorflow"], "cell_budgets_s": [1.33, 0.5, 0.3, 0.41]}
     lines = shown(terminal.run_view(quiet_run(), trimmed))
-    assert ("time: sampling trimmed to 0.45 s per cell and process (1.3 s planned) to keep the 45 s goal; "
-            "--cell-budget or --budget sets the time yourself") in " ".join(lines)
+    assert ("time: sampled 1.4 s per cell, not 4 s, to keep the 45 s goal; --cell-budget or --budget to choose"
+            in " ".join(lines))
     kept = {**trimmed, "cell_budgets_s": [4.0 / 3] * 9}
     assert not [line for line in shown(terminal.run_view(quiet_run(), kept)) if line.startswith("time:")]
     chosen = {**trimmed, "plan": {**plan, "cell_goal_s": None}}  # the user set the time: nothing to say
