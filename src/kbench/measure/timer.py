@@ -65,7 +65,7 @@ class TimerConfig:
     target_ci: float = 0.02
     min_sample_s: float = 0.005
     max_overhead: float = 0.01
-    warmup_s: float = 0.05
+    warmup_s: float = 0.02
     min_warmup_calls: int = 2
     seed: int = 0  # for the round order; a run is reproducible in the order it sampled
     switch_warmup_calls: int = 20  # untimed calls when a visit follows another callable (0: off) ...
