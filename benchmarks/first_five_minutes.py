@@ -3,6 +3,7 @@ the whole process's wall time, with the machine's peak and load beside them (iss
 
     python benchmarks/first_five_minutes.py                 # on this machine as it is
     python benchmarks/first_five_minutes.py --taskset 0     # on one core (a slow machine: check `kbench peak`)
+    python benchmarks/first_five_minutes.py --load 1        # beside one busy process per usable core (a slower one)
     python benchmarks/first_five_minutes.py --runs 1 --reports 5 --out DIR
 
 Goals: each default run <= 60 s wall, report included, on a machine whose `kbench peak` reads ~70 GFLOP/s float32
@@ -42,6 +43,11 @@ def peak(prefix: list[str], refresh: bool) -> str:
     return next((ln for ln in out.splitlines() if ln.startswith("peak")), out.strip()[-200:])
 
 
+def start_load(n: int, prefix: list[str]) -> list[subprocess.Popen]:
+    """``n`` busy Python loops (under ``prefix``, e.g. the same taskset), as a competing load that slows the machine."""
+    return [subprocess.Popen(prefix + [sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def latest_meta(out: Path) -> dict:
     runs = sorted(p for p in out.iterdir() if (p / "run.json").is_file())
     return json.loads((runs[-1] / "run.json").read_text()) if runs else {}
@@ -52,7 +58,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--reports", type=int, default=5)
     ap.add_argument("--taskset", default="", help="CPU list for `taskset -c`, e.g. 0 (one core)")
-    ap.add_argument("--refresh-peak", action="store_true", help="measure the peak afresh (under --taskset too)")
+    ap.add_argument("--load", type=int, default=0, help="busy processes running beside every command (a slower machine)")
+    ap.add_argument("--refresh-peak", action="store_true", help="measure the peak afresh (under --taskset and --load)")
     ap.add_argument("--out", type=Path, default=None, help="folder for the run folders (default: a temporary one)")
     ap.add_argument("--no-gate", action="store_true")
     args = ap.parse_args()
@@ -60,13 +67,26 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="kbench-first5-"))
     out.mkdir(parents=True, exist_ok=True)
     print(f"load before: {load()}")
-    print(f"{peak(prefix, args.refresh_peak)}{' (under taskset -c ' + args.taskset + ')' if prefix else ''}")
+    busy = start_load(args.load, prefix)
+    try:
+        return measure(args, prefix, out)
+    finally:
+        for proc in busy:
+            proc.kill()
+
+
+def measure(args: argparse.Namespace, prefix: list[str], out: Path) -> int:
+    where = (" under taskset -c " + args.taskset if prefix else "") + (f" beside {args.load} busy process(es)" if args.load else "")
+    print(f"{peak(prefix, args.refresh_peak)}{where}")
     runs = []
     for i in range(args.runs):
         wall, done = timed(["kbench", "run", "--model", "dense", "--out", str(out)], prefix)
         meta = latest_meta(out)
         runs.append(wall)
         print(f"run {i + 1}: {wall:.1f} s wall (exit {done.returncode}); {meta.get('processes')} processes per backend")
+        for line in done.stdout.splitlines():
+            if line.startswith(("precision:", "time:", "warning:", "results:", "report:")):
+                print(f"    {line}")
     reports = []
     for i in range(args.reports):
         wall, done = timed(["kbench", "report", "latest", "--reports", str(out)], prefix)
