@@ -17,7 +17,7 @@ def _script(name: str, *args: str) -> subprocess.CompletedProcess:
                           timeout=120)  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["cli_page.py", "schema_page.py"])
+@pytest.mark.parametrize("name", ["cli_page.py", "schema_page.py", "layers_page.py"])
 def test_the_committed_generated_page_is_up_to_date(name):
     done = _script(name, "--check")
     assert done.returncode == 0, done.stderr
@@ -62,3 +62,18 @@ def test_the_site_builds_strictly(tmp_path):
                           text=True, cwd=ROOT, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "site" / "reference" / "cli" / "index.html").exists()
+
+
+def test_the_layers_page_lists_every_registered_twin_and_refuses_one_without_a_docstring(monkeypatch):
+    monkeypatch.syspath_prepend(str(GEN))
+    import layers_page
+
+    from kbench.model.twins import registry
+
+    text, problems = layers_page.render()
+    assert problems == ()
+    for name in registry.LAYERS:
+        assert f"| `{name}` |" in text, name
+    monkeypatch.setitem(registry.LAYERS, "Mystery", lambda call: None)
+    _, problems = layers_page.render()
+    assert any("Mystery" in p and "no docstring" in p for p in problems)

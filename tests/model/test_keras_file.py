@@ -136,8 +136,17 @@ def test_export_refuses_bad_paths_and_models(tmp_path):
         proc = kbench("export", str(path), "--out", str(out))
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], (out, proc.stderr)
-    conv = {"module": "keras.layers", "class_name": "Conv1D", "config": {"name": "conv", "dtype": POLICY}}
+    conv = {"module": "keras.layers", "class_name": "Conv1DTranspose",
+            "config": {"name": "conv", "dtype": POLICY, "filters": 2, "kernel_size": [3]}}  # fmt: skip
     no_twin = write_keras(tmp_path / "conv.keras", sequential(_input(shape=(None, 8, 2)), conv))
     proc = kbench("export", str(no_twin), "--out", str(tmp_path / "conv_numpy.py"), "--no-timing")
     assert proc.returncode == 2 and "no NumPy twin (layer 'conv'" in proc.stderr
     assert not (tmp_path / "conv_numpy.py").exists()
+    # a layer that has a twin, with a broken config (no kernel_size): refused in one line, before any worker
+    broken = {"module": "keras.layers", "class_name": "Conv1D", "config": {"name": "conv", "dtype": POLICY}}
+    path = write_keras(tmp_path / "broken.keras", sequential(_input(shape=(None, 8, 2)), broken))
+    for args in (("export", str(path), "--out", str(tmp_path / "broken_numpy.py")), ("run", "--model", str(path))):
+        proc = kbench(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert "layer 'conv' (Conv1D) has a broken config: kernel_size=None: expected 1 integer(s) >= 1" in lines[0]

@@ -11,11 +11,12 @@ module per kind of layer under :mod:`kbench.model.twins`) gives four things:
 - its *error scale* M (see below) from its inputs' values and scales;
 - its FLOPs per row and its reduction length.
 
-Supported: Dense (every activation in :data:`kbench.model.twins.dense.ACTIVATIONS`), LayerNormalization (and its
-RMS form), BatchNormalization (inference), Embedding, Dot, Add, Concatenate, Flatten, Reshape, Dropout (identity),
-Softmax, Activation, ReLU (max_value, negative_slope, threshold), GlobalMaxPooling1D and InputLayer. Any other layer
-(or a layer called twice, or a nested model) means no twin: :func:`build` returns a :class:`NoTwin` naming the first
-such layer.
+Supported: the layers of :data:`kbench.model.twins.registry.LAYERS` (Dense and the activations, the normalisations,
+Embedding, the merges, convolutions, pooling, padding, cropping and upsampling, the recurrent layers with
+Bidirectional and TimeDistributed(Dense), the scaling layers; docs/reference/layers.md lists them with their
+options). Any other layer (or a layer called twice, or a nested model) means no twin: :func:`build` returns a
+:class:`NoTwin` naming the first such layer; a config value of the wrong type or range makes it ``invalid``, and
+the model file is refused.
 
 **The error scale M, for parity.** kbench's parity allows ``|out - ref| <= tol * max(|ref|, M)`` per element, M
 being the size of the terms behind it, tol = 16 eps sqrt(K). For one Dense layer the forward on |weights| and
@@ -43,8 +44,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from kbench.core.errors import one_line
 from kbench.model.keras_file import Graph, Node
-from kbench.model.twins.base import Call, Emitted, Shape, Unsupported
+from kbench.model.twins.base import BadConfig, Call, Emitted, Shape, Unsupported
 from kbench.model.twins.dense import ERF_IMPORT
 from kbench.model.twins.registry import LAYERS, helpers_for
 
@@ -76,11 +78,13 @@ def _jitter(x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NoTwin:
-    """Why a model has no NumPy twin: the first layer without one."""
+    """Why a model has no NumPy twin: the first layer without one; ``invalid`` when its config is broken (a value of
+    the wrong type or range, :class:`kbench.model.twins.base.BadConfig`), not merely beyond what a twin covers."""
 
     layer: str
     cls: str
     why: str
+    invalid: bool = False
 
     @property
     def reason(self) -> str:
@@ -152,7 +156,7 @@ def build(graph: Graph) -> Twin | NoTwin:
         try:
             emitted, call = _emit_node(node, names, shapes)
         except Unsupported as exc:
-            return NoTwin(exc.node.name, exc.node.cls, exc.why)
+            return NoTwin(exc.node.name, exc.node.cls, exc.why, isinstance(exc, BadConfig))
         names[node.name], shapes[node.name] = f"t{j}", emitted.shape
         lines.append(f"    t{j} = {emitted.code}  # layer {node.name!r} ({node.cls})")
         steps.append(Step(call, emitted, _compile(emitted.code, call.args)))
@@ -174,7 +178,13 @@ def _emit_node(node: Node, names: Mapping[str, str], shapes: Mapping[str, Shape]
     if missing or not node.inputs:
         raise Unsupported(node, f"reads {missing[0]!r}, which is not a tensor of this model" if missing else "no input")
     call = Call(node, tuple(names[t] for t in node.inputs), tuple(shapes[t] for t in node.inputs))
-    return emitter(call), call
+    try:
+        return emitter(call), call
+    except Unsupported:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, ZeroDivisionError) as exc:
+        # a config value no reader checked (the readers in kbench.model.twins.base name their field): still one line
+        raise BadConfig(node, f"its config cannot be read ({type(exc).__name__}: {one_line(str(exc))[:160]})") from None
 
 
 def _compile(code: str, args: tuple[str, ...]) -> Callable[..., np.ndarray]:

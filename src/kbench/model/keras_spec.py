@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from kbench.core.errors import ModelLoadError
+from kbench.core.fmt import visible
 from kbench.model import autotwin
 from kbench.model.factory import is_factory, resolve_factory
 from kbench.model.keras_file import Graph, read_graph
@@ -27,6 +29,9 @@ def load_spec(name: str | Path) -> ModelSpec:
     path = resolve_factory(label) if is_factory(label) else Path(label).expanduser().resolve()
     graph = read_graph(path)
     twin = autotwin.build(graph)
+    if isinstance(twin, autotwin.NoTwin) and twin.invalid:
+        raise ModelLoadError(f"{visible(label)}: layer {visible(repr(twin.layer))} ({visible(twin.cls)}) has a broken "
+                             f"config: {visible(twin.why)}; fix it in the model, save it again and rerun")  # fmt: skip
     has_twin = isinstance(twin, autotwin.Twin)
     bounds = twin.index_inputs if has_twin else autotwin.index_bounds(graph)
     inputs = tuple(Tensor(i.name, ("batch", *i.shape), init="index", high=bounds[i.name]) if i.name in bounds
@@ -86,8 +91,17 @@ class _Weights:
 
     def __call__(self, keras: Any, dtype: str) -> dict:
         model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
-        return {f"{layer.name}/{v.name}": keras.ops.convert_to_numpy(v.value)
-                for layer in model.layers for v in layer.weights}  # fmt: skip
+        return {key: keras.ops.convert_to_numpy(v.value) for layer in model.layers for key, v in weight_keys(layer)}
+
+
+def weight_keys(layer: Any) -> list[tuple[str, Any]]:
+    """(key, variable) for each of a layer's weights: ``"<layer>/<variable>"``, and for a Bidirectional
+    ``"<layer>/forward/<variable>"`` and ``"<layer>/backward/<variable>"`` (Keras names both directions' variables
+    alike, so one key per name would let the backward weights overwrite the forward ones)."""
+    if type(layer).__name__ != "Bidirectional":
+        return [(f"{layer.name}/{v.name}", v) for v in layer.weights]
+    sides = (("forward", layer.forward_layer), ("backward", layer.backward_layer))
+    return [(f"{layer.name}/{side}/{v.name}", v) for side, sub in sides for v in sub.weights]
 
 
 @dataclass(frozen=True)

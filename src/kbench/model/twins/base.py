@@ -25,6 +25,11 @@ class Unsupported(Exception):
         self.node, self.why = node, why
 
 
+class BadConfig(Unsupported):
+    """Raised while building: a config value of the wrong type or out of range, which Keras could not honour either
+    (the model file is refused rather than timed without a twin)."""
+
+
 @dataclass(frozen=True)
 class Call:
     """One layer call as the generator sees it."""
@@ -71,3 +76,37 @@ def single_input(call: Call) -> Shape:
     if len(call.shapes) != 1:
         raise Unsupported(call.node, f"{len(call.shapes)} inputs, where the layer takes one")
     return call.shapes[0]
+
+
+# -- reading a layer's config: a value of the wrong type or range is Unsupported, naming the field ----------------------
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a hostile config's value stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def ints(call: Call, field: str, n: int, default: Any = None, minimum: int = 1) -> tuple[int, ...]:
+    """A config field of ``n`` integers >= ``minimum`` (one integer, or a list of ``n``); :class:`Unsupported`
+    naming the field otherwise."""
+    value = call.cfg.get(field, default)
+    items = list(value) if isinstance(value, (list, tuple)) else [value] * n
+    if len(items) != n or not all(type(v) is int and v >= minimum for v in items):
+        raise BadConfig(call.node, f"{field}={shown(value)}: expected {n} integer(s) >= {minimum}")
+    return tuple(items)
+
+
+def flag(call: Call, field: str, default: bool) -> bool:
+    value = call.cfg.get(field, default)
+    if not isinstance(value, bool):
+        raise BadConfig(call.node, f"{field}={shown(value)}: expected true or false")
+    return value
+
+
+def choice(call: Call, field: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = call.cfg.get(field)
+    value = default if value is None else value
+    if value not in allowed:
+        raise Unsupported(call.node, f"{field}={shown(value)}: the twin supports {', '.join(allowed)}")
+    return value

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbench.model.keras_file import Node
-from kbench.model.twins.base import Call, Emitted, Unsupported, numpy_axis, single_input
+from kbench.model.twins.base import Call, Emitted, Unsupported, ints, numpy_axis, single_input
 
 HELPERS = '''
 def _sigmoid(x):
@@ -135,8 +135,9 @@ def activation_name(node: Node, value: Any) -> str:
 
 
 def dense(call: Call) -> Emitted:
+    """``x @ kernel + bias`` over the last axis (any rank), ``use_bias``, and every activation in :data:`ACTIVATIONS`."""
     shape = single_input(call)
-    units, act = int(call.cfg["units"]), activation_name(call.node, call.cfg.get("activation"))
+    (units,), act = ints(call, "units", 1), activation_name(call.node, call.cfg.get("activation"))
     weights = [("kernel", (shape[-1], units))] + ([("bias", (units,))] if call.cfg.get("use_bias", True) else [])
     z = f"{call.args[0]} @ {call.w('kernel')}" + (f" + {call.w('bias')}" if len(weights) == 2 else "")
     out = (*shape[:-1], units)
@@ -146,12 +147,14 @@ def dense(call: Call) -> Emitted:
 
 
 def activation(call: Call) -> Emitted:
+    """The Activation layer: any activation in :data:`ACTIVATIONS`, element by element or over its axis."""
     shape, act = single_input(call), activation_name(call.node, call.cfg.get("activation"))
     return Emitted(ACTIVATIONS[act].code.format(call.args[0]), shape, (), math.prod(shape),
                    shape[-1] if ACTIVATIONS[act].axis else 1)  # fmt: skip
 
 
 def softmax(call: Call) -> Emitted:
+    """The Softmax layer over one axis or several (``axis``), max-subtracted; a mask is not supported."""
     shape = single_input(call)
     axes = call.cfg.get("axis", -1)
     axes = tuple(numpy_axis(call, a, len(shape)) for a in (axes if isinstance(axes, list) else [axes]))
@@ -160,6 +163,7 @@ def softmax(call: Call) -> Emitted:
 
 
 def relu(call: Call) -> Emitted:
+    """The ReLU layer with ``max_value``, ``negative_slope`` and ``threshold``."""
     shape, c = single_input(call), call.cfg
     mv = None if c.get("max_value") is None else float(c["max_value"])
     code = f"_relu_layer({call.args[0]}, {mv!r}, {float(c.get('negative_slope') or 0)!r}, {float(c.get('threshold') or 0)!r})"

@@ -41,6 +41,7 @@ def _bcast(call: Call, name: str, shape: Shape, axes: tuple[int, ...]) -> str:
 
 
 def layer_normalization(call: Call) -> Emitted:
+    """Over one axis or several (``axis``), ``epsilon``, ``center``, ``scale`` and ``rms_scaling``."""
     shape, c = single_input(call), call.cfg
     axes = _norm_axes(call, shape)
     rms = bool(c.get("rms_scaling", False))
@@ -55,6 +56,7 @@ def layer_normalization(call: Call) -> Emitted:
 
 
 def batch_normalization(call: Call) -> Emitted:
+    """Inference: the moving mean and variance, ``axis``, ``epsilon``, ``center`` and ``scale``."""
     shape, c = single_input(call), call.cfg
     axes = _norm_axes(call, shape)
     pshape = _param_shape(shape, axes)
