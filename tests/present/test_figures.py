@@ -174,3 +174,15 @@ def test_svg_is_well_formed_xml_with_hostile_names_spelled_out():
     texts = " ".join(t for el in root.iter() for t in [el.text or ""])
     assert "<script>alert(1)</script>\\x1b[31m\\u202e$x$" in texts
     assert b"\x1b" not in svg
+
+
+@pytest.mark.parametrize("batches, lines", [((1, 32, 1024), False), ((1, 8, 64, 512), True)])
+def test_figures_against_the_size_need_four_sizes(batches, lines):
+    """Against 3 sizes a line adds nothing to the heatmap and the per-cell bars; from 4 it shows the trend."""
+    from types import SimpleNamespace
+
+    from kbench.present import report
+
+    df, samples = synthetic(batches)
+    makers = report._model_makers(SimpleNamespace(fits=None, cross=None), df, samples, "dense")
+    assert ("ratio_line" in makers) is lines and "ratio" in makers and "latency" in makers

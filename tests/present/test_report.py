@@ -68,8 +68,10 @@ def test_html_is_self_contained_and_complete(run_copy):
     html = report.build_html(load_run(run_copy))
     assert "<script" not in html.lower()
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", html), "no external resources"
-    # latency, ratio line, heatmap, cold, noise, roofline, where the time goes (per cell, against size), single calls
-    assert html.count('src="data:image/svg+xml;base64,') == 9
+    # latency, heatmap, cold, noise, roofline, where the time goes per cell, single calls; with 2 sizes (under
+    # report.LINE_MIN_SIZES) no ratio or parts against the size: the heatmap and the per-cell bars show each size
+    assert html.count('src="data:image/svg+xml;base64,') == 7
+    assert 'alt="ratio to NumPy against size' not in html and 'alt="parts against size' not in html
     for section in ('id="verdict"', 'id="parity"', 'id="warnings"', 'id="reproduce"', 'id="environment"'):
         assert section in html
     assert "kbench run --model dense --batch 1,2" in html

@@ -41,8 +41,11 @@ def forest_figure(c: Comparison):
     """One horizontal line per row: the ratio B/A and its 95% CI (log scale), a line at 1 and at each fail factor."""
     import matplotlib
     import matplotlib.ticker as mticker
-    import seaborn as sns
     from matplotlib.figure import Figure
+
+    from kbench.present import seaborn_import
+
+    sns = seaborn_import.load()
 
     from kbench.core.fmt import fmt_ratio
 

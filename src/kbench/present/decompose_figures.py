@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 
 from kbench.analysis.sweep import swept_axis
 from kbench.core.fmt import fmt_time
 from kbench.measure.callpaths import BASELINE
+from kbench.present import seaborn_import
 from kbench.present.figures import figure_style, new_figure, path_color, paths_in, text_inches, time_axis
+
+sns = seaborn_import.load()
 
 PART_COLORS = dict(zip(("kernel", "conversion in", "conversion out", "overhead"), sns.color_palette("deep", 4)))
 _PART_COLUMNS = {"kernel": "kernel_s", "conversion in": "conversion_in_s", "conversion out": "conversion_out_s",

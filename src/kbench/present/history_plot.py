@@ -20,7 +20,9 @@ def trend_figure(t: Trend):
     is marked (red: slower, green: faster) with its size, and a change of versions by a dotted line."""
     import matplotlib
     import matplotlib.ticker as mticker
-    import seaborn as sns
+    from kbench.present import seaborn_import
+
+    sns = seaborn_import.load()
     from matplotlib.figure import Figure
 
     from kbench.present.figures import path_color

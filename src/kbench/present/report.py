@@ -30,6 +30,7 @@ def _has_ratios(timed: pd.DataFrame, model: str) -> bool:
     return bool(timed.loc[timed["model"] == model, "ratio_to_numpy"].notna().any())
 
 
+LINE_MIN_SIZES = 4
 FIGURES = ("latency", "ratio", "ratio_line", "cold", "dist", "parts", "parts_sweep", "lat_ecdf", "lat_gaps")
 
 
@@ -57,8 +58,11 @@ def _model_makers(p: presentation.DisplayFrame, timed: pd.DataFrame, samples: pd
     from kbench.present import figures as fig
 
     ratios = _has_ratios(timed, model)
-    # a user model without a NumPy twin has no ratios: no ratio figures for it
-    swept = swept_axis(timed[timed["model"] == model]) is not None and ratios
+    # a user model without a NumPy twin has no ratios: no ratio figures for it. The figures against the swept size
+    # need LINE_MIN_SIZES sizes: below that, the heatmap and the per-cell bars already show every size.
+    rows = timed[timed["model"] == model]
+    axis = swept_axis(rows)
+    swept = axis is not None and ratios and rows[axis].nunique() >= LINE_MIN_SIZES
     breakdown = dfig.has_breakdown(timed, model)
     makers = {
         "latency": lambda: fig.latency_figure(timed, model, p.fits),
