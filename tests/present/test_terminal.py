@@ -81,8 +81,8 @@ def test_the_time_plan_says_what_it_trimmed_and_is_silent_otherwise():
             "cells": [{}, {}, {}]}  # fmt: skip
     trimmed = {**META, "plan": plan, "backends": ["tensorflow"], "cell_budgets_s": [1.33, 0.5, 0.3, 0.41]}
     lines = shown(terminal.run_view(quiet_run(), trimmed))
-    assert ("time: sampled 1.4 s per cell, not 4 s, to keep the 45 s goal; --cell-budget or --budget to choose"
-            in " ".join(lines))
+    assert ("time: 3 of 4 cell runs sampled less than 1.3 s, down to 0.3 s, to keep the 45 s goal; --cell-budget "
+            "or --budget to choose" in " ".join(lines))
     kept = {**trimmed, "cell_budgets_s": [4.0 / 3] * 9}
     assert not [line for line in shown(terminal.run_view(quiet_run(), kept)) if line.startswith("time:")]
     chosen = {**trimmed, "plan": {**plan, "cell_goal_s": None}}  # the user set the time: nothing to say
