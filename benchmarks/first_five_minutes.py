@@ -3,7 +3,8 @@ the whole process's wall time, with the machine's peak and load beside them (iss
 
     python benchmarks/first_five_minutes.py                 # on this machine as it is
     python benchmarks/first_five_minutes.py --taskset 0     # on one core (a slow machine: check `kbench peak`)
-    python benchmarks/first_five_minutes.py --load 1        # beside one busy process per usable core (a slower one)
+    python benchmarks/first_five_minutes.py --load 1        # beside one busy process (a slower machine)
+    python benchmarks/first_five_minutes.py --taskset 0 --load 1 --load-nice 4   # one core, 3/4 of it: ~70 GFLOP/s
     python benchmarks/first_five_minutes.py --runs 1 --reports 5 --out DIR
 
 Goals: each default run <= 60 s wall, report included, on a machine whose `kbench peak` reads ~70 GFLOP/s float32
@@ -43,9 +44,11 @@ def peak(prefix: list[str], refresh: bool) -> str:
     return next((ln for ln in out.splitlines() if ln.startswith("peak")), out.strip()[-200:])
 
 
-def start_load(n: int, prefix: list[str]) -> list[subprocess.Popen]:
-    """``n`` busy Python loops (under ``prefix``, e.g. the same taskset), as a competing load that slows the machine."""
-    return [subprocess.Popen(prefix + [sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+def start_load(n: int, prefix: list[str], niceness: int) -> list[subprocess.Popen]:
+    """``n`` busy Python loops (under ``prefix``, e.g. the same taskset, at ``niceness``), as a competing load that
+    slows the machine: at niceness 4 on the same core, kbench gets about three quarters of it."""
+    loop = ["nice", "-n", str(niceness), sys.executable, "-c", "while True: pass"]
+    return [subprocess.Popen(prefix + loop) for _ in range(n)]
 
 
 def latest_meta(out: Path) -> dict:
@@ -59,6 +62,7 @@ def main() -> int:
     ap.add_argument("--reports", type=int, default=5)
     ap.add_argument("--taskset", default="", help="CPU list for `taskset -c`, e.g. 0 (one core)")
     ap.add_argument("--load", type=int, default=0, help="busy processes running beside every command (a slower machine)")
+    ap.add_argument("--load-nice", type=int, default=0, help="the busy processes' niceness (higher: a lighter load)")
     ap.add_argument("--refresh-peak", action="store_true", help="measure the peak afresh (under --taskset and --load)")
     ap.add_argument("--out", type=Path, default=None, help="folder for the run folders (default: a temporary one)")
     ap.add_argument("--no-gate", action="store_true")
@@ -67,7 +71,7 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="kbench-first5-"))
     out.mkdir(parents=True, exist_ok=True)
     print(f"load before: {load()}")
-    busy = start_load(args.load, prefix)
+    busy = start_load(args.load, prefix, args.load_nice)
     try:
         return measure(args, prefix, out)
     finally:
@@ -76,7 +80,7 @@ def main() -> int:
 
 
 def measure(args: argparse.Namespace, prefix: list[str], out: Path) -> int:
-    where = (" under taskset -c " + args.taskset if prefix else "") + (f" beside {args.load} busy process(es)" if args.load else "")
+    where = (" under taskset -c " + args.taskset if prefix else "") + (f" beside {args.load} busy process(es) at nice {args.load_nice}" if args.load else "")
     print(f"{peak(prefix, args.refresh_peak)}{where}")
     runs = []
     for i in range(args.runs):
