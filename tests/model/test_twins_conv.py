@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from kbench.measure import parity
 from kbench.model import autotwin, keras_file, keras_spec
+import test_autotwin
 from test_autotwin import _case, _check, build_models
 
 
@@ -437,3 +438,18 @@ def test_junk_configs_never_raise(cls, config, rank):
     if isinstance(twin, autotwin.Twin):
         assert twin.forward({k: np.ones(s, np.float32) for k, s in twin.weights},
                             {"in": np.ones((1, *[5, 6, 3][-rank:]), np.float32)}).shape[1:] == twin.output_shape
+
+
+WITH_TWIN = [n for n in MODELS if n not in NO_TWIN]
+
+
+@pytest.fixture(scope="module", params=["jax", "torch"])
+def on_backend(request, built) -> str:
+    test_autotwin.run_on_backend(built, WITH_TWIN, request.param)
+    return request.param
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", WITH_TWIN)
+def test_twin_matches_keras_on_jax_and_torch(built, on_backend, name):
+    test_autotwin.check_on_backend(built, name, on_backend)

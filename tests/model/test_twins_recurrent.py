@@ -484,3 +484,15 @@ def test_a_saturated_gru_update_gate_outruns_the_measured_error_scale():
     result = parity.check("numpy", out, twin.run(w64, x64), out, parity.tolerance("float32", twin.reduction),
                           twin.magnitude(w64, x64))  # fmt: skip
     assert result.ok, result.message
+
+
+@pytest.fixture(scope="module", params=["jax", "torch"])
+def on_backend(request, built) -> str:
+    test_autotwin.run_on_backend(built, list(MODELS), request.param)
+    return request.param
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(MODELS))
+def test_twin_matches_keras_on_jax_and_torch(built, on_backend, name):
+    test_autotwin.check_on_backend(built, name, on_backend)
