@@ -13,19 +13,28 @@ import pytest
 from kbench.model import autotwin, numpy_export
 from kbench.model.twins.dense import ACTIVATIONS, Activation
 from test_autotwin import MODELS, build_models
+from test_twins_conv import MODELS as CONV_MODELS
+from test_twins_recurrent import MODELS as RNN_MODELS
 
 FORBIDDEN = ("keras", "tensorflow", "jax", "torch")
+
+
+# real small models: an MLP, an embedding, a CNN, a text CNN (Embedding, Conv1D, GlobalMaxPooling1D), a GRU
+# classifier and stacked LSTMs
+SOURCES = {**{k: MODELS[k] for k in ("sequential_mlp", "embedding")},
+           **{k: CONV_MODELS[k] for k in ("small_cnn", "text_cnn")},
+           **{k: RNN_MODELS[k] for k in ("gru_classifier", "lstm_stack")}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def mlp(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
-    build_models(folder, ["sequential_mlp", "embedding"], {k: MODELS[k] for k in ("sequential_mlp", "embedding")})
+    build_models(folder, list(SOURCES), SOURCES)
     return folder
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sequential_mlp", "embedding"])
+@pytest.mark.parametrize("name", list(SOURCES))
 def test_export_round_trip_imports_numpy_only(mlp, tmp_path, name):
     out = tmp_path / f"{name}_numpy.py"
     done = numpy_export.export(str(mlp / f"{name}.keras"), out)
