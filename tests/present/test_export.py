@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -13,7 +14,9 @@ from typer.testing import CliRunner
 from kbench.present import formats
 from kbench.cli.app import app
 from kbench.store.results import load_run
-from test_history import GOLDEN, make_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))  # test_history's run builder, run alone too
+from test_history import GOLDEN, make_run  # noqa: E402
 
 runner = CliRunner()
 HOSTILE = "a|b [bold]x[/bold] <script>alert(1)</script>\nnext `code` *em* $x$"
