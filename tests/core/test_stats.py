@@ -49,6 +49,14 @@ def test_two_processes_use_one_degree_of_freedom():
     assert half == pytest.approx(sps.t.ppf(0.975, 1) * math.log(2.0) / math.sqrt(2) / math.sqrt(2), rel=1e-6)
 
 
+@pytest.mark.parametrize("df", [1, 2, 3, 5, 9, 30, 200])
+@pytest.mark.parametrize("p", [0.975, 0.995, 0.9])
+def test_t_quantile_is_scipy_stats_t_ppf(df, p):
+    from kbench.core.stats import t_quantile
+
+    assert t_quantile(p, df) == pytest.approx(sps.t.ppf(p, df), rel=1e-10)
+
+
 def test_t_interval_function_matches_formula():
     assert t_interval(3.0, [1.0, 2.0, 4.0]) == pytest.approx(_expected_t(3.0, [1.0, 2.0, 4.0]), rel=1e-12)
 

@@ -164,6 +164,15 @@ def test_ordered_places_a_family_where_the_table_declares_it():
                                      "zzz_undeclared"]  # fmt: skip
 
 
+@pytest.mark.parametrize("table", [schema.RESULT_COLUMNS, schema.SAMPLE_COLUMNS, schema.RUN_FIELDS])
+def test_the_indexed_lookup_finds_what_a_scan_of_the_table_finds(table):
+    names = [c.name for c in table] + ["size_batch", "size_units", "size_", "zzz_undeclared", "Model", "size_Batch"]
+    for name in names:
+        scanned = next((c for c in table if c.matches(name)), None)
+        assert schema.column(name, table) is scanned, name
+        assert schema.column(name, list(table)) is scanned, name  # any other sequence: the scan itself
+
+
 def test_migrations_form_a_chain_to_the_current_version():
     assert sorted(migrations.MIGRATIONS) == list(range(1, schema.SCHEMA_VERSION))
     v1_row = {c: None for c in migrations.V1_COLUMNS} | {"schema_version": 1, "flags": "unstable", "warnings": "w",
