@@ -84,7 +84,7 @@ def _machine(plan: Plan) -> tuple[Any, list[str], list[dict]]:
         return None, [], []
     from kbench.machine import check, peak
 
-    peak_figures, _ = peak.load_or_measure()
+    peak_figures, _ = peak.load_or_measure(engines=plan.backends)
     findings = check.check(peak=peak_figures)
     return peak_figures, check.block_lines(findings), [asdict(f) for f in findings]
 

@@ -89,10 +89,11 @@ def test_a_child_with_openblas_coretype_gets_another_cache_key():
 def test_cached_per_fingerprint_and_remeasured_when_it_changes(cache, monkeypatch):
     calls = []
 
-    def fake_measure():
+    def fake_measure(engines=None):
         calls.append(1)
         return _fake(peak.fingerprint())
 
+    monkeypatch.setattr(peak, "installed_engines", lambda: ("tensorflow", "jax"))
     monkeypatch.setattr(peak, "measure", fake_measure)
     first, cached = peak.load_or_measure()
     assert not cached and calls == [1]
@@ -113,10 +114,37 @@ def test_cached_per_fingerprint_and_remeasured_when_it_changes(cache, monkeypatc
                                                            "measured": "2026-11-26T04:37:43"})])  # fmt: skip
 def test_damaged_or_old_format_cache_is_measured_again(cache, monkeypatch, text):
     (cache / f"peak-{peak.fingerprint()}.json").write_text(text)
-    monkeypatch.setattr(peak, "measure", lambda: _fake(peak.fingerprint()))
+    monkeypatch.setattr(peak, "measure", lambda engines=None: _fake(peak.fingerprint()))
     assert peak.load_cached() is None
     p, cached = peak.load_or_measure()
     assert not cached and json.loads((cache / f"peak-{p.fingerprint}.json").read_text())["schema"] == peak.SCHEMA
+
+
+def test_a_run_measures_only_the_engines_it_lacks_and_merges_them_into_the_cache(cache, monkeypatch):
+    asked = []
+
+    def fake_measure(engines=None):
+        asked.append(tuple(engines))
+        rates = {"numpy": EngineRate("numpy", "2", "openblas", 2, 100.0 + len(asked), 50.0),
+                 "tensorflow": EngineRate("tensorflow", "2.21", "oneDNN", None, 150.0, 40.0),
+                 "jax": EngineRate("jax", "0.10", "XLA:cpu", None, 190.0, 45.0),
+                 "torch": EngineRate("torch", "2.13", "MKL", 2, 120.0, 60.0)}  # fmt: skip
+        return peak.with_best([rates["numpy"], *(rates[e] for e in engines)], 10.0, 1024, peak.fingerprint(), "t")
+
+    monkeypatch.setattr(peak, "installed_engines", lambda: ("tensorflow", "jax", "torch"))
+    monkeypatch.setattr(peak, "measure", fake_measure)
+    first, cached = peak.load_or_measure(engines=("tensorflow",))  # a first `kbench run`: NumPy and TensorFlow
+    assert not cached and asked == [("tensorflow",)]
+    assert {e.engine for e in first.engines} == {"numpy", "tensorflow"} and first.gflops_float32 == 150.0
+    assert peak.load_or_measure(engines=("tensorflow",)) == (first, True)
+    full, cached = peak.load_or_measure()  # `kbench peak`: the engines the cache lacks, NumPy again
+    assert not cached and asked[-1] == ("jax", "torch")
+    assert {e.engine for e in full.engines} == {"numpy", "tensorflow", "jax", "torch"}
+    assert (full.gflops_float32, full.engine_float32, full.gflops_float64, full.engine_float64) == (190.0, "jax", 60.0, "torch")
+    assert full.rate("numpy", "float32") == 102.0 and full.rate("tensorflow", "float32") == 150.0  # NumPy's fresh one
+    assert peak.load_or_measure(engines=("jax",)) == (full, True) and len(asked) == 2
+    _, cached = peak.load_or_measure(refresh=True)
+    assert not cached and asked[-1] == ("tensorflow", "jax", "torch")
 
 
 def test_describe_lines_mark_the_peak_per_dtype():
@@ -147,7 +175,9 @@ def test_kbench_peak_shows_every_engine_the_peak_and_the_pin(tmp_path):
     code = "from kbench.machine.peak import fingerprint; print(fingerprint())"
     fp = subprocess.run([sys.executable, "-c", code], env={**env, "OPENBLAS_CORETYPE": "Haswell"},
                         capture_output=True, text=True, check=True, timeout=60).stdout.strip()  # fmt: skip
-    (tmp_path / f"peak-{fp}.json").write_text(json.dumps(_fake(fp, numpy32=75.0).to_dict()))
+    entry = _fake(fp, numpy32=75.0)
+    entry = peak.with_best([*entry.engines, EngineRate("torch", error="not installed here")], 10.0, 1024, fp, "now")
+    (tmp_path / f"peak-{fp}.json").write_text(json.dumps(entry.to_dict()))  # every engine: read, not measured
     out = _cli("peak", env_extra={"OPENBLAS_CORETYPE": "Haswell"}, cache_dir=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "peak (*): float32 150.0 GFLOP/s (tensorflow)" in out.stdout and "cached" in out.stdout
