@@ -183,3 +183,21 @@ def test_the_public_api_is_importable_from_the_package_and_cheap():
     first, second = out.stdout.splitlines()
     assert first == "[]"
     assert second == "2 ['batch=1 features=128 units=128', 'batch=32 features=128 units=128'] True True"
+
+
+@pytest.mark.parametrize("spawn", [False, True], ids=["forked", "spawned"])
+def test_workers_forked_from_one_import_or_spawned_each_measure_every_process(spawn, tmp_path):
+    plan = api.plan(["dense"], sizes={"batch": "4", "features": "8", "units": "8"}, timer=FAST, processes=3,
+                    paths=["numpy", "call"], spawn=spawn)  # fmt: skip
+    assert plan.fork is not spawn
+    result = api.run(plan, tmp_path)
+    assert result.ok, result.failures
+    saved = load_run(result.run_dir)
+    assert saved.meta["plan"]["workers"] == ("spawned" if spawn else "forked")
+    assert sorted(set(saved.samples["process"])) == [0, 1, 2]
+    assert len(saved.meta["runtime_init_s_per_process"]["tensorflow"]) == 3  # each process starts its runtime
+    imports = saved.meta["imports_per_process"]["tensorflow"]
+    assert len(imports) == (3 if spawn else 1) and all(i["backend"] > 0 for i in imports)  # forked: imported once
+    logs = sorted(p.name for p in result.run_dir.glob("worker-*.log"))
+    assert logs == ["worker-tensorflow-2.log", "worker-tensorflow-3.log", "worker-tensorflow.log"]
+    assert all(len(r) == 3 for r in saved.results["process_medians_s"])

@@ -21,16 +21,18 @@ from kbench.measure.timer import TimerConfig
 FAST = TimerConfig(budget_s=0.2, min_samples=3, target_ci=0.5, min_sample_s=0.001, warmup_s=0.005)
 
 
-def _faulty(fault: str, out, **kw):
+def _faulty(fault: str, out, spawn: bool = False, **kw):
     plan = api.plan(["faulty"], sizes={"batch": "1,3"}, options={"fault": fault}, timer=FAST, processes=1,
-                    models_dirs=[WORKER_MODELS])  # fmt: skip
+                    models_dirs=[WORKER_MODELS], spawn=spawn)  # fmt: skip
     return api.run(plan, out, **kw)
 
 
-@pytest.mark.parametrize("fault, words", [("segfault", "was killed by SIGSEGV"), ("exit", "exited with code 3"),
-                                          ("sigkill", "was killed by SIGKILL")])
-def test_a_dying_worker_keeps_finished_cells_and_names_the_cause(fault, words, tmp_path):
-    result = _faulty(fault, tmp_path)
+@pytest.mark.parametrize("fault, words, spawn", [
+    ("segfault", "was killed by SIGSEGV", False), ("exit", "exited with code 3", False),
+    ("sigkill", "was killed by SIGKILL", False), ("segfault", "was killed by SIGSEGV", True),
+])  # fmt: skip
+def test_a_dying_worker_keeps_finished_cells_and_names_the_cause(fault, words, spawn, tmp_path):
+    result = _faulty(fault, tmp_path, spawn)
     assert not result.ok and len(result.failures) == 1 and words in result.failures[0]
     saved = load_run(result.run_dir)
     assert saved.meta["status"] == "failed"

@@ -53,6 +53,15 @@ def test_a_time_goal_trims_sampling_but_never_skips_a_cell():
     assert budget.cell_budget(job, 2, 99.0, costs, FLOPS[2]) == (budget.FLOOR_S, "")
 
 
+def test_a_later_process_plans_its_first_cell_with_the_overhead_the_processes_before_saw():
+    plain = Job(_job(None).cells, _job(None).paths, "tensorflow", 1, CFG, time_goal_s=6.0)
+    told = Job(_job(None).cells, _job(None).paths, "tensorflow", 1, CFG, time_goal_s=6.0, cell_overhead_s=1.5)
+    assert budget.cell_budget(plain, 0, 0.0, None, FLOPS[0]) == (2.0, "")  # 6 s over 3 cells, nothing outside known
+    assert budget.cell_budget(told, 0, 0.0, None, FLOPS[0]) == (0.5, "")  # less the 1.5 s a cell took outside
+    costs = _costs({"numpy": 1e-3}, FLOPS[0], cold=0.25)  # from its second cell on, its own cells say
+    assert budget.cell_budget(told, 1, 0.0, costs, FLOPS[1]) == (2.75, "")
+
+
 def test_another_models_cost_model_is_not_used_to_predict():
     other = budget.CostModel("matmul", {"predict": ((10, 100.0),)}, 0.0)  # would never fit if it were used
     assert budget.cell_budget(_job(30.0), 1, 1.0, other, FLOPS[1]) == (4.0, "")

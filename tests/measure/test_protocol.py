@@ -7,6 +7,7 @@ import math
 import pytest
 
 from kbench.core import errors
+from kbench.core.errors import WorkerError
 from kbench.measure import protocol
 from kbench.measure.parity import ParityResult
 from kbench.measure.protocol import Cell
@@ -20,6 +21,7 @@ RESULT = PathResult("call", 2, 0.012, 0.034, PARITY, "cpu", "host", "float32", (
                     2.1e-8, 4.9e-8, 1, 0.02, 33)  # fmt: skip
 EXAMPLES = [
     Imported(0.05, 2.8, {"keras": "3.15", "backend": "tensorflow", "blas": [{"version": "0.3"}]}, 1234),
+    Imported(0.05, 2.8, {"backend": "tensorflow"}, 1235, fork_server=1200),
     RuntimeInit(0.28),
     Phase(1, "cold start: call"),
     CellDone(0, (RESULT, PathResult("numpy", 0, None, 2e-4, ParityResult("numpy", True, 2e-5, 0.0, 0.0, 0.0), "cpu",
@@ -31,28 +33,31 @@ EXAMPLES = [
     Done(),
     Timeout(1, 20.0),
     Exited(-11, "Fatal Python error: Segmentation fault"),
+    protocol.Reaped(1235, -9),
 ]
-KINDS = {**protocol.WORKER_EVENTS, **protocol.PARENT_EVENTS}
+KINDS = {**protocol.FORK_EVENTS, **protocol.PARENT_EVENTS}
 
 # The documented fields of each message. Removing (or renaming) a field must break this test: the other side of the
 # process boundary would otherwise read a default or crash on a key error.
 FIELDS = {
     "Job": ["cells", "paths", "backend", "seed", "timer", "mode", "device", "precision", "resident", "run_budget_s",
             "process", "processes", "gaps", "threads", "latency_s", "rate",
-            "time_goal_s"],
+            "time_goal_s", "extras_first_only", "cell_overhead_s"],
     "PathResult": ["path", "order", "build_s", "first_call_s", "parity", "device", "placement", "precision", "samples",
                    "loops", "stop_reason", "loop_overhead_s", "fixed_overhead_s", "switch_warmup_calls", "retrace_s",
                    "retrace_batch", "latency", "latency_note", "arrivals", "mem_rss_growth_b", "mem_py_peak_b", "mem_device_peak_b"],
-    "Imported": ["numpy_import_s", "backend_import_s", "env", "pid"],
+    "Imported": ["numpy_import_s", "backend_import_s", "env", "pid", "fork_server"],
     "RuntimeInit": ["runtime_init_s"],
     "Phase": ["index", "phase"],
-    "CellDone": ["index", "paths", "cold_order", "references", "budget_s"],
+    "CellDone": ["index", "paths", "cold_order", "references", "budget_s", "overhead_s"],
     "Reference": ["name", "samples", "loops"],
     "CellSkipped": ["index", "reason"],
     "Failed": ["index", "kind", "message", "exit_code", "traceback"],
     "Done": [],
     "Timeout": ["index", "after_s"],
     "Exited": ["returncode", "stderr_tail"],
+    "Reaped": ["pid", "returncode"],
+    "ForkRequest": ["job", "log", "sent_at"],
 }  # fmt: skip
 
 
@@ -68,7 +73,8 @@ def _same(a, b) -> bool:
 
 
 def test_every_message_has_its_documented_fields():
-    classes = {"Job": Job, "PathResult": PathResult, "Reference": protocol.Reference, **KINDS}
+    classes = {"Job": Job, "PathResult": PathResult, "Reference": protocol.Reference, "ForkRequest": protocol.ForkRequest,
+               **KINDS}
     assert set(classes) == set(FIELDS)
     for name, cls in classes.items():
         assert [f.name for f in dataclasses.fields(cls)] == FIELDS[name], name
@@ -102,7 +108,7 @@ def test_a_missing_field_is_refused_naming_it(event):
 
 
 def test_a_missing_nested_field_is_refused():
-    data = json.loads(protocol.encode(EXAMPLES[3]))
+    data = json.loads(protocol.encode(next(e for e in EXAMPLES if isinstance(e, CellDone))))
     del data["paths"][0]["parity"]["tol"]
     with pytest.raises(errors.WorkerError, match="ParityResult lacks the field 'tol'"):
         protocol.decode(json.dumps(data))
@@ -126,6 +132,24 @@ def test_a_job_round_trips_with_its_cells_and_timer():
     back = protocol.decode_job(protocol.encode(job))
     assert back == job
     assert back.cells[0].sizes_dict == {"batch": 32, "features": 128}
+
+
+def test_a_fork_request_round_trips_and_a_worker_event_list_refuses_the_servers_event():
+    cell = Cell("dense", "/models/dense.py", (("batch", 1),), (), "float32")
+    job = Job((cell,), ("numpy",), "tensorflow", 0, TimerConfig(), extras_first_only=True, cell_overhead_s=2.5)
+    request = protocol.ForkRequest(job, "/tmp/worker-tensorflow-2.log", 1234.5)
+    assert protocol.decode_fork_request(protocol.encode(request)) == request
+    with pytest.raises(WorkerError, match="unknown event 'Reaped'"):  # a spawned worker's stream never carries it
+        protocol.decode(protocol.encode(protocol.Reaped(1, 0)))
+
+
+def test_only_process_0_runs_the_extras_under_extras_first_only_and_it_takes_all_the_single_calls():
+    cell = Cell("dense", "/models/dense.py", (("batch", 1),), (), "float32")
+    jobs = [Job((cell,), ("numpy",), "tensorflow", 0, TimerConfig(), process=k, processes=3, extras_first_only=True)
+            for k in range(3)]  # fmt: skip
+    assert [j.runs_extras for j in jobs] == [True, False, False] and {j.latency_processes for j in jobs} == {1}
+    spread = Job((cell,), ("numpy",), "tensorflow", 0, TimerConfig(), process=2, processes=3)
+    assert spread.runs_extras and spread.latency_processes == 3
 
 
 def test_errors_cross_as_data_and_come_back_typed():

@@ -39,6 +39,15 @@ def test_min_samples_count_over_the_processes_and_the_time_goal_is_shared_like_a
     assert worker_job(few, "tensorflow", 0, None, 0.0).time_goal_s is None
 
 
+def test_under_the_time_goal_the_extras_run_in_process_0_and_later_processes_learn_a_cells_overhead():
+    goal = Plan((CELL,), ("numpy",), processes=3, cell_goal_s=15.0)
+    jobs = [worker_job(goal, "tensorflow", k, None, 0.0, None if k == 0 else 2.5) for k in range(3)]
+    assert all(j.extras_first_only for j in jobs) and [j.runs_extras for j in jobs] == [True, False, False]
+    assert [j.cell_overhead_s for j in jobs] == [None, 2.5, 2.5]
+    chosen = Plan((CELL,), ("numpy",), processes=3)  # a run that chose its own time: every process as before
+    assert not any(worker_job(chosen, "tensorflow", k, None, 0.0).extras_first_only for k in range(3))
+
+
 @pytest.mark.parametrize("args, name", [
     (("tensorflow", 0), "worker-tensorflow.log"),
     (("tensorflow", 2), "worker-tensorflow-3.log"),

@@ -45,12 +45,12 @@ def run(
     target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05]."),
     quick: bool = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI."),
     processes: Optional[int] = typer.Option(None, "--processes", help="Worker processes per backend, one after the other; they share each cell's budget and their spread goes into the CI [default: 3]."),
+    spawn: bool = typer.Option(False, "--spawn", help="Start each worker process as a fresh interpreter that imports the backend itself, instead of forking the workers from one process that imported it once (slower: one import per process)."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report (regenerate it later with `kbench report`)."),
     details: bool = typer.Option(False, "--details", help="Also print each cell's full table (IQR, first call, retrace, samples), where the time goes, the sweep fits, single calls, imports, the machine check and peak, and the per-row stability notes."),
     backend: Optional[List[str]] = BackendOpt,
-    device: str = DeviceOpt,
-    precision: str = PrecisionOpt,
+    device: str = DeviceOpt, precision: str = PrecisionOpt,
     resident: Optional[bool] = ResidentOpt,
     models_dir: Optional[List[Path]] = DirsOpt,
     shard: Optional[str] = typer.Option(None, "--shard", help="Run only the K-th of N parts of the cells, e.g. 2/4 (one CI job each; join them with `kbench merge`)."),
@@ -65,7 +65,7 @@ def run(
         sweep=sweep, run_budget=budget, max_cells=max_cells, force=force, backends=backend, device=device, rate=rate,
         precision=precision, resident=resident, processes=processes, quick=quick, cell_budget=cell_budget,
         min_samples=min_samples, target_ci=target_ci, cell_timeout=cell_timeout, shard=shard, gaps=gap, threads=threads,
-    ))  # fmt: skip
+        spawn=spawn))  # fmt: skip
     api.check_out_dir(out)
     stdout, err = render.console(), render.console(stderr=True)
     render.show_shard(err, plan)

@@ -60,7 +60,8 @@ FLOOR_S = 0.05  # the least sampling budget a cell gets under a run budget or ti
 def cell_budget(job: Job, index: int, elapsed_s: float, costs: CostModel | None, flops: int) -> tuple[float, str]:
     """(steady-state budget for cell ``index``, skip reason); ``flops`` is that cell's work.
 
-    Under a time goal: the time left over the cells left, less the last cell's time outside sampling, between
+    Under a time goal: the time left over the cells left, less the last cell's time outside sampling (for the
+    first cell, what a cell took outside sampling in the processes before, ``job.cell_overhead_s``), between
     :data:`FLOOR_S` and the timer's budget. Under a run budget, a cell's *minimum* cost is ``min_samples`` samples of every path plus warm-up, first call and retrace (four
     calls), each path's per-call time extrapolated from the model's earlier cells (:func:`predict_call`), plus
     the last cell's time outside sampling."""
@@ -71,7 +72,7 @@ def cell_budget(job: Job, index: int, elapsed_s: float, costs: CostModel | None,
         if job.time_goal_s is None:
             return cfg.budget_s, ""
         left = job.time_goal_s - elapsed_s
-        cold = costs.cold_s if costs is not None else 0.0
+        cold = costs.cold_s if costs is not None else job.cell_overhead_s or 0.0
         return max(FLOOR_S, min(cfg.budget_s, left / (len(job.cells) - index) - cold)), ""
     left = job.run_budget_s - elapsed_s
     cells_left = len(job.cells) - index

@@ -35,6 +35,9 @@ from kbench.model.spec import ModelSpec
 from kbench.model.weights import make_inputs
 
 
+FIRST_PROCESS_ONLY = "single calls and the retrace check ran in the first process only (the time goal)"
+
+
 @dataclass
 class WorkerState:
     """What a worker process keeps between cells (instead of module globals)."""
@@ -77,8 +80,11 @@ class CellRunner:
         served: dict[str, dict[str, Any]] = {}
         if job.mode == "run":
             measured, references = steady_state(inputs, cold, job, budget_s, self.rng, self._phase)
-            served = serve_latency(cold, measured, job, self.rng, self._phase)
-            retraced = self.retrace(inputs, cold)
+            if job.runs_extras:
+                served = serve_latency(cold, measured, job, self.rng, self._phase)
+                retraced = self.retrace(inputs, cold)
+            else:
+                served = {c.path.name: {"latency_note": FIRST_PROCESS_ONLY} for c in cold}
         results = tuple(self._result(c, checks[c.path.name], measured.get(c.path.name), retraced.get(c.path.name))
                         for c in cold)  # fmt: skip
         results = tuple(replace(r, **served.get(r.path, {})) for r in results)

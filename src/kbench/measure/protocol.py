@@ -14,6 +14,10 @@ Worker -> parent: one JSON line per event on stdout, each one of :data:`WORKER_E
 The parent adds two events of its own when the process ends (:data:`PARENT_EVENTS`): ``Timeout`` (no cell
 finished within the cell timeout, so the worker was killed) and ``Exited`` (its return code and last log line).
 
+Workers forked from a fork server (:mod:`kbench.measure.forkserver`) get a :class:`ForkRequest` (the job and the
+log to write) on the server's stdin, write the same events to the server's stdout, and the server adds
+:class:`Reaped` (:data:`FORK_EVENTS`) once the forked worker has exited.
+
 Every field is required on the wire: a line that lacks one is refused with :class:`kbench.core.errors.WorkerError`,
 so a protocol change cannot slip through half-read. Adding an event is one dataclass here plus one ``case`` in
 :mod:`kbench.orchestrate.session`.
@@ -78,6 +82,18 @@ class Job:
     latency_s: float = LATENCY_S  # back-to-back single calls: seconds per cell, all processes and paths together
     rate: float | None = None  # --rate: open-loop Poisson arrivals per second (kbench.measure.latency.open_loop); None: off
     time_goal_s: float | None = None  # this process's share of the default run's time goal (sampling trimmed, no skip)
+    extras_first_only: bool = False  # single calls and the retrace check in process 0 only, all of them there
+    cell_overhead_s: float | None = None  # a cell's time outside sampling in the processes before (the time goal)
+
+    @property
+    def runs_extras(self) -> bool:
+        """Whether this process times single calls and the retrace check."""
+        return not self.extras_first_only or self.process == 0
+
+    @property
+    def latency_processes(self) -> int:
+        """Over how many processes the single calls are spread."""
+        return 1 if self.extras_first_only else self.processes
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,7 @@ class Imported:
     backend_import_s: float
     env: dict
     pid: int
+    fork_server: int | None = None  # the pid of the fork server that imported, when this worker was forked from one
 
 
 @dataclass(frozen=True)
@@ -144,6 +161,7 @@ class CellDone:
     cold_order: tuple[str, ...]
     references: tuple[Reference, ...] = ()  # kbench.measure.decompose's reference timings; () in parity mode
     budget_s: float | None = None  # the steady-state sampling budget this process gave the cell (None: parity mode)
+    overhead_s: float | None = None  # the cell's wall time outside its timed samples (cold start, warm-up, ...)
 
 
 @dataclass(frozen=True)
@@ -171,6 +189,25 @@ class Done:
 
 
 @dataclass(frozen=True)
+class ForkRequest:
+    """Parent -> fork server, one line per worker process: the job, the log the forked worker writes, and when the
+    parent sent it (``time.monotonic()``, one clock for every process on the machine): the worker's time goal and
+    run budget count from then, so the first worker is charged for the server's import as a spawned one is."""
+
+    job: Job
+    log: str
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """Fork server -> parent, after the forked worker's own events: that worker has exited with ``returncode``."""
+
+    pid: int
+    returncode: int
+
+
+@dataclass(frozen=True)
 class Timeout:
     index: int
     after_s: float
@@ -187,6 +224,7 @@ ParentEvent = Union[Timeout, Exited]
 Event = Union[WorkerEvent, ParentEvent]
 WORKER_EVENTS: dict[str, type] = {c.__name__: c for c in (Imported, RuntimeInit, Phase, CellDone, CellSkipped, Failed, Done)}
 PARENT_EVENTS: dict[str, type] = {c.__name__: c for c in (Timeout, Exited)}
+FORK_EVENTS: dict[str, type] = {**WORKER_EVENTS, "Reaped": Reaped}
 
 
 # -- JSON ------------------------------------------------------------------------------------------------------
@@ -210,7 +248,7 @@ def _plain(value: Any) -> Any:
 def encode(obj: Any) -> str:
     """One line of JSON: ``{"event": ClassName, ...fields}`` for an event, the bare fields for a Job."""
     fields = _plain(obj)
-    if type(obj).__name__ in WORKER_EVENTS or type(obj).__name__ in PARENT_EVENTS:
+    if type(obj).__name__ in FORK_EVENTS or type(obj).__name__ in PARENT_EVENTS:
         fields = {"event": type(obj).__name__, **fields}
     return json.dumps(fields, allow_nan=False)
 
@@ -260,3 +298,10 @@ def decode_job(text: str) -> Job:
         return _from_fields(Job, json.loads(text), "job")
     except json.JSONDecodeError:
         raise WorkerError("the worker's job is not JSON") from None
+
+
+def decode_fork_request(text: str) -> ForkRequest:
+    try:
+        return _from_fields(ForkRequest, json.loads(text), "fork request")
+    except json.JSONDecodeError:
+        raise WorkerError("the fork server's request is not JSON") from None

@@ -89,14 +89,14 @@ def serve_latency(cold: list[Cold], measured: dict[str, Measurement], job: Job, 
     call_s = {n: m.median for n, m in measured.items() if m.samples}
     fns = {c.path.name: c.fn for c in cold}
     fastest = {n: m.min for n, m in measured.items() if m.samples}
-    series = latency.measure_paths(fns, call_s, job.gaps, job.processes, [c.path.name for c in cold],
+    series = latency.measure_paths(fns, call_s, job.gaps, job.latency_processes, [c.path.name for c in cold],
                                    job.latency_s, fastest)  # fmt: skip
     out: dict[str, dict[str, Any]] = {}
     for c in cold:
         name = c.path.name
         out[name] = {"latency": series[name]} if name in series else {"latency_note": latency.TOO_SHORT}
         if job.rate is not None and name in series:
-            n = max(math.ceil(latency.GAP_CALLS / job.processes), 1)
+            n = max(math.ceil(latency.GAP_CALLS / job.latency_processes), 1)
             out[name]["arrivals"] = (latency.open_loop(c.fn, job.rate, n, random.Random(rng.random())),)
         if job.process == 0 and name in call_s:
             calls = 1 if call_s[name] > latency.SLOW_CALL_S else latency.MEM_CALLS

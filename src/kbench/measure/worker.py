@@ -18,7 +18,7 @@ import traceback
 from dataclasses import replace
 
 
-def _protocol_stream():
+def protocol_stream():
     """Keep the protocol clean: the real stdout becomes the protocol stream, and anything printed by TensorFlow,
     Keras or a model file goes to stderr (the worker log)."""
     proto = os.fdopen(os.dup(1), "w", buffering=1)
@@ -31,28 +31,39 @@ def main() -> int:
     started = time.perf_counter()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us and keeps results
     faulthandler.enable()  # a segfault leaves a Python traceback in the worker log
-    proto = _protocol_stream()
+    proto = protocol_stream()
     job_text = sys.stdin.read()
+    import_s = timed_imports()
+    from kbench.measure import protocol
 
+    return serve(protocol.decode_job(job_text), emitter(proto), started, import_s)
+
+
+def timed_imports() -> tuple[float, float]:
+    """Import NumPy, then Keras with its backend (``KERAS_BACKEND``, chosen by the parent); return both times."""
     t0 = time.perf_counter()
     import numpy  # noqa: F401  (timed: the baseline's import cost)
 
     t1 = time.perf_counter()
-    import keras  # noqa: F401  (timed: Keras plus its backend, KERAS_BACKEND chosen by the parent)
+    import keras  # noqa: F401  (timed: Keras plus its backend)
 
-    t2 = time.perf_counter()
+    return t1 - t0, time.perf_counter() - t1
+
+
+def emitter(proto):
+    """A function that writes one event as one protocol line and flushes it."""
     from kbench.measure import protocol
 
     def emit(event) -> None:
         proto.write(protocol.encode(event) + "\n")
         proto.flush()
 
-    job = protocol.decode_job(job_text)
-    return serve(job, emit, started, (t1 - t0, t2 - t1))
+    return emit
 
 
-def serve(job, emit, started: float, import_s: tuple[float, float]) -> int:
-    """Set up the device, announce the imports, then run (or skip) every cell of the job in order."""
+def serve(job, emit, started: float, import_s: tuple[float, float], fork_server: int | None = None) -> int:
+    """Set up the device, announce the imports (timed in the fork server ``fork_server`` when this process was forked
+    from one), then run (or skip) every cell of the job in order."""
     from kbench.measure import budget, protocol
     from kbench.backends import get as get_backend
     from kbench.measure.cellrun import WorkerState, freeze_heap
@@ -72,7 +83,7 @@ def serve(job, emit, started: float, import_s: tuple[float, float]) -> int:
         return 0
     env = {**backend_fingerprint(), "device": state.device, "matmul_precision": state.precision,
            "threads_setting": threads}
-    emit(protocol.Imported(import_s[0], import_s[1], env, os.getpid()))
+    emit(protocol.Imported(import_s[0], import_s[1], env, os.getpid(), fork_server))
     freeze_heap()
     if job.mode == "env":
         emit(protocol.Done())
@@ -88,7 +99,8 @@ def serve(job, emit, started: float, import_s: tuple[float, float]) -> int:
             t0 = time.perf_counter()
             done = _run_cell(job, index, state, emit, budget_s)
             costs = budget.after_cell(costs, cell.model, done, time.perf_counter() - t0, flops)
-            emit(replace(done, budget_s=budget_s if job.mode == "run" else None))
+            timed = job.mode == "run"
+            emit(replace(done, budget_s=budget_s if timed else None, overhead_s=costs.cold_s if timed else None))
         except Exception as exc:  # a typed error stops the job; anything else is a backend failure, reported
             emit(_failed(index, exc))
             return 0

@@ -67,6 +67,7 @@ class Plan:
     threads: tuple[int, ...] = ()  # --threads: one set of worker processes per count; (): the backends' defaults
     rate: float | None = None  # --rate: open-loop Poisson arrivals per second, queueing included; None: off
     cell_goal_s: float | None = None  # the default run's time goal per cell, backend and thread setting (no skip)
+    fork: bool = True  # fork the worker processes from one that imported the backend (False: spawn each, --spawn)
 
     @property
     def thread_settings(self) -> tuple[int | None, ...]:

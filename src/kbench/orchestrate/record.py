@@ -79,7 +79,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     return {"paths": list(plan.paths), "seed": plan.seed, "timer": asdict(plan.timer), "processes": plan.processes,
             "gaps": list(plan.gaps), "threads": list(plan.threads),
             "rate": plan.rate, "run_budget_s": plan.run_budget_s, "cell_goal_s": plan.cell_goal_s,
-            "cells": [{"model": c.model, "sizes": c.label, "options": c.options_dict, "dtype": c.dtype}
+            "workers": "forked" if plan.fork else "spawned", "cells": [{"model": c.model, "sizes": c.label, "options": c.options_dict, "dtype": c.dtype}
                       for c in plan.cells]}  # fmt: skip
 
 
@@ -134,11 +134,18 @@ class RunRecord:
     failed_cells: list[CellFailure] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     cell_budgets_s: list[float] = field(default_factory=list)  # the sampling budget each process gave each cell
+    fork_servers: list[int] = field(default_factory=list)  # the pids of the fork servers whose imports are counted
 
-    def worker_started(self, backend: str, env: dict, pid: int, numpy_s: float, backend_s: float) -> None:
+    def worker_started(self, backend: str, env: dict, pid: int, numpy_s: float, backend_s: float,
+                       fork_server: int | None = None) -> None:  # fmt: skip
+        """A worker's imports: one entry per import, so workers forked from one server count it once."""
         self.backend_env.setdefault(backend, env)
         self.worker_pid[backend] = pid
         seen = self.imports_per_process.setdefault(backend, [])
+        if fork_server is not None and fork_server in self.fork_servers:
+            return
+        if fork_server is not None:
+            self.fork_servers.append(fork_server)
         seen.append({"numpy": numpy_s, "backend": backend_s})
         self.imports[backend] = {k: statistics.median(v[k] for v in seen) for k in ("numpy", "backend")}
 

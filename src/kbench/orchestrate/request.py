@@ -41,7 +41,8 @@ class RunRequest:
     cell's budget. ``shard`` (``"K/N"``) keeps the K-th of N round-robin parts of the cells (:mod:`kbench.orchestrate.shard`).
     ``gaps`` (``"0,1ms,20ms"``) adds single calls after each idle gap and ``threads`` (``"1,2"``) runs the worker
     processes once per thread count; ``rate`` (``"50/s"``) adds open-loop Poisson arrivals, queueing included
-    (:mod:`kbench.orchestrate.latency_options`). Lists are kept as tuples and mappings as read-only copies."""
+    (:mod:`kbench.orchestrate.latency_options`). ``spawn`` starts every worker as a fresh interpreter that imports
+    the backend itself, instead of forking the workers from one process that imported it once. Lists are kept as tuples and mappings as read-only copies."""
 
     models: Iterable[str] | str
     paths: Iterable[str] | str | None = None
@@ -72,6 +73,7 @@ class RunRequest:
     gaps: str | Iterable[str | float] | None = None
     threads: str | int | Iterable[str | int] | None = None
     rate: str | float | None = None
+    spawn: bool = False
 
     def __post_init__(self) -> None:
         for name in ("models", "paths", "sizes", "options", "models_dirs", "backends", "gaps", "threads"):
@@ -114,7 +116,7 @@ def make_plan(request: RunRequest) -> Plan:
                 run_budget_s=budget_s, skipped=skipped, backends=chosen, device=request.device,
                 precision=request.precision, resident=request.resident,
                 processes=n_processes if request.mode == "run" else 1, cell_timeout_s=request.cell_timeout, gaps=gaps,
-                threads=threads, rate=rate, cell_goal_s=_cell_goal(request))  # fmt: skip
+                threads=threads, rate=rate, cell_goal_s=_cell_goal(request), fork=not request.spawn)  # fmt: skip
     return full if wanted_shard is None else shard_mod.apply(full, wanted_shard)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import shutil
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,7 @@ from kbench.measure.protocol import CellDone, CellSkipped, Done, Exited, Failed,
 from kbench.orchestrate.output import RunOutput
 from kbench.orchestrate.planning import Plan
 from kbench.orchestrate.record import RunRecord, RunStart, WorkerSkip, run_json
-from kbench.orchestrate.runner import describe_exit, stream
+from kbench.orchestrate.runner import ForkServer, describe_exit, stream
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class RunSession:
         self.interrupted = ""  # the signal's name once interrupted
         self.started = time.perf_counter()
         self.tmp = Path(tempfile.mkdtemp(prefix="kbench-"))
+        self.overheads: dict[tuple[str, int | None], list[float]] = {}  # per worker set: cells' time outside sampling
 
     # -- the loop ------------------------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -124,17 +126,21 @@ class RunSession:
         return all(self._run_threads(backend, threads) for threads in self.plan.thread_settings)
 
     def _run_threads(self, backend: str, threads: int | None) -> bool:
-        for process in range(self.plan.processes):
-            elapsed = time.perf_counter() - self.started
-            run = WorkerRun(worker_job(self.plan, backend, process, threads, elapsed))
-            for event in stream(run.job, self.tmp / log_name(backend, process, threads), self.timeout):
-                self.hook(Progress(backend, process, self.plan.processes, event))
-                self.handle(run, event)
-            if self.user_error is not None:
-                return False
-            if run.failed:  # the failure would repeat in the next process: keep what was finished, stop here
-                self._fail_cells(backend, self._unsettled(backend), f"not run: the {backend} worker stopped before it")
-                return False
+        with ForkServer(backend, self.plan.device, threads) as server:
+            launch = server.stream if self.plan.fork else stream
+            for process in range(self.plan.processes):
+                elapsed = time.perf_counter() - self.started
+                overheads = self.overheads.setdefault((backend, threads), [])
+                overhead = statistics.median(overheads) if overheads else None
+                run = WorkerRun(worker_job(self.plan, backend, process, threads, elapsed, overhead))
+                for event in launch(run.job, self.tmp / log_name(backend, process, threads), self.timeout):
+                    self.hook(Progress(backend, process, self.plan.processes, event))
+                    self.handle(run, event)
+                if self.user_error is not None:
+                    return False
+                if run.failed:  # the failure would repeat in the next process: keep what was finished, stop here
+                    self._fail_cells(backend, self._unsettled(backend), f"not run: the {backend} worker stopped before it")
+                    return False
         return True
 
     def _finish(self, status: str) -> Any:
@@ -168,12 +174,14 @@ class RunSession:
                 pass
 
     def on_imported(self, run: WorkerRun, e: Imported) -> None:
-        self.record.worker_started(run.job.backend, e.env, e.pid, e.numpy_import_s, e.backend_import_s)
+        self.record.worker_started(run.job.backend, e.env, e.pid, e.numpy_import_s, e.backend_import_s, e.fork_server)
 
     def on_cell(self, run: WorkerRun, e: CellDone) -> None:
         run.settled.add(e.index)
         if e.budget_s is not None:
             self.record.cell_budgets_s.append(e.budget_s)
+        if e.overhead_s is not None:
+            self.overheads.setdefault((run.job.backend, run.job.threads), []).append(e.overhead_s)
         imports = self.record.imports[run.job.backend]
         self.output.add_cell(run.job, e, imports, lambda: run_json(self.start, self.record))
 
@@ -223,10 +231,13 @@ class RunSession:
 MIN_SAMPLES_PER_PROCESS = 3  # the least a process's median is taken over
 
 
-def worker_job(plan: Plan, backend: str, process: int, threads: int | None, elapsed_s: float) -> Job:
+def worker_job(plan: Plan, backend: str, process: int, threads: int | None, elapsed_s: float,
+               cell_overhead_s: float | None = None) -> Job:  # fmt: skip
     """Process ``process`` of ``backend`` (at ``threads``), ``elapsed_s`` into the run: its share of the cell budget,
     of the minimum samples (``--min-samples`` counts over all the processes, at least
-    :data:`MIN_SAMPLES_PER_PROCESS` each) and of the run budget or time goal left."""
+    :data:`MIN_SAMPLES_PER_PROCESS` each) and of the run budget or time goal left. Under the time goal, single
+    calls and the retrace check run in the first process only (they cost ~0.35 s a cell in each process), and
+    ``cell_overhead_s`` (a cell's time outside sampling in the processes before) plans the first cell's share."""
     timer, settings = plan.timer, plan.thread_settings
     sets_left = (len(plan.backends) - plan.backends.index(backend)) * len(settings) - settings.index(threads)
     workers_left = sets_left * plan.processes - process
@@ -237,7 +248,8 @@ def worker_job(plan: Plan, backend: str, process: int, threads: int | None, elap
                     max_samples=max(timer.max_samples, min_samples))  # fmt: skip
     return Job(plan.cells, paths_for(backend, plan.paths, resident=True), backend, plan.seed, timer, plan.mode,
                plan.device, plan.precision, plan.resident, share(plan.run_budget_s), process, plan.processes,
-               plan.gaps, threads, rate=plan.rate, time_goal_s=share(goal))  # fmt: skip
+               plan.gaps, threads, rate=plan.rate, time_goal_s=share(goal),
+               extras_first_only=goal is not None, cell_overhead_s=cell_overhead_s)  # fmt: skip
 
 
 def log_name(backend: str, process: int, threads: int | None = None) -> str:
