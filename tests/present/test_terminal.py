@@ -85,6 +85,10 @@ def test_the_time_plan_says_what_it_trimmed_and_is_silent_otherwise():
             "or --budget to choose" in " ".join(lines))
     kept = {**trimmed, "cell_budgets_s": [4.0 / 3] * 9}
     assert not [line for line in shown(terminal.run_view(quiet_run(), kept)) if line.startswith("time:")]
+    slight = {**trimmed, "cell_budgets_s": [4.0 / 3] * 8 + [0.3]}  # a 9% cut: said nowhere but in run.json
+    assert not [line for line in shown(terminal.run_view(quiet_run(), slight)) if line.startswith("time:")]
+    cut = {**trimmed, "cell_budgets_s": [4.0 / 3] * 8 + [0.05]}  # 10% or more: said
+    assert [line for line in shown(terminal.run_view(quiet_run(), cut)) if line.startswith("time: 1 of 9")]
     chosen = {**trimmed, "plan": {**plan, "cell_goal_s": None}}  # the user set the time: nothing to say
     assert not [line for line in shown(terminal.run_view(quiet_run(), chosen)) if line.startswith("time:")]
 
