@@ -211,13 +211,21 @@ def test_a_wide_grid_is_split_to_fit_the_width():
 
 
 @pytest.mark.parametrize("labels, every, words", [
-    (["batch=1", "batch=32", "batch=1024"], False, "batch=1, 32 and 1024"),
-    (["batch=1", "batch=32"], True, "every batch"),
-    (["batch=1 units=2", "batch=2 units=4"], False, "batch=1 units=2, batch=2 units=4"),
-    ([""], True, "here"),
+    (["batch=1", "batch=32", "batch=1024"], False, " at batch=1, 32 and 1024"),
+    (["batch=1", "batch=32"], True, " at every batch"),
+    (["batch=1 units=2", "batch=2 units=4"], False, " at batch=1 units=2, batch=2 units=4"),
+    ([""], True, ""),  # one size: "NumPy wins: ...", not "NumPy wins at here"
 ])  # fmt: skip
 def test_where_list_names_the_sizes_briefly(labels, every, words):
     assert screen.where_list(labels, every) == words
+
+
+def test_a_one_size_verdict_reads_as_a_sentence():
+    rows = quiet_run()
+    one = rows[rows["sizes"].eq(rows["sizes"].iloc[0])]
+    lines = shown(terminal.run_view(one, META))
+    verdict = next(line for line in lines if line.startswith(("NumPy wins", "Keras wins")))
+    assert verdict.startswith(("NumPy wins: the fastest Keras path takes", "Keras wins: use")), verdict
 
 
 def test_a_parity_check_without_timings_shows_its_tables_and_no_verdict():

@@ -93,9 +93,14 @@ def grids(df: pd.DataFrame) -> tuple[Grid, ...]:
 
 
 def where_list(labels: Sequence[str], every: bool) -> str:
-    """``"batch=1, 32 and 1024"`` (one size word varying), ``"every batch"``, or the labels joined by commas."""
+    """``" at batch=1, 32 and 1024"`` (one size word varying), ``" at every batch"``, the labels joined by commas,
+    or nothing for a grid of one size (``"NumPy wins: ..."``)."""
     if not labels or labels == [""]:
-        return "here"
+        return ""
+    return " at " + _where(labels, every)
+
+
+def _where(labels: Sequence[str], every: bool) -> str:
     keys = {lab.partition("=")[0] for lab in labels}
     if len(keys) == 1 and all(" " not in lab and "=" in lab for lab in labels):
         key = next(iter(keys))
@@ -121,7 +126,7 @@ def _keras_choice(cells: Sequence[tuple[str, Any]], invert: bool) -> tuple[str, 
         ratios.append(1 / float(v.keras_best_ratio) if invert else float(v.keras_best_ratio))
     if len(by_path) == 1:
         return next(iter(by_path)), _range(ratios)
-    return ", ".join(f"{path} at {where_list(labels, False)}" for path, labels in by_path.items()), _range(ratios)
+    return ", ".join(f"{path}{where_list(labels, False)}" for path, labels in by_path.items()), _range(ratios)
 
 
 def _grid_verdicts(g: pd.DataFrame, table: pd.DataFrame) -> list[str]:
@@ -139,18 +144,18 @@ def _grid_verdicts(g: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     out = []
     if kinds["numpy"]:
         use, ratios = _keras_choice(kinds["numpy"], False)
-        out += [f"NumPy wins at {at['numpy']}: the fastest Keras path takes {ratios} its time.",
+        out += [f"NumPy wins{at['numpy']}: the fastest Keras path takes {ratios} its time.",
                 f"If you must call Keras, use {use}."]  # fmt: skip
     if kinds["keras"]:
         use, ratios = _keras_choice(kinds["keras"], True)
-        out.append(f"Keras wins at {at['keras']}: use {use}, {ratios} faster than NumPy.")
+        out.append(f"Keras wins{at['keras']}: use {use}, {ratios} faster than NumPy.")
     if kinds["keras_only"]:
-        out.append(f"Use {visible(kinds['keras_only'][0][1].recommended)} at {at['keras_only']}: no Keras path passed parity.")
+        out.append(f"Use {visible(kinds['keras_only'][0][1].recommended)}{at['keras_only']}: no Keras path passed parity.")
     if kinds["no_twin"]:
         best = dict.fromkeys(visible(v.keras_best) for _, v in kinds["no_twin"])
-        out.append(f"Fastest Keras path at {at['no_twin']}: {', '.join(best)} (no NumPy twin to compare with).")
+        out.append(f"Fastest Keras path{at['no_twin']}: {', '.join(best)} (no NumPy twin to compare with).")
     if kinds["none"]:
-        out.append(f"No path passed parity at {at['none']}.")
+        out.append(f"No path passed parity{at['none']}.")
     bad = sorted({visible(p) for v in rows.itertuples() for p in v.failed_parity})
     return out + ([f"Left out because they failed parity: {', '.join(bad)}."] if bad else [])
 
