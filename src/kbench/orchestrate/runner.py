@@ -101,9 +101,10 @@ class ForkServer:
 
     def __exit__(self, exc_type, *_) -> None:
         if exc_type is None and self.proc is not None and self.proc.stdin is not None:
-            self.proc.stdin.close()
+            self.proc.stdin.close()  # the server exits when its stdin ends, its last worker reaped
             try:
                 self.proc.wait(timeout=10)
+                self.proc = None
             except subprocess.TimeoutExpired:
                 pass
         self._kill()
@@ -137,20 +138,22 @@ class ForkServer:
         self.lines = _read_lines(self.proc)
 
     def _kill(self) -> int | None:
-        """Stop the server: SIGTERM, on which it kills and reaps its running worker; then, if it is still there after
-        a few seconds, SIGKILL to its process group. Return the server's exit code."""
+        """Stop a running server: SIGTERM, on which it kills and reaps its running worker and exits (waited for up to
+        5 s), then SIGKILL to whatever is left of its process group. Return the server's exit code."""
         proc, self.proc = self.proc, None
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                return proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        if proc.poll() is not None:
+            return proc.returncode
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        try:  # whatever is left in its group: the server, or a worker it forked just as SIGTERM came
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         return proc.wait()
 
 
