@@ -125,8 +125,8 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     _c("pct_peak_bw", "float", "%", "`gbps` as a share of the machine's memory copy bandwidth (empty on GPU rows)."),
     _c("peak_engine", "str", "", "The engine whose GEMM rate is the machine's peak that `pct_peak_flops` is "
                                  "measured against (e.g. `numpy`).", 2),
-    _c("import_s", "float", "s", "Import time in the fresh worker: NumPy's on the `numpy` row, Keras with its "
-                                 "backend on the others."),
+    _c("import_s", "float", "s", "Import time in a fresh process (the fork server, or each worker with `--spawn`): "
+                                 "NumPy's on the `numpy` row, Keras with its backend on the others."),
     _c("build_s", "float", "s", "Building the Keras model from the shared weights and wrapping it for the path, no "
                                 "call; empty for `numpy`."),
     _c("first_call_s", "float", "s", "The first call on a freshly built model at the cell's sizes."),
