@@ -21,7 +21,8 @@ with its 95% t interval. Targets: 0.95-1.05 (``predict`` 0.90-1.10). Verdict ``o
 inside the target, ``ok?`` when the mean does but the interval reaches out (or one round gives no interval: run
 more ``--rounds``), ``MISS`` when the mean is outside. Also printed: ``kbench peak``'s float32 GFLOP/s (every wall
 time here is quoted with the machine's peak; on a machine slowed since the peak was cached, e.g. to ~70 GFLOP/s by a
-CPU quota, pass ``--refresh-peak``), the wall time of each run, and the BLAS thread pools as the timeit process sees
+CPU quota, pass ``--refresh-peak``), the wall time of each run, the load average after each round (others' work on a
+shared machine shows there, and in a row's per-round ratios), and the BLAS thread pools as the timeit process sees
 them (threadpoolctl).
 
 Exit status 1 when any row misses its target (so the script can gate), 0 otherwise or with ``--no-gate``;
@@ -181,6 +182,7 @@ class Check:
         self.runs: list[dict[str, float]] = []
         self.timeits: list[dict[str, float]] = []
         self.walls: list[float] = []
+        self.loads: list[float] = []  # the 1-minute load average after each round: others' work on a shared machine
         self.other: TimeitProcess | None = None
 
     def run(self, index: int) -> None:
@@ -202,6 +204,7 @@ class Check:
         else:
             self.timeit_pass()
             self.run(index)
+        self.loads.append(os.getloadavg()[0])
 
     def close(self) -> None:
         if self.other is not None:
@@ -249,7 +252,7 @@ def report(check: Check) -> tuple[int, int]:
     """Print one line per row; return (rows within target, rows)."""
     names = labels(check.rows)
     width = max(len(n) for n in names.values()) + 2
-    print(f"{'row':<{width}}{'run':>9} {'timeit':>9}   {'run/timeit [95% CI]':<26}{'target':<11}verdict")
+    print(f"{'row':<{width}}{'run':>9} {'timeit':>9}   {'run/timeit [95% CI]':<26}{'target':<11}verdict  per round")
     within = 0
     for key, row in check.rows.items():
         pairs = [(r[key], t[key]) for r, t in zip(check.runs, check.timeits) if key in r]
@@ -259,8 +262,9 @@ def report(check: Check) -> tuple[int, int]:
         t_lo, t_hi = TARGETS.get(row["path"], DEFAULT_TARGET)
         ci = f"[{lo:.3f}-{hi:.3f}]" if not math.isnan(lo) else "[n=1]"
         run_med, ti_med = statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs)
+        rounds = " ".join(f"{a / b:.2f}" for a, b in pairs)
         print(f"{names[key]:<{width}}{fmt_time(run_med):>9} {fmt_time(ti_med):>9}   {ratio:.3f} {ci:<20}"
-              f"{t_lo:.2f}-{t_hi:.2f} {v}")  # fmt: skip
+              f"{t_lo:.2f}-{t_hi:.2f} {v:<8} {rounds}")  # fmt: skip
     return within, len(check.rows)
 
 
@@ -273,6 +277,8 @@ def print_setting(check: Check, peak_line: str) -> None:
     print(f"BLAS thread pools in the timeit process: {blas or 'none found'}")
     print("wall time per kbench run: " + ", ".join(f"{w:.1f} s" for w in check.walls)
           + f" (mean {statistics.fmean(check.walls):.1f} s)")  # fmt: skip
+    print("load average (1 min) after each round: " + ", ".join(f"{x:.2f}" for x in check.loads)
+          + f" on {os.cpu_count()} cores")  # fmt: skip
     print()
 
 
