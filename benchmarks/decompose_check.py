@@ -1,4 +1,4 @@
-"""Is kbench's kernel floor the backend's raw op? matmul's ``kernel_s`` against the bare op timed apart.
+"""Is kbench's floor the backend's raw op? matmul's ``floor_s`` against the bare op timed apart.
 
     python benchmarks/decompose_check.py                       # n = 100 and 1024, tensorflow, jax, torch; ~6 min
     python benchmarks/decompose_check.py --backend tensorflow --n 1024
@@ -107,12 +107,12 @@ def raw_op(backend: str, n: int) -> float:
 
 
 def kbench_floors(backend: str, ns: list[int], cell_budget: float) -> dict[int, tuple[float, float, str]]:
-    """One kbench run in one worker process: each n's ``(kernel_s, compiled median_s, kernel_floor)``."""
+    """One kbench run in one worker process: each n's ``(floor_s, compiled median_s, floor_name)``."""
     plan = kbench.plan("matmul", sizes={"n": ",".join(map(str, ns))}, backends=backend, paths="numpy,compiled",
                        quick=True, cell_budget=cell_budget, processes=1, command="benchmarks/decompose_check.py")  # fmt: skip
     df = kbench.run(plan, None).results
     rows = df[df["path"] == "compiled"]
-    return {n: (r["kernel_s"], r["median_s"], r["kernel_floor"]) for n in ns for _, r in rows[rows["size_n"] == n].iterrows()}
+    return {n: (r["floor_s"], r["median_s"], r["floor_name"]) for n in ns for _, r in rows[rows["size_n"] == n].iterrows()}
 
 
 def _check(backend: str, args: argparse.Namespace) -> list[str]:

@@ -3,13 +3,16 @@
     python benchmarks/profile_check.py                      # dense batch 1,32,1024 + matmul n 100,1024; ~4 min
     python benchmarks/profile_check.py --backend torch --processes 3
 
-kbench's decomposition is wall-clock only: ``kernel_s`` is the median of the *kernel floor* (the model compiled by
-the backend, on resident inputs), and the overhead is what the path costs beyond the floor and the conversions.
-Two things in it can be checked with a profiler, once, here (the product stays on wall-clock time):
+kbench's decomposition is wall-clock only: ``floor_s`` is the median of the *floor* (the model compiled by the
+backend, on resident inputs), ``dispatch_s`` that of a trivial compiled call (TensorFlow: an identity
+``tf.function``; JAX: a jitted touch), ``compute_s`` = floor - dispatch, and the overhead is what the path costs
+beyond the floor and the conversions. Two things in it can be checked with a profiler, once, here (the product
+stays on wall-clock time):
 
-1. **What the floor is made of.** The floor's kernels, by the profiler, against ``kernel_s``: on a big matmul the
-   floor should be nearly all kernel; on a small cell the rest of the floor is the backend's per-call dispatch,
-   which kbench times apart as ``dispatch_s`` (TensorFlow: an identity ``tf.function``; JAX: a jitted touch).
+1. **What the floor is made of.** The floor's kernels, by the profiler, against kbench's ``compute_s``
+   (``c/kern``): on a big matmul the floor should be nearly all kernel; on a small cell most of it is dispatch.
+   Issue 22's bar: TensorFlow's compute within a factor 1.5 of the kernels at dense batch 1 and 32, and within
+   ±10% at matmul n = 1024 (printed as ``ok``/``MISS`` at the end).
 2. **Whether the path runs the floor's kernels.** The overhead assumes the ``compiled`` path spends the floor's
    kernel time and no more. The profiler shows the kernels the path really runs; where they take longer than the
    floor's, that difference sits in kbench's "overhead" although it is kernel time.
@@ -227,17 +230,26 @@ def _us(v: float) -> str:
     return "—" if v is None or np.isnan(v) else fmt_time(v)
 
 
+def compute_ratio(row: dict, prof: dict) -> float:
+    """kbench's wall-clock compute (``compute_s``: floor - dispatch) over the profiler's kernel time in the floor."""
+    kernels = prof["floor"]["kernels_s"]
+    return row["compute_s"] / kernels if kernels > 0 else float("nan")
+
+
 def _line(backend: str, label: str, row: dict, prof: dict) -> str:
     f, c = prof["floor"], prof["compiled"]
-    return (f"{backend:<11}{label:<17}{_us(row['kernel_s']):>9}{_us(f['wall_s']):>9}{_us(f['kernels_s']):>9}"
-            f"{100 * f['kernels_s'] / f['wall_s']:>5.0f}%{_us(f['wall_s'] - f['kernels_s']):>9}"
-            f"{_us(row['dispatch_s']):>9} |{_us(row['median_s']):>9}{_us(c['wall_s']):>9}{_us(c['kernels_s']):>9}"
+    return (f"{backend:<11}{label:<17}{_us(row['floor_s']):>9}{_us(f['wall_s']):>9}{_us(f['kernels_s']):>9}"
+            f"{100 * f['kernels_s'] / f['wall_s']:>5.0f}%{_us(row['dispatch_s']):>9}{_us(row['compute_s']):>9}"
+            f"{compute_ratio(row, prof):>7.2f} |{_us(row['median_s']):>9}{_us(c['kernels_s']):>9}"
             f"{_us(c['kernels_s'] - f['kernels_s']):>9}{_us(row['overhead_s']):>9}")  # fmt: skip
 
 
-HEADER = (f"{'':<28}{'kernel floor':-^50} |{'compiled path':-^45}\n"
-          f"{'backend':<11}{'cell':<17}{'kbench':>9}{'here':>9}{'kernels':>9}{'share':>6}{'rest':>9}{'dispatch':>9} |"
-          f"{'kbench':>9}{'here':>9}{'kernels':>9}{'extra':>9}{'overhead':>9}")  # fmt: skip
+HEADER = (f"{'':<28}{'floor':-^60} |{'compiled path':-^36}\n"
+          f"{'backend':<11}{'cell':<17}{'kbench':>9}{'here':>9}{'kernels':>9}{'share':>6}{'dispatch':>9}"
+          f"{'compute':>9}{'c/kern':>7} |{'kbench':>9}{'kernels':>9}{'extra':>9}{'overhead':>9}")  # fmt: skip
+# issue 22's bar for the wall-clock compute against the profiler's kernels: (backend, model, axis, value) -> bounds
+TARGETS = {("tensorflow", "dense", "batch", 1): (1 / 1.5, 1.5), ("tensorflow", "dense", "batch", 32): (1 / 1.5, 1.5),
+           ("tensorflow", "matmul", "n", 1024): (0.9, 1.1)}  # fmt: skip
 
 
 def main() -> None:
@@ -254,7 +266,7 @@ def main() -> None:
 
     started = time.perf_counter()
     print(HEADER)
-    notes = []
+    notes, verdicts = [], []
     for model, axis, values in CELLS:
         plan = kbench.plan(model, sizes={axis: ",".join(map(str, values))}, backends=args.backend, quick=True,
                            paths="numpy,compiled", processes=args.processes, cell_budget=args.cell_budget,
@@ -265,8 +277,15 @@ def main() -> None:
                 row = df[(df["backend"] == backend) & (df["path"] == "compiled") & (df[f"size_{axis}"] == v)]
                 prof = _child_run(backend, model, {axis: v})
                 print(_line(backend, f"{model} {axis}={v}", row.iloc[0].to_dict(), prof), flush=True)
+                bounds = TARGETS.get((backend, model, axis, v))
+                if bounds is not None:
+                    r = compute_ratio(row.iloc[0].to_dict(), prof)
+                    verdicts.append(f"{backend} {model} {axis}={v}: compute / profiler kernels {r:.2f} (target "
+                                    f"{bounds[0]:.2f}-{bounds[1]:.2f}) {'ok' if bounds[0] <= r <= bounds[1] else 'MISS'}")
                 notes.append(f"{backend} {model} {axis}={v}: floor runs {_ops(prof['floor'])}; compiled runs "
                              f"{_ops(prof['compiled'])}")  # fmt: skip
+    print("\nkbench's compute (floor - dispatch, wall clocks) against the profiler's kernel time in the floor:")
+    print("\n".join(f"  {v}" for v in verdicts) or "  (no targeted cell ran)")
     print("\nThe kernels each runs (profiler, per call):")
     print("\n".join(f"  {n}" for n in notes))
     print(f"\n({time.perf_counter() - started:.0f} s)")

@@ -1,4 +1,4 @@
-"""Where the time goes, per path: kernel floor, conversion in and out, framework overhead (kbench.measure.decompose).
+"""Where the time goes, per path: compute, dispatch, conversion in and out, framework overhead (kbench.measure.decompose).
 
     python benchmarks/where_time_goes.py                          # dense batch 1,32,1024 + matmul n 100,1024 on
                                                                   # tensorflow, jax, torch; ~2-3 minutes on 2 cores
@@ -39,7 +39,7 @@ def _t(v: float) -> str:
 
 def _cell_lines(rows: list[dict]) -> list[str]:
     base = next((r for r in rows if r["path"] == "numpy"), None)
-    out = [f"  {'path':<17}{'median':>10}{'kernel':>10}{'conv in':>10}{'conv out':>10}{'overhead':>10}  "
+    out = [f"  {'path':<17}{'median':>10}{'compute':>10}{'dispatch':>10}{'conv in':>10}{'conv out':>10}{'overhead':>10}  "
            f"{'overhead 95% CI':<22}{'floor':<16}adds up"]  # fmt: skip
     if base is not None:
         out.append(f"  {'numpy':<17}{_t(base['median_s']):>10}")
@@ -49,8 +49,9 @@ def _cell_lines(rows: list[dict]) -> list[str]:
             continue
         ci = f"{_t(d.overhead_low_s)} … {_t(d.overhead_high_s)}"
         ok = "yes" if d.overhead_high_s >= 0 else "NO: refs > path"
-        out.append(f"  {r['path']:<17}{_t(d.path_s):>10}{_t(d.kernel_s):>10}{_t(d.conversion_in_s):>10}"
-                   f"{_t(d.conversion_out_s):>10}{_t(d.overhead_s):>10}  {ci:<22}{r['kernel_floor']:<16}{ok}")  # fmt: skip
+        dispatch = _t(d.dispatch_part_s) if d.has_dispatch else "—"
+        out.append(f"  {r['path']:<17}{_t(d.path_s):>10}{_t(d.compute_s):>10}{dispatch:>10}{_t(d.conversion_in_s):>10}"
+                   f"{_t(d.conversion_out_s):>10}{_t(d.overhead_s):>10}  {ci:<22}{r['floor_name']:<16}{ok}")  # fmt: skip
     sentence = breakdown(rows, rows[0]["sizes"]).sentence
     return out + ([f"  {sentence}"] if sentence else [])
 

@@ -65,6 +65,8 @@ def test_run_folder_holds_what_the_api_returned(quick_run):
     assert (timed["gflops"] > 0).all() and (timed["pct_peak_flops"] > 0).all()
     expected_bytes = 4 * (1 * 128 + 128 * 128 + 128 + 1 * 128)  # batch 1: x, kernel, bias, output in float32
     assert set(timed[timed["size_batch"] == 1]["bytes"]) == {expected_bytes}
+    blas = [p for p in data.meta["env"]["backends"]["tensorflow"]["blas"] if p.get("internal_api") == "openblas"]
+    assert set(timed["blas_threads"]) == {blas[0]["num_threads"]}  # NumPy's BLAS, as the worker's pools say
 
 
 def test_parity_mode_times_nothing_and_writes_nothing(tmp_path):

@@ -49,7 +49,7 @@ FIELDS = {
     "Imported": ["numpy_import_s", "backend_import_s", "env", "pid", "fork_server"],
     "RuntimeInit": ["runtime_init_s"],
     "Phase": ["index", "phase"],
-    "CellDone": ["index", "paths", "cold_order", "references", "budget_s", "overhead_s"],
+    "CellDone": ["index", "paths", "cold_order", "references", "budget_s", "overhead_s", "blas_threads"],
     "Reference": ["name", "samples", "loops"],
     "CellSkipped": ["index", "reason"],
     "Failed": ["index", "kind", "message", "exit_code", "traceback"],

@@ -32,30 +32,37 @@ def test_references_that_exceed_the_path_beyond_noise_are_said_to_do_so():
     assert "the references exceed the path beyond their noise" in cell_sentence("n=1", {"compiled": d})
 
 
-def _row(path, median_us, kernel_us=None, cin_us=10.0, cout_us=5.0, floor="tf.function"):
+def _row(path, median_us, floor_us=None, cin_us=10.0, cout_us=5.0, floor="tf.function", dispatch_us=None):
     row = {"path": path, "median_s": median_us * US, "sizes": "batch=1", "model": "dense"}
-    if kernel_us is not None:
+    if floor_us is not None:
         exact = lambda us: est(us, us, us)  # noqa: E731
-        d = decompose(est(median_us, median_us * 0.95, median_us * 1.05), exact(kernel_us), exact(cin_us),
+        d = decompose(est(median_us, median_us * 0.95, median_us * 1.05), exact(floor_us), exact(cin_us),
                                 exact(cout_us))  # fmt: skip
-        row.update(kernel_s=d.kernel_s, kernel_floor=floor, conversion_in_s=d.conversion_in_s,
+        dispatch = None if dispatch_us is None else dispatch_us * US
+        row.update(floor_s=d.floor_s, floor_name=floor, dispatch_s=dispatch, conversion_in_s=d.conversion_in_s,
                    conversion_out_s=d.conversion_out_s, overhead_s=d.overhead_s, overhead_low_s=d.overhead_low_s,
                    overhead_high_s=d.overhead_high_s)  # fmt: skip
     return row
 
 
-def test_the_sentence_names_the_fastest_keras_path_its_largest_share_and_the_kernel_against_numpy():
+def test_the_sentence_names_the_fastest_keras_path_its_largest_share_and_compute_against_numpy():
     rows = [_row("numpy", 20.0), _row("call", 1000.0, 50.0), _row("compiled", 400.0, 30.0)]
     decomps = {r["path"]: d for r in rows if (d := from_row(r)) is not None}
     assert set(decomps) == {"call", "compiled"}
     text = cell_sentence("batch=1", decomps, 20e-6)
     assert text.startswith("At batch=1, 89% of compiled (the fastest Keras path) is framework overhead")
-    assert "kernel 8%, conversion 4%, overhead 89%" in text
-    assert "the kernel alone takes 1.5× NumPy's time, the path 20×" in text
+    assert "compute 8%, dispatch 0%, conversion 4%, framework overhead 89%" in text
+    assert "this backend's dispatch is not timed apart, so compute holds it" in text
+    assert "compute alone takes 1.5× NumPy's time, the path 20×" in text
     assert cell_sentence("batch=1", {}) == ""
-    with_dispatch = {"compiled": from_row({**rows[2], "dispatch_s": 20 * US})}
-    text = cell_sentence("n=1", with_dispatch)
-    assert "a trivial compiled call alone, the backend's dispatch, is 5%" in text
+
+
+def test_a_floor_that_is_mostly_dispatch_is_called_dispatch_not_compute():
+    rows = [_row("numpy", 4.0), _row("xla", 300.0, 240.0, 10.0, 6.0, "xla", dispatch_us=228.0)]
+    text = cell_sentence("batch=1", {"xla": from_row(rows[1])}, 4e-6)
+    assert text.startswith("At batch=1, 76% of xla (the fastest Keras path) is dispatch")
+    assert "compute 4%, dispatch 76%" in text and "compute alone takes 3× NumPy's time, the path 75×" in text
+    assert "not timed apart" not in text
 
 
 def test_a_cell_breakdown_shows_every_keras_path_with_a_bar_of_its_split_and_numpys_time():
@@ -63,6 +70,9 @@ def test_a_cell_breakdown_shows_every_keras_path_with_a_bar_of_its_split_and_num
                             model="matmul")  # fmt: skip
     assert (b.numpy, b.model, [r.path for r in b.rows]) == ("20 µs", "matmul", ["compiled"])
     r = b.rows[0]
-    assert (r.kernel, r.conversion, r.overhead, r.floor) == ("300 µs", "15 µs", "85 µs", "tf.function")
-    assert r.bar == "██████░░"  # 75% kernel, 4% conversion, 21% overhead, of 8 characters
+    assert (r.compute, r.dispatch, r.conversion, r.overhead, r.floor) == ("300 µs", "", "15 µs", "85 µs",
+                                                                            "tf.function")  # fmt: skip
+    assert r.bar == "██████░░"  # 75% compute, 4% conversion, 21% overhead, of 8 characters
+    split = breakdown([_row("numpy", 20.0), _row("compiled", 400.0, 300.0, dispatch_us=200.0)], "n=1").rows[0]
+    assert (split.compute, split.dispatch, split.bar) == ("100 µs", "200 µs", "██▓▓▓▓░░")
     assert breakdown([_row("numpy", 20.0)], "n=1").rows == ()

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from kbench.present import formats
 from kbench.cli.app import app
+from kbench.store.schema import SCHEMA_VERSION
 from kbench.store.results import load_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))  # test_history's run builder, run alone too
@@ -66,7 +67,7 @@ def test_json_round_trips_rows_and_meta(hostile, tmp_path):
         raise AssertionError(f"not strict JSON: {name}")
 
     doc = json.loads(out.read_text(encoding="utf-8"), parse_constant=no_constants)
-    assert (doc["format"], doc["schema_version"]) == ("kbench-results", 2)
+    assert (doc["format"], doc["schema_version"]) == ("kbench-results", SCHEMA_VERSION)
     assert doc["meta"]["run_id"] == "20270101-120000-dense" and doc["meta"]["backends"] == ["tensorflow"]
     assert len(doc["rows"]) == 6 and all(r["options"] == {"activation": HOSTILE} for r in doc["rows"])
     row = next(r for r in doc["rows"] if r["path"] == "compiled" and r["size_batch"] == 32)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kbench.core.errors import SchemaError
+from kbench.store import schema
 from kbench.store.listing import read_listed
 from kbench.store.results import RunWriter
 
@@ -19,11 +20,11 @@ def test_a_v1_folder_is_read_and_migrated():
     assert listed.rows and all(r["n_processes"] == 1 for r in listed.rows)
 
 
-def test_a_v2_folder_without_samples_is_read(tmp_path):
+def test_a_current_folder_without_samples_is_read(tmp_path):
     RunWriter(tmp_path / "r", {"run_id": "r"})
     (tmp_path / "r" / "samples.csv").unlink(missing_ok=True)
     listed = read_listed(tmp_path / "r")
-    assert (listed.source_version, listed.rows, listed.meta["run_id"]) == (2, (), "r")
+    assert (listed.source_version, listed.rows, listed.meta["run_id"]) == (schema.SCHEMA_VERSION, (), "r")
 
 
 @pytest.mark.parametrize("meta, message", [

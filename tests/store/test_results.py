@@ -166,7 +166,7 @@ VALUE = {"int": 7, "float": 0.125, "bool": True, "str": "text", "list[str]": ["o
 def _v2_row(path="call", model="dense", sizes="batch=4", **over):
     """A row with every declared column set to a value of its type (the size family as size_batch)."""
     row = {c.name: VALUE[c.dtype] for c in schema.RESULT_COLUMNS if not c.is_family}
-    row.update(schema_version=2, run_id="run1", model=model, backend="tensorflow", path=path, sizes=sizes,
+    row.update(schema_version=schema.SCHEMA_VERSION, run_id="run1", model=model, backend="tensorflow", path=path, sizes=sizes,
                dtype="float32", size_batch=4, parity_ok=path != "bad")  # fmt: skip
     return {**row, **over}
 
@@ -243,7 +243,7 @@ def test_run_meta_keeps_every_key_of_a_run_json():
 
 
 def test_run_meta_reads_like_the_dict_it_replaces():
-    meta = results.RunMeta.from_json({"schema_version": 2, "run_id": "r", "skipped": [{"model": "m"}],
+    meta = results.RunMeta.from_json({"schema_version": schema.SCHEMA_VERSION, "run_id": "r", "skipped": [{"model": "m"}],
                                       "peak": None, "worker_pid": {"tensorflow": 1}})  # fmt: skip
     assert meta["skipped"] == [{"model": "m"}] and meta["failed_cells"] == []  # lists, as in run.json
     assert meta["worker_pid"] == {"tensorflow": 1} and meta.get("worker_pid") == {"tensorflow": 1}
@@ -323,7 +323,7 @@ def test_writer_refuses_undeclared_columns_and_wrong_types(tmp_path, row, words)
 def test_writer_meta_is_typed_and_keeps_the_callers_nested_dicts(tmp_path):
     meta = {"run_id": "run1", "env": {"backends": {}}, "imports": {}, "worker_pid": {}}
     w = results.RunWriter(tmp_path / "run1", meta)
-    assert isinstance(w.meta, results.RunMeta) and w.meta.status == "running" and w.meta.schema_version == 2
+    assert isinstance(w.meta, results.RunMeta) and w.meta.status == "running" and w.meta.schema_version == schema.SCHEMA_VERSION
     meta["env"]["backends"]["jax"] = {"backend": "jax"}  # what the run adds after the first cell
     meta["worker_pid"]["jax"] = 12
     w.finish("complete", failures=["x"], imports_per_process={"jax": []})

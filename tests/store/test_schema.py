@@ -17,8 +17,9 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "schema.md"
 MKDOCS = Path(__file__).resolve().parents[2] / "mkdocs.yml"
 V2_ADDITIONS = {"n_processes", "process_medians_s", "ratio_process", "repeat_low_s", "repeat_high_s", "parity_culprit",
                 "switch_warmup_calls", "peak_engine"}  # fmt: skip
-V2_ADDITIONS |= {"kernel_s", "kernel_floor", "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s",
-                 "overhead_high_s", "dispatch_s"}  # where the time goes (kbench.measure.decompose)  # fmt: skip
+V2_ADDITIONS |= {"conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s", "overhead_high_s",
+                 "dispatch_s"}  # where the time goes (kbench.measure.decompose)  # fmt: skip
+V3_ADDITIONS = {"floor_s", "floor_name", "compute_s", "compute_from", "blas_threads"}  # v2's kernel_s, kernel_floor
 V2_ADDITIONS |= schema.LATE_V2  # single calls, gaps, threads and memory (kbench.measure.latency)
 
 
@@ -95,6 +96,7 @@ def test_v1_columns_and_v2_additions_are_declared():
     declared = {c.name for c in schema.RESULT_COLUMNS}
     assert set(migrations.V1_COLUMNS) <= declared
     assert {c.name for c in schema.RESULT_COLUMNS if c.since == 2} == V2_ADDITIONS
+    assert {c.name for c in schema.RESULT_COLUMNS if c.since == 3} == V3_ADDITIONS
     assert {c.name for c in schema.SAMPLE_COLUMNS if c.since == 2} == {"process", "threads"}
     assert set(migrations.V1_SAMPLE_COLUMNS) | {"process", "threads"} == set(schema.SAMPLE_COLUMN_NAMES)
     assert schema.column("size_batch").name == "size_<name>" and schema.column("size_") is None
@@ -187,6 +189,20 @@ def test_migrations_form_a_chain_to_the_current_version():
     assert row["peak_engine"] is None and row["repeat_low_s"] is None  # v1 had no peak figure for this row
     assert list(out.samples.columns) == schema.SAMPLE_COLUMN_NAMES and out.samples["process"].tolist() == [0]
     assert raw.rows[0]["flags"] == "unstable" and "process" not in raw.samples  # the input is left as it was
+
+
+def test_v2_rows_get_compute_and_the_floor_under_its_v3_names():
+    base = {"schema_version": 2, "path": "xla", "median_s": 3e-4}
+    raw = migrations.RawRun(2, {"schema_version": 2, "run_id": "v2"}, (
+        {**base, "kernel_s": 2.5e-4, "kernel_floor": "xla", "dispatch_s": 2.0e-4},
+        {**base, "path": "compiled", "kernel_s": 1e-4, "kernel_floor": "torch.jit.trace", "dispatch_s": None},
+        {**base, "path": "numpy"}), pd.DataFrame(columns=schema.SAMPLE_COLUMN_NAMES))  # fmt: skip
+    tf_row, torch_row, numpy_row = migrations.migrate(raw).rows
+    assert "kernel_s" not in tf_row and "kernel_floor" not in tf_row
+    assert (tf_row["floor_s"], tf_row["floor_name"], tf_row["compute_from"]) == (2.5e-4, "xla", "floor-dispatch")
+    assert tf_row["compute_s"] == pytest.approx(0.5e-4) and tf_row["blas_threads"] is None
+    assert (torch_row["compute_s"], torch_row["compute_from"]) == (1e-4, "floor")  # no dispatch to subtract
+    assert numpy_row["floor_s"] is None and numpy_row["compute_s"] is None and numpy_row["compute_from"] is None
 
 
 def test_a_missing_migration_is_refused():

@@ -1,7 +1,12 @@
-"""Where the time goes, the arithmetic: each Keras row's median split into the kernel floor, the conversions and
+"""Where the time goes, the arithmetic: each Keras row's median split into compute, dispatch, the conversions and
 the framework around them, from the reference callables every process timed (:mod:`kbench.measure.decompose`).
 
-``overhead = path - kernel - conversion_in - conversion_out`` (:func:`decompose`; each a pooled median). Its
+``overhead = path - floor - conversion_in - conversion_out`` (:func:`decompose`; each a pooled median), and the
+floor (the model compiled, on resident inputs) is split in two: **dispatch**, what a trivial compiled call on the
+same backend costs, and **compute**, the rest (``floor - dispatch``, a wall-clock estimate of the kernels' time:
+``benchmarks/profile_check.py`` holds it against the backends' profilers). Where no dispatch reference was timed
+(torch), compute is the floor itself and ``compute_from`` says so. On a small cell the floor is mostly dispatch:
+calling it "kernel" told a user the time was the math when it was the runtime's per-call cost. The overhead's
 uncertainty comes from the medians' 95% CIs: each CI side is read as ~1.96 standard errors and the sides that push
 the overhead the same way are added in quadrature, so ``overhead_low`` uses the path's low side and the references'
 high sides. An overhead below zero is only shown as "within noise" when ``overhead_high`` is still >= 0; the parts
@@ -18,13 +23,15 @@ from typing import Any, Mapping, Sequence
 
 from kbench.core import stats
 from kbench.measure.callpaths import PATHS
-from kbench.backends.base import BASE, DISPATCH, KERNEL, KERNEL_COMPILE, KERNEL_XLA, TO_BACKEND, TO_NUMPY
+from kbench.backends.base import (BASE, DISPATCH, DISPATCH_XLA, KERNEL, KERNEL_COMPILE, KERNEL_XLA, TO_BACKEND,
+                                  TO_NUMPY)  # fmt: skip
 from kbench.measure.decompose import decomposable
 
-COLUMNS = ("kernel_s", "kernel_floor", "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s",
-           "overhead_high_s", "dispatch_s")  # fmt: skip
-_PARTS = ("median_s", "kernel_s", "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s",
+COLUMNS = ("floor_s", "floor_name", "compute_s", "compute_from", "dispatch_s", "conversion_in_s", "conversion_out_s",
+           "overhead_s", "overhead_low_s", "overhead_high_s")  # fmt: skip
+_PARTS = ("median_s", "floor_s", "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s",
           "overhead_high_s")  # fmt: skip  (a Decomposition's fields, in order)
+FROM_DISPATCH, FROM_FLOOR = "floor-dispatch", "floor"  # compute_from: how compute_s was obtained
 FLOOR_NAMES = {"tensorflow": "tf.function", "jax": "jax.jit", "torch": "torch.jit.trace", KERNEL_COMPILE: "torch.compile"}
 
 
@@ -47,20 +54,34 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Decomposition:
-    """One path's median as kernel + conversion in + conversion out + overhead (seconds)."""
+    """One path's median as floor (compute + dispatch) + conversion in + conversion out + overhead (seconds)."""
 
     path_s: float
-    kernel_s: float
+    floor_s: float
     conversion_in_s: float
     conversion_out_s: float
     overhead_s: float
     overhead_low_s: float
     overhead_high_s: float
-    dispatch_s: float = math.nan  # the part of kernel_s a trivial compiled call costs (nan: not measured)
+    dispatch_s: float = math.nan  # the part of floor_s a trivial compiled call costs (nan: not measured)
 
     @property
     def conversion_s(self) -> float:
         return self.conversion_in_s + self.conversion_out_s
+
+    @property
+    def dispatch_part_s(self) -> float:
+        """Dispatch as a part of the floor: never below 0 nor above the floor (0 when not measured)."""
+        return 0.0 if math.isnan(self.dispatch_s) else min(max(self.dispatch_s, 0.0), max(self.floor_s, 0.0))
+
+    @property
+    def compute_s(self) -> float:
+        """The floor less its dispatch (the floor itself where dispatch was not measured); >= 0."""
+        return max(self.floor_s, 0.0) - self.dispatch_part_s
+
+    @property
+    def has_dispatch(self) -> bool:
+        return not math.isnan(self.dispatch_s)
 
     @property
     def within_noise(self) -> bool:
@@ -68,9 +89,10 @@ class Decomposition:
         return self.overhead_low_s <= 0.0 <= self.overhead_high_s
 
     def shares(self) -> dict[str, float]:
-        """Each part as a share of the path's median; an overhead below zero (within noise) counts as none, and the
-        shares are then of the kernel and the conversion together, so they never pass 100%."""
-        parts = {"kernel": self.kernel_s, "conversion": max(self.conversion_s, 0.0),
+        """Each part as a share of the path's median: compute, dispatch (0 where not measured: compute then holds
+        it), conversion, overhead. An overhead below zero (within noise) counts as none, and the shares are then of
+        the floor and the conversion together, so they never pass 100%."""
+        parts = {"compute": self.compute_s, "dispatch": self.dispatch_part_s, "conversion": max(self.conversion_s, 0.0),
                  "overhead": max(self.overhead_s, 0.0)}  # fmt: skip
         total = sum(parts.values())
         return {k: v / total if total > 0 else math.nan for k, v in parts.items()}
@@ -90,24 +112,34 @@ def conversion(refs: Mapping[str, Estimate], name: str) -> Estimate | None:
     return minus(refs[name], refs[name + BASE]) if name + BASE in refs else refs[name]
 
 
-def decompose(path: Estimate, kernel: Estimate, conversion_in: Estimate, conversion_out: Estimate) -> Decomposition:
-    """The path's median minus the kernel floor and the two conversions, with the CI propagated (module docstring)."""
-    refs = (kernel, conversion_in, conversion_out)
+def decompose(path: Estimate, floor: Estimate, conversion_in: Estimate, conversion_out: Estimate,
+              dispatch: float = math.nan) -> Decomposition:  # fmt: skip
+    """The path's median minus the floor and the two conversions, with the CI propagated (module docstring);
+    ``dispatch``: the dispatch reference's median, the floor's own per-call part (NaN: not measured)."""
+    refs = (floor, conversion_in, conversion_out)
     overhead = path.median - sum(r.median for r in refs)
     down = math.sqrt(path.below**2 + sum(r.above**2 for r in refs))
     up = math.sqrt(path.above**2 + sum(r.below**2 for r in refs))
-    return Decomposition(path.median, kernel.median, conversion_in.median, conversion_out.median, overhead,
-                         overhead - down, overhead + up)  # fmt: skip
+    return Decomposition(path.median, floor.median, conversion_in.median, conversion_out.median, overhead,
+                         overhead - down, overhead + up, dispatch)  # fmt: skip
 
 
 def floor_of(backend: str, path: str) -> str:
-    """Which reference is the path's kernel floor: ``kernel_xla`` for TensorFlow's ``xla``, else ``kernel``."""
+    """Which reference is the path's floor: ``kernel_xla`` for TensorFlow's ``xla``, else ``kernel``."""
     return KERNEL_XLA if backend == "tensorflow" and path == "xla" else KERNEL
 
 
 def floor_label(backend: str, path: str) -> str:
-    """The floor as the ``kernel_floor`` column names it: ``tf.function``, ``xla``, ``jax.jit``, ``torch.compile``."""
+    """The floor as the ``floor_name`` column names it: ``tf.function``, ``xla``, ``jax.jit``, ``torch.compile``."""
     return "xla" if floor_of(backend, path) == KERNEL_XLA else FLOOR_NAMES.get(backend, backend)
+
+
+def dispatch_of(floor: str, refs: Mapping[str, Estimate]) -> Estimate | None:
+    """The floor's dispatch reference: ``dispatch_xla`` for the ``xla`` floor, ``dispatch`` for the others; JAX's
+    is ``to_backend_base`` (the jitted touch on resident inputs); None when none was timed (torch)."""
+    if floor == KERNEL_XLA:
+        return refs.get(DISPATCH_XLA)
+    return refs.get(DISPATCH) or refs.get(TO_BACKEND + BASE)
 
 
 def row_columns(backend: str, path: str, measured: Estimate, refs: Mapping[str, Estimate]) -> dict[str, Any]:
@@ -117,12 +149,14 @@ def row_columns(backend: str, path: str, measured: Estimate, refs: Mapping[str, 
     cin, cout = conversion(refs, TO_BACKEND), conversion(refs, TO_NUMPY)
     if floor not in refs or cin is None or cout is None:
         return {}
-    d = decompose(measured, refs[floor], cin, cout)
-    dispatch = refs.get(DISPATCH) or refs.get(TO_BACKEND + BASE)  # JAX's: the touch on resident inputs
+    dispatch = dispatch_of(floor, refs)
+    d = decompose(measured, refs[floor], cin, cout, dispatch.median if dispatch else math.nan)
     label = FLOOR_NAMES[KERNEL_COMPILE] if floor == KERNEL_COMPILE else floor_label(backend, path)
-    return {"kernel_s": d.kernel_s, "kernel_floor": label, "conversion_in_s": d.conversion_in_s,
-            "conversion_out_s": d.conversion_out_s, "overhead_s": d.overhead_s, "overhead_low_s": d.overhead_low_s,
-            "overhead_high_s": d.overhead_high_s, "dispatch_s": dispatch.median if dispatch else math.nan}  # fmt: skip
+    compute = d.floor_s - d.dispatch_s if d.has_dispatch else d.floor_s  # signed: the stored figure is the estimate
+    return {"floor_s": d.floor_s, "floor_name": label, "compute_s": compute,
+            "compute_from": FROM_DISPATCH if d.has_dispatch else FROM_FLOOR, "dispatch_s": d.dispatch_s,
+            "conversion_in_s": d.conversion_in_s, "conversion_out_s": d.conversion_out_s, "overhead_s": d.overhead_s,
+            "overhead_low_s": d.overhead_low_s, "overhead_high_s": d.overhead_high_s}  # fmt: skip
 
 
 def _as_float(v: Any) -> float:

@@ -55,6 +55,7 @@ class Impl:
 KERNEL, KERNEL_XLA, TO_BACKEND, TO_NUMPY = "kernel", "kernel_xla", "to_backend", "to_numpy"
 KERNEL_COMPILE = "kernel_compile"  # torch's floor when the model cannot be traced: torch.compile of it
 DISPATCH = "dispatch"  # a trivial compiled call on resident inputs: the backend's own per-call cost, inside the floor
+DISPATCH_XLA = "dispatch_xla"  # the same compiled with XLA (TensorFlow's jit_compile): the ``kernel_xla`` floor's
 BASE = "_base"  # "to_backend_base": what to subtract from "to_backend" when the conversion is timed as a difference
 
 # (context, build_model, the model's inputs, an output-shaped array, with_xla) -> reference name -> fn (worker only)

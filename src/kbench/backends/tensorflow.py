@@ -11,8 +11,8 @@ import numpy as np
 
 from kbench.backends import prepares
 from kbench.backends.base import (
-    DISPATCH, KERNEL, KERNEL_XLA, TO_BACKEND, TO_NUMPY, Arrays, Backend, Bind, Fn, Impl, PathContext, Prepare,
-    any_dtype, hide_gpus,
+    DISPATCH, DISPATCH_XLA, KERNEL, KERNEL_XLA, TO_BACKEND, TO_NUMPY, Arrays, Backend, Bind, Fn, Impl, PathContext,
+    Prepare, any_dtype, hide_gpus,
 )  # fmt: skip
 
 
@@ -132,7 +132,8 @@ def sync_fn() -> Callable[[Any], Any]:
 def references(ctx: PathContext, build_model: Callable[[], Any], inputs: Sequence[np.ndarray], output: np.ndarray,
                with_xla: bool) -> dict[str, Fn]:  # fmt: skip
     """The floor (the ``compiled`` path's tf.function on ``tf.constant`` inputs; ``kernel_xla``: the ``xla`` one),
-    ``dispatch`` (an identity tf.function with the same signature on the same tensors) and the conversions."""
+    ``dispatch`` (an identity tf.function with the same signature on the same tensors; ``dispatch_xla``: the same
+    with ``jit_compile``) and the conversions."""
     import tensorflow as tf
 
     sync = sync_fn()
@@ -144,14 +145,18 @@ def references(ctx: PathContext, build_model: Callable[[], Any], inputs: Sequenc
         fn = tf_function(model, ctx, jit_compile)
         return lambda: sync(fn(*ts))
 
+    def identity(x: Any, training: bool) -> Any:
+        return tf.identity(x[0] if multi else x)
+
     refs: dict[str, Fn] = {
         KERNEL: floor(build_model(), False),
-        DISPATCH: floor(lambda x, training: tf.identity(x[0] if multi else x), False),
+        DISPATCH: floor(identity, False),
         TO_BACKEND: lambda: [tf.convert_to_tensor(x) for x in inputs],
         TO_NUMPY: lambda: y.numpy(),
     }
     if with_xla:
         refs[KERNEL_XLA] = floor(build_model(), True)
+        refs[DISPATCH_XLA] = floor(identity, True)
     return refs
 
 

@@ -8,7 +8,7 @@ share of the sampling budget. Per backend:
 =============  ===========================================================================================
 reference      what one timed call runs
 =============  ===========================================================================================
-``kernel``     the *kernel floor*: the model's computation compiled by the backend, on inputs already resident
+``kernel``     the *floor*: the model's computation compiled by the backend, on inputs already resident
                in the backend, the output synchronised but not converted. TensorFlow: the ``tf.function`` of
                the model (the ``compiled`` path's own signature) on ``tf.constant`` inputs; JAX:
                ``jax.jit(stateless_call)`` on ``device_put`` arrays, ``block_until_ready``; torch: the model
@@ -25,7 +25,10 @@ reference      what one timed call runs
                result only synchronised. JAX converts inside its C++ dispatch far more cheaply than
                ``jax.device_put`` does alone, hence the differences.
 ``dispatch``   TF: an identity ``tf.function`` with the floor's signature on the same tensors; JAX uses
-               ``to_backend_base``: the backend's own per-call cost, part of the floor (``dispatch_s``).
+               ``to_backend_base``: the backend's own per-call cost, part of the floor (``dispatch_s``); the
+               floor less it is the row's ``compute_s``. Beside ``kernel_xla``, ``dispatch_xla`` is the
+               identity with ``jit_compile``, the ``xla`` floor's (an XLA call dispatches more cheaply than a
+               plain function). torch has none.
 =============  ===========================================================================================
 
 **Synchronisation.** TensorFlow runs eager ops and function calls synchronously on the CPU, so the floor's output

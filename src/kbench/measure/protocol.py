@@ -146,10 +146,10 @@ class Phase:
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference callable of a cell (:mod:`kbench.measure.decompose`: the kernel floor, a conversion), timed in the same
+    """A reference callable of a cell (:mod:`kbench.measure.decompose`: the floor, a dispatch, a conversion), timed in the same
     interleaved run as the paths; never a path, never a result row."""
 
-    name: str  # "kernel", "kernel_xla", "to_backend", "to_numpy"
+    name: str  # "kernel", "kernel_xla", "dispatch", "dispatch_xla", "to_backend", "to_numpy", ...
     samples: tuple[float, ...] = ()  # seconds per call, one per sample
     loops: int = 0
 
@@ -162,6 +162,7 @@ class CellDone:
     references: tuple[Reference, ...] = ()  # kbench.measure.decompose's reference timings; () in parity mode
     budget_s: float | None = None  # the steady-state sampling budget this process gave the cell (None: parity mode)
     overhead_s: float | None = None  # the cell's wall time outside its timed samples (cold start, warm-up, ...)
+    blas_threads: int | None = None  # NumPy's BLAS threads in this process after the cell (None: not readable)
 
 
 @dataclass(frozen=True)

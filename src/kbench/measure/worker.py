@@ -61,6 +61,17 @@ def emitter(proto):
     return emit
 
 
+def numpy_blas_threads() -> int | None:
+    """NumPy's BLAS thread count in this process, as threadpoolctl reads it; None where it cannot be read."""
+    from kbench.machine.threadpools import numpy_blas, read_threadpools
+
+    try:
+        n = numpy_blas(read_threadpools()).get("num_threads")
+    except Exception:  # threadpoolctl missing or failing: the row says nothing rather than stop the cell
+        return None
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
 def serve(job, emit, started: float, import_s: tuple[float, float], fork_server: int | None = None) -> int:
     """Set up the device, announce the imports (timed in the fork server ``fork_server`` when this process was forked
     from one), then run (or skip) every cell of the job in order."""
@@ -100,7 +111,8 @@ def serve(job, emit, started: float, import_s: tuple[float, float], fork_server:
             done = _run_cell(job, index, state, emit, budget_s)
             costs = budget.after_cell(costs, cell.model, done, time.perf_counter() - t0, flops)
             timed = job.mode == "run"
-            emit(replace(done, budget_s=budget_s if timed else None, overhead_s=costs.cold_s if timed else None))
+            emit(replace(done, budget_s=budget_s if timed else None, overhead_s=costs.cold_s if timed else None,
+                         blas_threads=numpy_blas_threads()))
         except Exception as exc:  # a typed error stops the job; anything else is a backend failure, reported
             emit(_failed(index, exc))
             return 0

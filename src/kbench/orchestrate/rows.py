@@ -156,5 +156,8 @@ def cell_rows(facts: CellFacts, done: Mapping[int, CellDone]) -> tuple[list[dict
     names = sorted(by_path, key=lambda n: order.index(n) if n in order else len(order))
     base = by_path.get(BASELINE)
     rows = [path_row(facts, by_path[n], base) for n in names]
+    blas = [d.blas_threads for _, d in sorted(done.items()) if d.blas_threads is not None]
+    for row in rows:  # the processes run alike; where they differ, the most threads any of them had
+        row["blas_threads"] = max(blas) if blas else None
     decompose.annotate(rows, [d.references for _, d in sorted(done.items())], facts.backend)  # where the time goes
     return rows, samples

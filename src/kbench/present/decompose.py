@@ -8,51 +8,56 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from kbench.analysis.decompose import Decomposition, from_row
-from kbench.core.fmt import fmt_time, visible
+from kbench.core.fmt import fmt_time, time_unit, visible
 
 
 def _pct(share: float) -> str:
     return f"{100 * share:.0f}%"
 
 
+_LABELS = {"overhead": "framework overhead"}
+
+
 def _largest(d: Decomposition) -> tuple[str, float]:
     shares = d.shares()
     name = max(shares, key=lambda k: shares[k])
-    return {"overhead": "framework overhead"}.get(name, name), shares[name]
+    return _LABELS.get(name, name), shares[name]
 
 
 def cell_sentence(where: str, decomps: Mapping[str, Decomposition], numpy_s: float = math.nan) -> str:
-    """One sentence per cell about its fastest Keras path: where the largest share goes, the three shares, and the
-    kernel alone against NumPy, e.g. "At n=1024, 48% of compiled goes to the kernel (kernel 48%, conversion 25%,
-    framework overhead 27%); the kernel alone takes 0.65× NumPy's time"."""
+    """One sentence per cell about its fastest Keras path: where the largest share goes, the four shares, and
+    compute alone against NumPy, e.g. "At batch=1, 71% of xla (the fastest Keras path) is dispatch (compute 6%,
+    dispatch 71%, conversion 4%, framework overhead 19%); compute alone takes 0.4× NumPy's time, the path 24×"."""
     if not decomps:
         return ""
     path, d = min(decomps.items(), key=lambda kv: kv[1].path_s)
     name, share = _largest(d)
     shares = d.shares()
-    split = ", ".join(f"{k} {_pct(shares[k])}" for k in ("kernel", "conversion", "overhead"))
+    split = ", ".join(f"{_LABELS.get(k, k)} {_pct(shares[k])}" for k in shares)
     noise = "; the overhead is within noise" if d.within_noise else ""
     if d.overhead_high_s < 0:
         noise = "; the references exceed the path beyond their noise, so read these shares with care"
-    if d.dispatch_s > 0 and d.path_s > 0:
-        dispatch = min(d.dispatch_s, d.kernel_s) / d.path_s  # within the floor: never more of the path than it
-        noise += f"; a trivial compiled call alone, the backend's dispatch, is {_pct(max(dispatch, 0.0))}"
-    kernel_vs = ""
+    if not d.has_dispatch:
+        noise += "; this backend's dispatch is not timed apart, so compute holds it"
+    compute_vs = ""
     if numpy_s > 0:
-        kernel_vs = (f"; the kernel alone takes {d.kernel_s / numpy_s:.3g}× NumPy's time, "
-                     f"the path {d.path_s / numpy_s:.3g}×")  # fmt: skip
-    return f"At {where}, {_pct(share)} of {path} (the fastest Keras path) is {name} ({split}{noise}){kernel_vs}."
+        compute_vs = (f"; compute alone takes {d.compute_s / numpy_s:.3g}× NumPy's time, "
+                      f"the path {d.path_s / numpy_s:.3g}×")  # fmt: skip
+    return f"At {where}, {_pct(share)} of {path} (the fastest Keras path) is {name} ({split}{noise}){compute_vs}."
+
+
+BAR_CHARS = {"compute": "█", "dispatch": "▓", "conversion": "▒", "overhead": "░"}
 
 
 def text_bar(d: Decomposition, width: int = 8) -> str:
-    """The path's time as a stacked bar of ``width`` characters: ``█`` kernel, ``▒`` conversion, ``░`` overhead
-    (shares of the path's own median: paths 10,000× apart still show their split)."""
+    """The path's time as a stacked bar of ``width`` characters: ``█`` compute, ``▓`` dispatch, ``▒`` conversion,
+    ``░`` overhead (shares of the path's own median: paths 10,000× apart still show their split)."""
     shares = d.shares()
     if any(math.isnan(v) for v in shares.values()):
         return ""
-    kernel, conv = round(shares["kernel"] * width), round(shares["conversion"] * width)
-    rest = max(width - kernel - conv, 0) if shares["overhead"] > 0 else 0  # the bar always spans its width
-    return "█" * kernel + "▒" * conv + "░" * rest
+    counts = {k: round(shares[k] * width) for k in ("compute", "dispatch", "conversion")}
+    rest = max(width - sum(counts.values()), 0) if shares["overhead"] > 0 else 0  # the bar always spans its width
+    return "".join(BAR_CHARS[k] * n for k, n in {**counts, "overhead": rest}.items())
 
 
 def signed_time(seconds: float, fmt: Callable[[float], str]) -> str:
@@ -60,10 +65,20 @@ def signed_time(seconds: float, fmt: Callable[[float], str]) -> str:
     return f"−{fmt(-seconds)}" if seconds < 0 else fmt(seconds)
 
 
+def span_text(low: float, high: float) -> str:
+    """An interval in one unit, the larger end's: ``"−92.7…226 µs"`` (narrow enough for a terminal column)."""
+    scale, unit = time_unit(max(abs(low), abs(high)))
+
+    def num(v: float) -> str:
+        return f"{'−' if v < 0 else ''}{abs(v) / scale:.3g}"
+
+    return f"{num(low)}…{num(high)} {unit}"
+
+
 def overhead_text(d: Decomposition, fmt: Callable[[float], str]) -> tuple[str, str]:
     """(the overhead, its 95% interval); a negative overhead is always said to be within noise (or, when its whole
     interval is below zero, that the references exceed the path)."""
-    span = f"{signed_time(d.overhead_low_s, fmt)}…{signed_time(d.overhead_high_s, fmt)}"
+    span = span_text(d.overhead_low_s, d.overhead_high_s)
     if d.overhead_s >= 0:
         return fmt(d.overhead_s), span
     if d.within_noise:
@@ -77,8 +92,9 @@ class PartsRow:
 
     path: str
     total: str
-    kernel: str
-    floor: str
+    compute: str
+    dispatch: str  # "" where the backend has no dispatch reference (compute then holds it)
+    floor: str  # which floor: tf.function, xla, jax.jit, ...
     conversion: str  # in + out
     overhead: str  # "≈0 (noise)" when below zero within noise
     overhead_ci: str
@@ -101,8 +117,9 @@ def breakdown(rows: Sequence[Mapping[str, Any]], where: str, baseline: str = "nu
     if not decomps:
         return Breakdown("", model=visible(model))
     numpy_s = next((float(r["median_s"]) for r in rows if r["path"] == baseline), math.nan)
-    floors = {str(r["path"]): visible(r.get("kernel_floor")) for r in rows}
-    shown = tuple(PartsRow(visible(p), fmt_time(d.path_s), fmt_time(d.kernel_s), floors.get(p, ""),
+    floors = {str(r["path"]): visible(r.get("floor_name")) for r in rows}
+    shown = tuple(PartsRow(visible(p), fmt_time(d.path_s), fmt_time(d.compute_s),
+                           fmt_time(d.dispatch_part_s) if d.has_dispatch else "", floors.get(p, ""),
                            signed_time(d.conversion_s, fmt_time), *overhead_text(d, fmt_time), text_bar(d))
                   for p, d in decomps.items())  # fmt: skip
     return Breakdown(fmt_time(numpy_s), shown, visible(cell_sentence(where, decomps, numpy_s)), visible(model))

@@ -16,19 +16,33 @@ from kbench.present.figures import figure_style, new_figure, path_color, paths_i
 
 sns = seaborn_import.load()
 
-PART_COLORS = dict(zip(("kernel", "conversion in", "conversion out", "overhead"), sns.color_palette("deep", 4)))
-_PART_COLUMNS = {"kernel": "kernel_s", "conversion in": "conversion_in_s", "conversion out": "conversion_out_s",
-                 "overhead": "overhead_s"}  # fmt: skip
+PARTS = ("compute", "dispatch", "conversion in", "conversion out", "overhead")
+PART_COLORS = dict(zip(PARTS, sns.color_palette("deep", len(PARTS))))
+
+
+def _num(d: pd.DataFrame, column: str) -> pd.Series:
+    return pd.to_numeric(d[column], errors="coerce") if column in d.columns else pd.Series(np.nan, index=d.index)
+
+
+def part_widths(d: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each part of the rows' medians as drawn (>= 0, NaN as 0): dispatch within the floor, compute the rest of it
+    (all of it where no dispatch was timed), the conversions, the overhead (below zero: within noise, none)."""
+    floor = _num(d, "floor_s").clip(lower=0).fillna(0.0)
+    dispatch = np.minimum(_num(d, "dispatch_s").clip(lower=0).fillna(0.0), floor)
+    return {"compute": floor - dispatch, "dispatch": dispatch,
+            "conversion in": _num(d, "conversion_in_s").clip(lower=0).fillna(0.0),
+            "conversion out": _num(d, "conversion_out_s").clip(lower=0).fillna(0.0),
+            "overhead": _num(d, "overhead_s").clip(lower=0).fillna(0.0)}  # fmt: skip
 
 
 def has_breakdown(results: pd.DataFrame, model: str) -> bool:
     """Whether the model's rows carry the decomposition (:mod:`kbench.analysis.decompose`): runs before it have none."""
-    return "kernel_s" in results.columns and results.loc[results["model"] == model, "kernel_s"].notna().any()
+    return "floor_s" in results.columns and results.loc[results["model"] == model, "floor_s"].notna().any()
 
 
 def breakdown_figure(results: pd.DataFrame, model: str, max_cells: int = 6) -> Figure:
     """Where the time goes, per cell (one panel each, the first ``max_cells`` by size): a stacked horizontal bar per
-    Keras path (kernel floor, its dispatch hatched, conversion in, conversion out, framework overhead; a negative
+    Keras path (compute, dispatch, conversion in, conversion out, framework overhead; a negative
     overhead, within noise, is drawn as none) and NumPy's median as a bar of its own. A bar past the axis says its
     total."""
     df = results[(results["model"] == model) & results["median_s"].notna()]
@@ -43,9 +57,7 @@ def breakdown_figure(results: pd.DataFrame, model: str, max_cells: int = 6) -> F
         from matplotlib.patches import Patch
 
         axes[0].legend(handles=[Patch(color=c, label=n) for n, c in PART_COLORS.items()]
-                       + [Patch(facecolor=PART_COLORS["kernel"], hatch="///", edgecolor="white",
-                                label="of it, dispatch"),
-                          Patch(color=path_color(BASELINE), label="numpy (whole call)")],
+                       + [Patch(color=path_color(BASELINE), label="numpy (whole call)")],
                        loc="lower right", fontsize=7)  # fmt: skip
         return fig
 
@@ -57,14 +69,10 @@ def _breakdown_panel(ax, cell: pd.DataFrame, sizes: str) -> None:
     rows = np.arange(len(d.index))
     keras = np.array([p != BASELINE for p in d.index])
     left = np.zeros(len(d.index))
-    for part, col in _PART_COLUMNS.items():  # one call per part: a stacked bar per Keras path
-        width = np.where(keras, pd.to_numeric(d[col], errors="coerce").clip(lower=0).fillna(0.0), 0.0)
+    for part, values in part_widths(d).items():  # one call per part: a stacked bar per Keras path
+        width = np.where(keras, values, 0.0)
         ax.barh(rows, width, left=left, color=PART_COLORS[part])
         left += width
-    if "dispatch_s" in d.columns:  # the backend's own per-call cost inside the floor, hatched
-        dispatch = np.minimum(pd.to_numeric(d["dispatch_s"], errors="coerce"), pd.to_numeric(d["kernel_s"], errors="coerce"))
-        ax.barh(rows, np.where(keras, dispatch.fillna(0.0).clip(lower=0), 0.0), fill=False, hatch="///",
-                edgecolor="white", lw=0)  # fmt: skip
     ax.barh(rows, np.where(keras, 0.0, totals), color=path_color(BASELINE))
     for i, total in enumerate(totals):
         if total > limit:
@@ -80,13 +88,14 @@ def _breakdown_panel(ax, cell: pd.DataFrame, sizes: str) -> None:
 
 def _decomposed(cell: pd.DataFrame, path: str) -> bool:
     rows = cell[cell["path"] == path]
-    return "kernel_s" in rows.columns and rows["kernel_s"].notna().any()
+    return "floor_s" in rows.columns and rows["floor_s"].notna().any()
 
 
 def parts_figure(results: pd.DataFrame, model: str) -> Figure:
-    """The parts against the swept size, a panel per Keras path (log-log): the path's median, its kernel floor,
-    its conversion (in + out), its framework overhead (where above zero) and NumPy's median. Where NumPy's line
-    crosses the kernel's, the kernel starts to win; the path wins only where NumPy's crosses the path's."""
+    """The parts against the swept size, a panel per Keras path (log-log): the path's median, its compute, its
+    dispatch, its conversion (in + out), its framework overhead (each where above zero) and NumPy's median. Where
+    NumPy's line crosses compute's, the backend's kernels start to win; the path wins only where NumPy's crosses the
+    path's."""
     df = results[(results["model"] == model) & results["median_s"].notna()]
     x = swept_axis(df)
     paths = [p for p in paths_in(df) if p != BASELINE and _decomposed(df, p)]
@@ -96,8 +105,9 @@ def parts_figure(results: pd.DataFrame, model: str) -> Figure:
         axes = fig.subplots((len(paths) + 1) // 2, 2, squeeze=False, sharex=True, sharey=True).ravel()
         for ax, path in zip(axes, paths):
             d = df[df["path"] == path].sort_values(x)
-            lines = {"path": d["median_s"], "kernel": d["kernel_s"],
-                     "conversion": d["conversion_in_s"] + d["conversion_out_s"], "overhead": d["overhead_s"]}
+            parts = part_widths(d)
+            lines = {"path": d["median_s"], "compute": parts["compute"], "dispatch": parts["dispatch"],
+                     "conversion": parts["conversion in"] + parts["conversion out"], "overhead": parts["overhead"]}
             for name, y in lines.items():
                 color = "black" if name == "path" else PART_COLORS.get(name, PART_COLORS["conversion in"])
                 ax.plot(d[x], y.where(y > 0), marker="o", ms=3, label=name, color=color)

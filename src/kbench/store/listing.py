@@ -38,7 +38,7 @@ def read_listed(run_dir: Path) -> ListedRun:
         raise SchemaError("not a kbench run (no run.json)")
     meta = _read_json(run_dir / "run.json")
     version = _meta_version(meta)
-    rows = _rows_v2(run_dir) if version == 2 else _rows_v1(run_dir, meta)
+    rows = _rows_json(run_dir, version) if version >= 2 else _rows_v1(run_dir, meta)
     return ListedRun(run_dir, meta, version, tuple(rows))
 
 
@@ -63,14 +63,14 @@ def _meta_version(meta: Any) -> int:
     return version
 
 
-def _rows_v2(run_dir: Path) -> list[dict]:
+def _rows_json(run_dir: Path, version: int) -> list[dict]:
     path = run_dir / "results.json"
     if not path.is_file():
         return []
     doc = _read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
         raise SchemaError('results.json is not an object with a "rows" list; the run folder is damaged')
-    if doc.get("schema_version") != 2 or not all(isinstance(r, dict) for r in doc["rows"]):
+    if doc.get("schema_version") != version or not all(isinstance(r, dict) for r in doc["rows"]):
         raise SchemaError("results.json has another schema version than run.json or a row that is not an object")
     return doc["rows"]
 

@@ -1,6 +1,6 @@
 """The migrations of the results schema: data written by an older version brought up to
 :data:`kbench.store.schema.SCHEMA_VERSION` in memory, through a chain of small functions, one per version step (as
-asv does): ``v1 -> v2``, later ``v2 -> v3``. Each step's docstring is its entry in the README
+asv does): ``v1 -> v2``, ``v2 -> v3``. Each step's docstring is its entry in the README
 (:mod:`kbench.store.schemadoc`). The columns of older versions are frozen here, as they were written.
 """
 
@@ -61,7 +61,31 @@ def v1_to_v2(raw: RawRun) -> RawRun:
     return RawRun(2, {**raw.meta, "schema_version": 2}, tuple(rows), samples[ordered(samples.columns, SAMPLE_COLUMNS)])
 
 
-MIGRATIONS: dict[int, Callable[[RawRun], RawRun]] = {1: v1_to_v2}  # from version k to k + 1
+def compute_fields(floor: Any, dispatch: Any) -> dict[str, Any]:
+    """``compute_s`` and ``compute_from`` from a row's floor and dispatch medians (both may be missing)."""
+    if is_missing(floor):
+        return {"compute_s": None, "compute_from": None}
+    if is_missing(dispatch):
+        return {"compute_s": float(floor), "compute_from": "floor"}
+    return {"compute_s": float(floor) - float(dispatch), "compute_from": "floor-dispatch"}
+
+
+def v2_to_v3(raw: RawRun) -> RawRun:
+    """v2 → v3: `kernel_s` renamed `floor_s` and `kernel_floor` `floor_name` (the floor is compute and dispatch
+    together, not the kernel alone); `compute_s` is `floor_s` minus `dispatch_s` (`compute_from`
+    `floor-dispatch`), or `floor_s` where no dispatch was timed (`floor`); `blas_threads` empty. v2's `xla` rows
+    subtracted nothing for dispatch: their `compute_s` uses the plain `tf.function` identity's `dispatch_s`, which
+    v2 stored, and may read below zero."""
+    rows = []
+    for r in raw.rows:
+        row = {k: v for k, v in r.items() if k not in ("kernel_s", "kernel_floor")}
+        row.update(schema_version=3, floor_s=r.get("kernel_s"), floor_name=r.get("kernel_floor"),
+                   **compute_fields(r.get("kernel_s"), r.get("dispatch_s")))
+        rows.append(coerce_row(row, strict=False))
+    return RawRun(3, {**raw.meta, "schema_version": 3}, tuple(rows), raw.samples)
+
+
+MIGRATIONS: dict[int, Callable[[RawRun], RawRun]] = {1: v1_to_v2, 2: v2_to_v3}  # from version k to k + 1
 
 
 def migrate(raw: RawRun) -> RawRun:

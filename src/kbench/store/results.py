@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Mapping
 
@@ -287,12 +288,14 @@ def _read_results_json(path: Path, version: int) -> list:
     return doc["rows"]
 
 
-def _read_v2(run_dir: Path, meta: dict) -> migrations.RawRun:
-    """Version 2: results.json (the source of truth) and samples.csv."""
+def _read_json_run(run_dir: Path, meta: dict, version: int) -> migrations.RawRun:
+    """Version 2 or 3: results.json (the source of truth) and samples.csv; each row must hold the columns its
+    version had from the start (those added later in version 2, :data:`schema.LATE_V2`, may be missing)."""
     path, samples_csv = run_dir / "results.json", run_dir / "samples.csv"
-    rows = _read_results_json(path, 2) if path.is_file() else []
+    rows = _read_results_json(path, version) if path.is_file() else []
+    expected = [c.name for c in schema.RESULT_COLUMNS if not c.is_family and c.since <= version]
     for r in rows:
-        missing = [c for c in COLUMNS if c not in r and c not in schema.LATE_V2]
+        missing = [c for c in expected if c not in r and c not in schema.LATE_V2]
         if missing:
             raise _lacks(path, missing)
     try:
@@ -303,10 +306,11 @@ def _read_v2(run_dir: Path, meta: dict) -> migrations.RawRun:
     samples = _read_csv(samples_csv, schema.SAMPLE_COLUMNS, required) if samples_csv.is_file() else \
         pd.DataFrame(columns=SAMPLE_COLUMNS)  # fmt: skip
     columns = schema.ordered([*samples.columns, *SAMPLE_COLUMNS], schema.SAMPLE_COLUMNS)
-    return migrations.RawRun(2, meta, coerced, samples.reindex(columns=columns))
+    return migrations.RawRun(version, meta, coerced, samples.reindex(columns=columns))
 
 
-READERS: dict[int, Callable[[Path, dict], migrations.RawRun]] = {1: _read_v1, 2: _read_v2}
+READERS: dict[int, Callable[[Path, dict], migrations.RawRun]] = {
+    1: _read_v1, 2: partial(_read_json_run, version=2), 3: partial(_read_json_run, version=3)}
 
 
 def _read_meta(run_dir: Path) -> tuple[dict, int]:
