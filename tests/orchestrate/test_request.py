@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from kbench import api
-from kbench.core.errors import BadSizeError, UnknownModelError
-from kbench.orchestrate.request import QUICK, RunRequest, listify, make_plan
+from kbench.core.errors import BadOptionError, BadSizeError, UnknownModelError
+from kbench.orchestrate.request import QUICK, RIGOROUS, RIGOROUS_PROCESSES, RunRequest, listify, make_plan
 
 
 def test_a_request_is_frozen_and_keeps_lists_as_tuples():
@@ -42,6 +42,16 @@ def test_only_a_run_that_chose_no_time_of_its_own_gets_the_time_goal():
     assert make_plan(RunRequest("dense", quick=True)).cell_goal_s == 15.0
     for chosen in ({"run_budget": "5m"}, {"cell_budget": 2.0}, {"mode": "parity"}):
         assert make_plan(RunRequest("dense", **chosen)).cell_goal_s is None, chosen
+
+
+def test_rigorous_runs_more_processes_on_a_longer_budget_with_no_time_goal():
+    plan = make_plan(RunRequest("dense", rigorous=True))
+    assert (plan.timer, plan.processes, plan.cell_goal_s) == (RIGOROUS, RIGOROUS_PROCESSES, None)
+    assert plan.processes > make_plan(RunRequest("dense")).processes and plan.timer.budget_s > 4.0
+    mine = make_plan(RunRequest("dense", rigorous=True, processes=6, cell_budget=8.0))  # the user's own still win
+    assert (mine.processes, mine.timer.budget_s, mine.timer.min_samples) == (6, 8.0, RIGOROUS.min_samples)
+    with pytest.raises(BadOptionError, match="--quick and --rigorous"):
+        make_plan(RunRequest("dense", rigorous=True, quick=True))
 
 
 def test_a_request_takes_no_extra_fields():

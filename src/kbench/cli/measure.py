@@ -37,14 +37,15 @@ def run(
     seed: int = SeedOpt,
     sweep: bool = typer.Option(False, "--sweep", help="Use each model's sweep preset (e.g. batch 2**0..2**14) instead of its defaults."),
     budget: Optional[str] = typer.Option(None, "--budget", help="Whole-run budget shared by the cells, e.g. 90s, 5m; cells that would not fit are skipped."),
-    cell_budget: Optional[float] = typer.Option(None, "--cell-budget", help="Seconds of steady-state sampling per cell, shared by its paths [default: 4, --quick: 1]."),
+    cell_budget: Optional[float] = typer.Option(None, "--cell-budget", help="Seconds of steady-state sampling per cell, shared by its paths [default: 4, --quick: 1, --rigorous: 15]."),
     max_cells: int = typer.Option(200, "--max-cells", help="Refuse size grids with more cells than this."),
     cell_timeout: Optional[float] = typer.Option(None, "--cell-timeout", help="Seconds without a finished cell before the worker counts as hung and is killed [default: 120 + 20 x cell budget]."),
     force: bool = typer.Option(False, "--force", help="Run cells even when their memory estimate is over the guard."),
-    min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Samples per path and cell, over all the processes, before the stopping rule applies [default: 10, --quick: 5]."),
-    target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05]."),
+    min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Samples per path and cell, over all the processes, before the stopping rule applies [default: 10, --quick: 5, --rigorous: 30]."),
+    target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05, --rigorous: 0.01]."),
     quick: bool = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI."),
-    processes: Optional[int] = typer.Option(None, "--processes", help="Worker processes per backend, one after the other; they share each cell's budget and their spread goes into the CI [default: 3]."),
+    rigorous: bool = typer.Option(False, "--rigorous", help="A slower, tighter run to report or gate on: 15 worker processes, 15 s per cell, no time goal (a few minutes for the default grid)."),
+    processes: Optional[int] = typer.Option(None, "--processes", help="Worker processes per backend, one after the other; they share each cell's budget and their spread goes into the CI [default: 3, --rigorous: 15]."),
     spawn: bool = typer.Option(False, "--spawn", help="Start each worker process as a fresh interpreter that imports the backend itself, instead of forking the workers from one process that imported it once (slower: one import per process)."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report (regenerate it later with `kbench report`)."),
@@ -65,7 +66,7 @@ def run(
         sweep=sweep, run_budget=budget, max_cells=max_cells, force=force, backends=backend, device=device, rate=rate,
         precision=precision, resident=resident, processes=processes, quick=quick, cell_budget=cell_budget,
         min_samples=min_samples, target_ci=target_ci, cell_timeout=cell_timeout, shard=shard, gaps=gap, threads=threads,
-        spawn=spawn))  # fmt: skip
+        spawn=spawn, rigorous=rigorous))  # fmt: skip
     api.check_out_dir(out)
     stdout, err = render.console(), render.console(stderr=True)
     render.show_shard(err, plan)

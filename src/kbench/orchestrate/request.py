@@ -24,6 +24,13 @@ from kbench.orchestrate.planning import (MAX_CELLS, Plan, check_processes, make_
 
 QUICK = TimerConfig(budget_s=1.0, min_samples=5, target_ci=0.05, min_sample_s=0.002, warmup_s=0.02)
 DEFAULT_PROCESSES = 3
+# --rigorous (pyperf's name): a run to report or gate on. Back to back, two default runs agree within ±5% on only
+# 22-78% of rows: each worker process settles in its own state (memory layout, thread placement), and the process
+# medians of one row spread by about 10% (sd of their logs), so 3 processes leave the mean of a run uncertain by
+# ~6%. 15 processes bring that to ~2.6% and the difference of two runs to ~3.7% (sd): about 8 rows in 10 within
+# ±5%. More processes, not longer ones: each process samples a cell for 1 s of the 15 s cell budget. No time goal.
+RIGOROUS = TimerConfig(budget_s=15.0, min_samples=30, target_ci=0.01)
+RIGOROUS_PROCESSES = 15
 # The time goal of a run given no --budget and no --cell-budget, per cell, backend and thread setting: 45 s for the
 # default run's three cells. Workers share it as a run budget that never skips a cell: on a slow machine each cell
 # samples for less (down to kbench.measure.budget.FLOOR_S, and never fewer than the minimum samples); on a fast one
@@ -35,7 +42,8 @@ GOAL_PER_CELL_S = 15.0
 class RunRequest:
     """What the user asked for, unchecked: the fields of :func:`kbench.api.plan`, in its order.
 
-    ``timer`` is a complete :class:`TimerConfig`; otherwise the defaults (or :data:`QUICK` with ``quick``) with
+    ``timer`` is a complete :class:`TimerConfig`; otherwise the defaults (or :data:`QUICK` with ``quick``, or
+    :data:`RIGOROUS` with ``rigorous``, which also makes :data:`RIGOROUS_PROCESSES` the default process count) with
     ``cell_budget`` (seconds of steady-state sampling per cell, all processes together), ``min_samples`` and
     ``target_ci`` applied. ``processes`` worker processes per backend (default :data:`DEFAULT_PROCESSES`) share each
     cell's budget. ``shard`` (``"K/N"``) keeps the K-th of N round-robin parts of the cells (:mod:`kbench.orchestrate.shard`).
@@ -74,6 +82,7 @@ class RunRequest:
     threads: str | int | Iterable[str | int] | None = None
     rate: str | float | None = None
     spawn: bool = False
+    rigorous: bool = False
 
     def __post_init__(self) -> None:
         for name in ("models", "paths", "sizes", "options", "models_dirs", "backends", "gaps", "threads"):
@@ -95,15 +104,16 @@ def make_plan(request: RunRequest) -> Plan:
     wanted_shard = parse_shard(request.shard)
     names = _model_names(request.models)
     _check_settings(request)
-    timer = request.timer or make_timer(QUICK if request.quick else TimerConfig(), request.cell_budget,
-                                        request.min_samples, request.target_ci)  # fmt: skip
+    timer = request.timer or make_timer(_base_timer(request), request.cell_budget, request.min_samples,
+                                        request.target_ci)  # fmt: skip
     specs = [load_model(n, tuple(request.models_dirs)) for n in dict.fromkeys(names)]
     selected = parse_paths(listify(request.paths))
     chosen = parse_backends(listify(request.backends))
     _check_backends(chosen, request.dtype)
     size_lists = {k: parse_size_list(k, v) for k, v in (request.sizes or {}).items() if v is not None}
     budget_s = parse_duration(request.run_budget)
-    n_processes = DEFAULT_PROCESSES if request.processes is None else request.processes
+    n_processes = request.processes if request.processes is not None else \
+        RIGOROUS_PROCESSES if request.rigorous else DEFAULT_PROCESSES  # fmt: skip
     gaps, threads = parse_gaps(request.gaps), parse_threads(request.threads)
     check_gaps(gaps, timer.budget_s)
     rate = parse_rate(request.rate)
@@ -120,10 +130,19 @@ def make_plan(request: RunRequest) -> Plan:
     return full if wanted_shard is None else shard_mod.apply(full, wanted_shard)
 
 
+def _base_timer(request: RunRequest) -> TimerConfig:
+    """The timer the user's overrides apply to: :data:`QUICK`, :data:`RIGOROUS` or the defaults."""
+    if request.quick and request.rigorous:
+        raise errors.BadOptionError("--quick and --rigorous ask for opposite runs; pass one of them")
+    return QUICK if request.quick else RIGOROUS if request.rigorous else TimerConfig()
+
+
 def _cell_goal(request: RunRequest) -> float | None:
-    """:data:`GOAL_PER_CELL_S` for a run that chose none of its own time (no --budget, --cell-budget or timer)."""
+    """:data:`GOAL_PER_CELL_S` for a run that chose none of its own time (no --budget, --cell-budget, timer or
+    --rigorous)."""
     chosen = (request.run_budget, request.cell_budget, request.timer)
-    return GOAL_PER_CELL_S if request.mode == "run" and all(c is None for c in chosen) else None
+    own_time = request.rigorous or any(c is not None for c in chosen)
+    return GOAL_PER_CELL_S if request.mode == "run" and not own_time else None
 
 
 def _model_names(models: Iterable[str] | str) -> list[str]:
