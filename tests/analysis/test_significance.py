@@ -92,12 +92,16 @@ def test_a_busy_run_against_a_quiet_one_spans_no_more_than_its_process_medians_d
     assert math.exp(welch.high - welch.low) > 7  # what the t interval alone said
 
 
-def test_below_a_90_percent_range_the_t_interval_stands_alone():
-    """Two processes against two: the range is a 67% interval, too weak to bound anything."""
-    a = _side(1.0, (1.0, 1.3))
-    b = _side(1.0, (1.0, 1.01))
+def test_below_a_90_percent_range_the_t_interval_stands_alone_with_at_least_2_degrees_of_freedom():
+    """Two processes against two: the range is a 67% interval, too weak to bound anything; one slow process drives
+    Welch's degrees of freedom to ~1 (t = 12.7), the CI uses 2 (t = 4.30) with the same standard error."""
+    a, b = _side(1.0, (1.0, 1.3)), _side(1.0, (1.0, 1.01))
     c = between(a, b)
-    assert c.test == "welch-t" and c.ci_high / c.ci_low > 10  # Welch with ~1 degree of freedom
+    se = math.sqrt(np.var(np.log([1.0, 1.3]), ddof=1) / 2 + np.var(np.log([1.0, 1.01]), ddof=1) / 2)
+    welch_df = stats.ttest_ind(np.log([1.0, 1.01]), np.log([1.0, 1.3]), equal_var=False).df
+    assert c.test == "welch-t" and welch_df < 1.1
+    assert math.log(c.ci_high / c.ci_low) == pytest.approx(2 * stats.t.ppf(0.975, 2) * se)
+    assert c.ci_high / c.ci_low > 1.3 * 1.01  # wider than the range of the pairwise ratios
 
 
 @pytest.mark.parametrize(("na", "nb", "low"), [(3, 3, 0.87), (3, 6, 0.92)])

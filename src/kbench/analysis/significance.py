@@ -14,9 +14,9 @@ interval for one process and never narrower for more).
 its two sides, in quadrature). The process interval is the *t interval* bounded by the *range*, stretched to hold
 the point:
 
-- the t interval: the 95% CI of the difference of the mean log process medians from
-  :func:`scipy.stats.ttest_ind` (Welch when both runs have >= 2 processes, the pooled Student t when one has a
-  single process), exponentiated;
+- the t interval: the 95% CI of the difference of the mean log process medians, from :func:`scipy.stats.ttest_ind`
+  (Welch when both runs have >= 2 processes, the pooled Student t when one has a single process), exponentiated,
+  with never fewer than 2 degrees of freedom (:data:`MIN_DF`; the same standard error);
 - the range: the ``n_a · n_b`` ratios ``m_B,j / m_A,i`` of a process median of B to one of A, from the smallest to
   the largest. Under the location-shift model (the log process medians of both runs drawn from one distribution,
   B's shifted by the log ratio) it covers the true ratio with the exact probability ``1 - 2 / C(n_a + n_b, n_a)``
@@ -25,19 +25,23 @@ the point:
   it is at least a 90% interval itself (:data:`RANGE_LEVEL`): not with one or two processes on a side unless the
   other has many (2 against 5: 90.5%).
 
-Why the bound: one slow process dominates the standard deviation of three process medians, and Welch's degrees of
-freedom then fall to their least, ``min(n_a, n_b) - 1`` = 2 (t = 4.3). A run on a busy machine (A's process
-medians 10, 10.3 and 21 µs) against a quiet one (10, 10.1, 9.9) gave a t interval 8× wide, [0.27–2.19], far
-beyond anything a process of B showed against a process of A (0.47 to 1.01). Other degrees of freedom do not cure
-it: Welch's are floored at ``min(n_a, n_b) - 1`` already, and Student's ``n_a + n_b - 2`` assumes equal spreads and
-grows without bound with the slow process all the same. The range claims no ratio that no pair of processes
-showed, so the interval spans at most the spread of A's process medians times that of B's; where the t interval
-is the narrower (more processes, no slow mode) it stays the t interval. The cost is at 3 against 3, where no
-distribution-free interval from 3 + 3 values reaches 95%: with normal log process medians the CI covers the true
-ratio in ~90% of runs (the t interval alone ~96%), with 3 against 6 or 6 against 6 ~95%
-(``tests/analysis/test_significance.py`` measures it). The verdict's false-alarm control is the p-value with
-Holm's adjustment (below), which the bound does not touch: a row is significant only when its adjusted p is below
-0.05, whatever its CI.
+Why: one slow process dominates the standard deviation of a few process medians, and Welch's degrees of freedom then
+fall to their least, ``min(n_a, n_b) - 1``. A run on a busy machine (A's process medians 10, 10.3 and 21 µs) against
+a quiet one (10, 10.1, 9.9) gave a t interval 8× wide (t = 4.30 at 2 degrees of freedom), [0.27–2.19], far beyond
+anything a process of B showed against a process of A (0.47 to 1.01); with two processes on a side the degrees of
+freedom fall to 1 (t = 12.7, a Cauchy tail) and the interval spans hundreds of times or more. Other degrees of
+freedom do not cure it at 3 against 3: Welch's cannot go below 2 there already, and Student's ``n_a + n_b - 2``
+assumes equal spreads (3 against 6 with the slow process on the smaller side: under 90% coverage) and grows with the
+slow process all the same. The range claims no ratio that no pair of processes showed, so the interval spans at most
+the spread of A's process medians times that of B's; where the t interval is the narrower (more processes, no slow
+mode) it stays the t interval. The cost is at 3 against 3, where no distribution-free interval from 3 + 3 values
+reaches 95%: with normal log process medians the CI covers the true ratio in ~89-90% of runs (the t interval alone
+~96%); at 3 against 6 or 6 against 6 ~95% (``tests/analysis/test_significance.py`` measures it). Below a 90% range
+(2 against 2, 2 against 3) only :data:`MIN_DF` holds the t interval in: t <= 4.30 costs some coverage when one
+side's spread dominates (~87% instead of 92-94% with normal medians, one side's spread ten times the other's) and
+cuts the interval from ~60× to ~4× wide. The verdict's false-alarm control is the p-value (Welch's own degrees of
+freedom) with Holm's adjustment (below), which neither touches: a row is significant only when its adjusted p is
+below 0.05, whatever its CI.
 
 **The test.** The same t-test's p-value; with one process on each side, Mann-Whitney on the pooled samples where
 they are at hand (compare); where they are not (history), no test runs and the CI decides alone.
@@ -60,10 +64,11 @@ from typing import Sequence
 import numpy as np
 
 from kbench.core.fmt import missing
-from kbench.core.stats import median_ci, scipy_stats, summarize
+from kbench.core.stats import median_ci, scipy_stats, summarize, t_quantile
 
 ALPHA = 0.05
 LEVEL = 0.95
+MIN_DF = 2  # the t interval's least degrees of freedom: Welch's for 3 processes against 3
 RANGE_LEVEL = 0.90  # the range of the pairwise ratios bounds the t interval where it is at least this confident
 NO_TEST = "none"  # Change.test when no test could run (one process each side, no samples)
 
@@ -106,7 +111,8 @@ def _log_half(s: Side) -> float:
 
 
 def _t_test(a: Side, b: Side) -> tuple[float, float, float, str]:
-    """(p-value, the 95% CI of the difference of the mean log process medians as (low, high), test name)."""
+    """(p-value, the 95% CI of the difference of the mean log process medians as (low, high), test name); the CI's
+    degrees of freedom never below :data:`MIN_DF`."""
     la, lb = np.log(a.process_medians), np.log(b.process_medians)
     welch = len(la) >= 2 and len(lb) >= 2
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -116,10 +122,12 @@ def _t_test(a: Side, b: Side) -> tuple[float, float, float, str]:
     p, diff = float(res.pvalue), float(np.mean(lb)) - float(np.mean(la))
     if math.isnan(p):  # no spread on either side: the difference is exactly what it is
         p = 1.0 if diff == 0 else 0.0
-    low, high = float(ci.low), float(ci.high)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        low = high = diff
-    return p, low, high, "welch-t" if welch else "pooled-t"
+    half, df = (float(ci.high) - float(ci.low)) / 2, float(res.df)
+    if not math.isfinite(half):
+        half = 0.0
+    elif df < MIN_DF:  # the same standard error, a t quantile of MIN_DF degrees of freedom
+        half *= t_quantile((1 + LEVEL) / 2, MIN_DF) / t_quantile((1 + LEVEL) / 2, df)
+    return p, diff - half, diff + half, "welch-t" if welch else "pooled-t"
 
 
 def range_confidence(n_a: int, n_b: int) -> float:
