@@ -323,7 +323,9 @@ def main() -> int:
         sys.exit(str(exc))
     named = any(a in ("-m", "--model") or a.startswith("--model=") for a in args.run_args)
     run_args = args.run_args if named else ["--model", "dense", *args.run_args]
-    out = args.out or Path(tempfile.mkdtemp(prefix="kbench-gate-power-"))
+    if args.source and not args.source.is_dir():
+        sys.exit(f"--from {args.source}: no such folder")
+    out = args.source or args.out or Path(tempfile.mkdtemp(prefix="kbench-gate-power-"))
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="kbench-planted-"))
     results: list[PairResult] = []
@@ -339,10 +341,9 @@ def main() -> int:
         sys.exit(str(exc))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    where = args.source or out
-    command = json.loads((where / results[0].a / "run.json").read_text(encoding="utf-8")).get("command") \
+    command = json.loads((out / results[0].a / "run.json").read_text(encoding="utf-8")).get("command") \
         if results else "kbench run " + " ".join(run_args)  # fmt: skip
-    print(f"runs in {where}: {command}; compare --fail-above {args.fail_above}")
+    print(f"runs in {out}: {command}; compare --fail-above {args.fail_above}")
     print("\n".join(report(results, targets, args.factor)) if results else "no complete pair of runs")
     return 1 if args.check and not passes(results, targets) else 0
 
