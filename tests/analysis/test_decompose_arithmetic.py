@@ -72,6 +72,21 @@ def test_each_path_is_decomposed_against_its_own_floor_and_only_when_every_refer
     assert set(xla) == set(decompose.COLUMNS)
 
 
+def test_the_profilers_kernels_set_compute_and_the_rest_of_the_floor_is_dispatch():
+    refs = {"kernel": est(300, 290, 310), "to_backend": est(5, 5, 5), "to_numpy": est(2, 2, 2),
+            "dispatch": est(260, 250, 270), "profiled_kernel": est(18, 17, 19)}  # fmt: skip
+    row = decompose.row_columns("tensorflow", "compiled", est(400, 390, 410), refs)
+    assert (row["compute_s"], row["compute_from"]) == (pytest.approx(18 * US), "profiler")
+    assert row["dispatch_s"] == pytest.approx(260 * US)  # the trivial call's median stays as measured
+    d = decompose.from_row({**row, "median_s": 400 * US})
+    assert (d.compute_s, d.dispatch_part_s) == (pytest.approx(18 * US), pytest.approx(282 * US))
+    assert d.shares()["compute"] == pytest.approx(18 / 400) and d.shares()["dispatch"] == pytest.approx(282 / 400)
+    inflated = decompose.row_columns("tensorflow", "compiled", est(400, 390, 410),
+                                     {**refs, "profiled_kernel": est(350, 340, 360)})  # fmt: skip
+    assert inflated["compute_s"] == pytest.approx(350 * US)  # stored as profiled; shown within the floor:
+    assert decompose.from_row({**inflated, "median_s": 400 * US}).compute_s == pytest.approx(300 * US)
+
+
 def test_references_are_pooled_over_processes_and_one_a_process_lacks_is_left_out():
     per_process = [(Reference("kernel", (1e-4, 1.1e-4, 0.9e-4), 10), Reference("to_numpy", (1e-6,) * 5, 100)),
                    (Reference("kernel", (1.2e-4, 1.0e-4, 1.1e-4), 10),)]  # fmt: skip
@@ -92,11 +107,12 @@ def test_a_real_runs_keras_rows_carry_the_decomposition_and_the_parts_add_up(qui
     assert df.loc[df["path"] == "numpy", "floor_s"].isna().all()
     assert not df["path"].astype(str).str.startswith(("ref:", "kernel", "to_")).any()  # references are never rows
     for _, r in keras.iterrows():
-        parts = r["compute_s"] + r["dispatch_s"] + r["conversion_in_s"] + r["conversion_out_s"] + r["overhead_s"]
+        parts = r["floor_s"] + r["conversion_in_s"] + r["conversion_out_s"] + r["overhead_s"]
         assert parts == pytest.approx(r["median_s"])
         assert r["floor_s"] <= r["ci_high_s"], r["path"]  # the floor is never above the path beyond its noise
         assert r["overhead_low_s"] <= r["overhead_s"] <= r["overhead_high_s"]
         assert r["floor_name"] == ("xla" if r["path"] == "xla" else "tf.function")
-        assert r["dispatch_s"] > 0 and r["compute_from"] == "floor-dispatch"  # TensorFlow's identity tf.function
+        assert r["dispatch_s"] > 0 and r["compute_from"] == "profiler"  # TensorFlow profiles its floors
+        assert 0 < r["compute_s"] < r["floor_s"], r["path"]
     d = decompose.from_row(keras.iloc[0].to_dict())
     assert isinstance(d, Decomposition) and d.path_s == keras.iloc[0]["median_s"]

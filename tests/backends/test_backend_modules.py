@@ -206,3 +206,11 @@ def test_each_backend_for_real(monkeypatch, backend):
         assert fp["devices"] == ["cpu"] and fp["num_threads"] >= 1
     if backend != "tensorflow":
         assert out["to_host"] == [[0.0, 2.0, 4.0], "ndarray", True]
+
+
+def test_the_profilers_kernel_intervals_count_once_where_they_overlap():
+    from kbench.backends.tensorflow import union_ps  # the module imports TensorFlow only inside its functions
+
+    assert union_ps([]) == 0
+    assert union_ps([(0, 10), (5, 20), (30, 40)]) == 30  # [0, 20) and [30, 40)
+    assert union_ps([(30, 40), (0, 10), (2, 3)]) == 20  # any order; one inside another counts once

@@ -5,7 +5,7 @@ import pytest
 
 from kbench.analysis.decompose import Estimate, decompose, from_row
 from kbench.core.fmt import fmt_time
-from kbench.present.decompose import breakdown, cell_sentence, overhead_text
+from kbench.present.decompose import breakdown, cell_sentence, overhead_text, span_text
 
 US = 1e-6
 
@@ -23,6 +23,13 @@ def test_a_negative_overhead_within_noise_is_said_to_be_noise_and_never_shown_as
     shown, span = overhead_text(d, fmt_time)
     assert shown == "≈0 (noise)"
     assert span.startswith("−") and span.endswith("µs") and "…" in span
+
+
+def test_an_interval_is_written_in_one_unit_that_keeps_it_narrow():
+    assert span_text(-92.7 * US, 226 * US) == "−92.7…226 µs"
+    assert span_text(411 * US, 1260 * US) == "411…1260 µs"  # the smaller end's unit: "0.411…1.26 ms" is wider
+    assert span_text(28.8e-3, 67.5e-3) == "28.8…67.5 ms"
+    assert span_text(-0.3 * US, 2e-3) == "−0.0003…2 ms"  # ends 1,000× apart: the larger end's unit
 
 
 def test_references_that_exceed_the_path_beyond_noise_are_said_to_do_so():

@@ -2,10 +2,11 @@
 the framework around them, from the reference callables every process timed (:mod:`kbench.measure.decompose`).
 
 ``overhead = path - floor - conversion_in - conversion_out`` (:func:`decompose`; each a pooled median), and the
-floor (the model compiled, on resident inputs) is split in two: **dispatch**, what a trivial compiled call on the
-same backend costs, and **compute**, the rest (``floor - dispatch``, a wall-clock estimate of the kernels' time:
-``benchmarks/profile_check.py`` holds it against the backends' profilers). Where no dispatch reference was timed
-(torch), compute is the floor itself and ``compute_from`` says so. On a small cell the floor is mostly dispatch:
+floor (the model compiled, on resident inputs) is split in two: **compute**, the backend's kernels, and
+**dispatch**, the rest of the floor. Compute comes from the backend's profiler where it has one (TensorFlow: the
+``profiled_<floor>`` references, ``compute_from`` ``profiler``), else from wall clocks as the floor less a trivial
+compiled call on the same backend (``floor-dispatch``; ``benchmarks/profile_check.py`` holds both against the
+profiler); where neither was timed (torch), compute is the floor itself (``floor``). On a small cell the floor is mostly dispatch:
 calling it "kernel" told a user the time was the math when it was the runtime's per-call cost. The overhead's
 uncertainty comes from the medians' 95% CIs: each CI side is read as ~1.96 standard errors and the sides that push
 the overhead the same way are added in quadrature, so ``overhead_low`` uses the path's low side and the references'
@@ -23,15 +24,15 @@ from typing import Any, Mapping, Sequence
 
 from kbench.core import stats
 from kbench.measure.callpaths import PATHS
-from kbench.backends.base import (BASE, DISPATCH, DISPATCH_XLA, KERNEL, KERNEL_COMPILE, KERNEL_XLA, TO_BACKEND,
-                                  TO_NUMPY)  # fmt: skip
+from kbench.backends.base import (BASE, DISPATCH, DISPATCH_XLA, KERNEL, KERNEL_COMPILE, KERNEL_XLA, PROFILED,
+                                  TO_BACKEND, TO_NUMPY)  # fmt: skip
 from kbench.measure.decompose import decomposable
 
 COLUMNS = ("floor_s", "floor_name", "compute_s", "compute_from", "dispatch_s", "conversion_in_s", "conversion_out_s",
            "overhead_s", "overhead_low_s", "overhead_high_s")  # fmt: skip
 _PARTS = ("median_s", "floor_s", "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s",
           "overhead_high_s")  # fmt: skip  (a Decomposition's fields, in order)
-FROM_DISPATCH, FROM_FLOOR = "floor-dispatch", "floor"  # compute_from: how compute_s was obtained
+FROM_PROFILER, FROM_DISPATCH, FROM_FLOOR = "profiler", "floor-dispatch", "floor"  # compute_from: how compute_s was had
 FLOOR_NAMES = {"tensorflow": "tf.function", "jax": "jax.jit", "torch": "torch.jit.trace", KERNEL_COMPILE: "torch.compile"}
 
 
@@ -64,6 +65,7 @@ class Decomposition:
     overhead_low_s: float
     overhead_high_s: float
     dispatch_s: float = math.nan  # the part of floor_s a trivial compiled call costs (nan: not measured)
+    profiled_s: float = math.nan  # the floor's kernels by the backend's profiler (nan: none)
 
     @property
     def conversion_s(self) -> float:
@@ -71,17 +73,29 @@ class Decomposition:
 
     @property
     def dispatch_part_s(self) -> float:
-        """Dispatch as a part of the floor: never below 0 nor above the floor (0 when not measured)."""
-        return 0.0 if math.isnan(self.dispatch_s) else min(max(self.dispatch_s, 0.0), max(self.floor_s, 0.0))
+        """Dispatch as a part of the floor, never below 0 nor above it: the floor less the profiled kernels where
+        they were profiled, else the trivial call's median (0 when neither was measured)."""
+        floor = max(self.floor_s, 0.0)
+        if self.profiled:
+            return floor - min(max(self.profiled_s, 0.0), floor)
+        return 0.0 if math.isnan(self.dispatch_s) else min(max(self.dispatch_s, 0.0), floor)
 
     @property
     def compute_s(self) -> float:
-        """The floor less its dispatch (the floor itself where dispatch was not measured); >= 0."""
+        """The floor less its dispatch part (the floor itself where dispatch was not measured); >= 0."""
         return max(self.floor_s, 0.0) - self.dispatch_part_s
 
     @property
+    def profiled(self) -> bool:
+        return not math.isnan(self.profiled_s)
+
+    @property
     def has_dispatch(self) -> bool:
-        return not math.isnan(self.dispatch_s)
+        return self.profiled or not math.isnan(self.dispatch_s)
+
+    @property
+    def compute_from(self) -> str:
+        return FROM_PROFILER if self.profiled else FROM_DISPATCH if self.has_dispatch else FROM_FLOOR
 
     @property
     def within_noise(self) -> bool:
@@ -113,15 +127,16 @@ def conversion(refs: Mapping[str, Estimate], name: str) -> Estimate | None:
 
 
 def decompose(path: Estimate, floor: Estimate, conversion_in: Estimate, conversion_out: Estimate,
-              dispatch: float = math.nan) -> Decomposition:  # fmt: skip
+              dispatch: float = math.nan, profiled: float = math.nan) -> Decomposition:  # fmt: skip
     """The path's median minus the floor and the two conversions, with the CI propagated (module docstring);
-    ``dispatch``: the dispatch reference's median, the floor's own per-call part (NaN: not measured)."""
+    ``dispatch``: the dispatch reference's median (NaN: not measured); ``profiled``: the floor's kernels by the
+    backend's profiler, which then set compute (NaN: not profiled)."""
     refs = (floor, conversion_in, conversion_out)
     overhead = path.median - sum(r.median for r in refs)
     down = math.sqrt(path.below**2 + sum(r.above**2 for r in refs))
     up = math.sqrt(path.above**2 + sum(r.below**2 for r in refs))
     return Decomposition(path.median, floor.median, conversion_in.median, conversion_out.median, overhead,
-                         overhead - down, overhead + up, dispatch)  # fmt: skip
+                         overhead - down, overhead + up, dispatch, profiled)  # fmt: skip
 
 
 def floor_of(backend: str, path: str) -> str:
@@ -149,14 +164,16 @@ def row_columns(backend: str, path: str, measured: Estimate, refs: Mapping[str, 
     cin, cout = conversion(refs, TO_BACKEND), conversion(refs, TO_NUMPY)
     if floor not in refs or cin is None or cout is None:
         return {}
-    dispatch = dispatch_of(floor, refs)
-    d = decompose(measured, refs[floor], cin, cout, dispatch.median if dispatch else math.nan)
+    dispatch, kernels = dispatch_of(floor, refs), refs.get(PROFILED + floor)
+    d = decompose(measured, refs[floor], cin, cout, dispatch.median if dispatch else math.nan,
+                  kernels.median if kernels else math.nan)  # fmt: skip
     label = FLOOR_NAMES[KERNEL_COMPILE] if floor == KERNEL_COMPILE else floor_label(backend, path)
-    compute = d.floor_s - d.dispatch_s if d.has_dispatch else d.floor_s  # signed: the stored figure is the estimate
-    return {"floor_s": d.floor_s, "floor_name": label, "compute_s": compute,
-            "compute_from": FROM_DISPATCH if d.has_dispatch else FROM_FLOOR, "dispatch_s": d.dispatch_s,
-            "conversion_in_s": d.conversion_in_s, "conversion_out_s": d.conversion_out_s, "overhead_s": d.overhead_s,
-            "overhead_low_s": d.overhead_low_s, "overhead_high_s": d.overhead_high_s}  # fmt: skip
+    raw = {FROM_DISPATCH: d.floor_s - d.dispatch_s, FROM_PROFILER: d.profiled_s}  # as measured, even past the floor
+    compute = raw.get(d.compute_from, d.compute_s)
+    return {"floor_s": d.floor_s, "floor_name": label, "compute_s": compute, "compute_from": d.compute_from,
+            "dispatch_s": d.dispatch_s, "conversion_in_s": d.conversion_in_s, "conversion_out_s": d.conversion_out_s,
+            "overhead_s": d.overhead_s, "overhead_low_s": d.overhead_low_s,
+            "overhead_high_s": d.overhead_high_s}  # fmt: skip
 
 
 def _as_float(v: Any) -> float:
@@ -172,7 +189,8 @@ def from_row(row: Mapping[str, Any]) -> Decomposition | None:
     values = [_as_float(row.get(c)) for c in _PARTS]
     if any(math.isnan(v) for v in values):
         return None
-    return Decomposition(*values, dispatch_s=_as_float(row.get("dispatch_s")))
+    profiled = _as_float(row.get("compute_s")) if row.get("compute_from") == FROM_PROFILER else math.nan
+    return Decomposition(*values, dispatch_s=_as_float(row.get("dispatch_s")), profiled_s=profiled)
 
 
 def reference_estimates(per_process: Sequence[Sequence[Any]]) -> dict[str, Estimate]:

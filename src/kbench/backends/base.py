@@ -57,6 +57,8 @@ KERNEL_COMPILE = "kernel_compile"  # torch's floor when the model cannot be trac
 DISPATCH = "dispatch"  # a trivial compiled call on resident inputs: the backend's own per-call cost, inside the floor
 DISPATCH_XLA = "dispatch_xla"  # the same compiled with XLA (TensorFlow's jit_compile): the ``kernel_xla`` floor's
 BASE = "_base"  # "to_backend_base": what to subtract from "to_backend" when the conversion is timed as a difference
+PROFILED = "profiled_"  # "profiled_kernel": a floor's kernel seconds per call, by the backend's profiler
+FLOORS = (KERNEL, KERNEL_XLA, KERNEL_COMPILE)
 
 # (context, build_model, the model's inputs, an output-shaped array, with_xla) -> reference name -> fn (worker only)
 References = Callable[[PathContext, Callable[[], Any], Sequence[np.ndarray], np.ndarray, bool], dict[str, Fn]]
@@ -107,6 +109,7 @@ class Backend:
     paths: Mapping[str, Impl] = field(default_factory=dict)  # registry path name -> this backend's Impl
     references: References | None = None  # the decomposition's reference callables (None: no decomposition)
     set_threads: Callable[[int], dict[str, Any]] | None = None  # --threads through its own API -> what is in effect
+    profile: Callable[[Fn, int], float] | None = None  # (fn, calls) -> its kernels' seconds per call, profiled
 
     def worker_env(self, device: str, environ: Mapping[str, str]) -> dict[str, str]:
         """The worker's environment: ``environ``, this backend's defaults where unset, its variables for ``device``."""

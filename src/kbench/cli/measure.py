@@ -13,7 +13,8 @@ import typer
 from kbench import api
 from kbench.cli import render
 from kbench.cli.options import (BackendOpt, BatchOpt, DeviceOpt, DirsOpt, DtypeOpt, FeaturesOpt, ModelOpt, NOpt, OptionOpt,
-                                PathOpt, PrecisionOpt, ResidentOpt, SeedOpt, SizeOpt, UnitsOpt, argv, pairs, sizes)  # fmt: skip
+                                PathOpt, PrecisionOpt, QuickOpt, ResidentOpt, RigorousOpt, SeedOpt, SizeOpt, UnitsOpt, argv,
+                                pairs, sizes)  # fmt: skip
 from kbench.orchestrate.request import RunRequest
 from kbench.orchestrate.session import RunResult
 
@@ -43,8 +44,7 @@ def run(
     force: bool = typer.Option(False, "--force", help="Run cells even when their memory estimate is over the guard."),
     min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Samples per path and cell, over all the processes, before the stopping rule applies [default: 10, --quick: 5, --rigorous: 30]."),
     target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05, --rigorous: 0.01]."),
-    quick: bool = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI."),
-    rigorous: bool = typer.Option(False, "--rigorous", help="A slower, tighter run to report or gate on: 15 worker processes, 15 s per cell, no time goal (a few minutes for the default grid)."),
+    quick: bool = QuickOpt, rigorous: bool = RigorousOpt,
     processes: Optional[int] = typer.Option(None, "--processes", help="Worker processes per backend, one after the other; they share each cell's budget and their spread goes into the CI [default: 3, --rigorous: 15]."),
     spawn: bool = typer.Option(False, "--spawn", help="Start each worker process as a fresh interpreter that imports the backend itself, instead of forking the workers from one process that imported it once (slower: one import per process)."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),

@@ -40,6 +40,12 @@ CPU). JAX's ``block_until_ready`` and torch's ``torch.cuda.synchronize`` (a no-o
 ``h2d`` and ``d2h`` transfer rows. On the CPU they degenerate honestly: torch's ``from_numpy``/``.numpy()`` share
 memory (≈ 1 µs), JAX's may alias.
 
+**Profiled floors.** After the steady state, a backend with a profiler (TensorFlow's ``tf.profiler``) runs each
+floor in :data:`PROFILE_SESSIONS` short sessions: the union of its kernel op events per call is the row's
+``compute_s`` (``compute_from`` ``profiler``). Wall clocks alone (floor minus the trivial call) put TensorFlow's
+compute for a Dense layer at batch 1 and 32 at 1.7-2.7x the profiler's kernels: a Keras model's function also reads
+its variables and runs more ops than an identity, which is dispatch, not arithmetic.
+
 Each backend builds its own references (``Backend.references`` in :mod:`kbench.backends.tensorflow`,
 :mod:`kbench.backends.jax`, :mod:`kbench.backends.torch`); a backend without them has no decomposition. The parent
 splits each Keras row's median into these parts (:mod:`kbench.analysis.decompose`) and shows them
@@ -48,7 +54,7 @@ splits each Keras row's median into these parts (:mod:`kbench.analysis.decompose
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -56,6 +62,8 @@ from kbench import backends
 from kbench.backends.base import Fn
 
 REFERENCE_WEIGHT = 0.5  # a reference's share of the cell's sampling budget, relative to a path's 1
+PROFILE_SESSIONS = 3  # profiler sessions per floor and process: their per-call kernel times are the samples
+PROFILE_SESSION_S = 0.03  # the calls of one session last about this long (3 to 50 calls)
 
 
 def decomposable(path: Any) -> bool:
@@ -71,3 +79,23 @@ def reference_fns(backend: str, ctx: Any, build_model: Callable[[], Any], inputs
     if entry is None or entry.references is None:
         return {}
     return entry.references(ctx, build_model, inputs, output, with_xla)
+
+
+def profiled(backend: str, refs: Mapping[str, Fn], medians: Mapping[str, float]) -> tuple[Any, ...]:
+    """Each floor's kernel time under the backend's profiler (``profiled_<floor>`` references: one sample per
+    session, seconds per call), after the steady state so the profiler never disturbs a timed sample; none for a
+    backend without a profiler or a session that yields nothing. ``medians``: each floor's steady-state median,
+    which sizes the sessions."""
+    from kbench.backends.base import FLOORS, PROFILED
+    from kbench.measure.protocol import Reference
+
+    entry = backends.find(backend)
+    if entry is None or entry.profile is None:
+        return ()
+    out = []
+    for name in (n for n in FLOORS if n in refs and medians.get(n, 0) > 0):
+        calls = int(min(max(PROFILE_SESSION_S / medians[name], 3), 50))
+        seconds = tuple(s for s in (entry.profile(refs[name], calls) for _ in range(PROFILE_SESSIONS)) if s > 0)
+        if seconds:
+            out.append(Reference(PROFILED + name, seconds, calls))
+    return tuple(out)

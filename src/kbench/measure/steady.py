@@ -1,8 +1,9 @@
 """Step 4 of a cell (:mod:`kbench.measure.cellrun`), after the cold start: the steady state, then latency as a
 server sees it.
 
-- **References.** :mod:`kbench.measure.decompose`'s reference callables (kernel floor, conversions), each called
-  once before the steady state so that tracing and compilation stay out of it.
+- **References.** :mod:`kbench.measure.decompose`'s reference callables (floor, dispatch, conversions), each called
+  once before the steady state so that tracing and compilation stay out of it; after it, each floor under the
+  backend's profiler where it has one (``profiled_<floor>``).
 - **Steady state.** Every path and every reference (named ``ref:<name>``) in one interleaved
   :class:`kbench.measure.timer.Timer` run; a reference gets a smaller share of the budget
   (:data:`kbench.measure.decompose.REFERENCE_WEIGHT`).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -32,8 +34,15 @@ Phase = Callable[[str], None]  # announces a step of the cell (kbench.measure.pr
 def steady_state(inputs: CellInputs, cold: list[Cold], job: Job, budget_s: float | None, rng: random.Random,
                  phase: Phase) -> tuple[dict[str, Measurement], tuple[Reference, ...]]:  # fmt: skip
     """(the paths' measurements, the references' timings): the references made, then one interleaved run."""
+    from kbench.measure.decompose import profiled
+
     refs = references(inputs, cold, job.backend, phase)
-    return split_references(steady(cold, job, budget_s, rng, refs, phase))
+    measured, timed = split_references(steady(cold, job, budget_s, rng, refs, phase))
+    if refs and job.mode == "run":
+        phase("profile")
+        medians = {r.name: statistics.median(r.samples) for r in timed if r.samples}
+        timed += profiled(job.backend, refs, medians)
+    return measured, timed
 
 
 def references(inputs: CellInputs, cold: list[Cold], backend: str, phase: Phase) -> dict[str, Callable[[], Any]]:

@@ -66,11 +66,14 @@ def signed_time(seconds: float, fmt: Callable[[float], str]) -> str:
 
 
 def span_text(low: float, high: float) -> str:
-    """An interval in one unit, the larger end's: ``"−92.7…226 µs"`` (narrow enough for a terminal column)."""
-    scale, unit = time_unit(max(abs(low), abs(high)))
+    """An interval in one unit, the smaller end's, ``"−92.7…226 µs"``, ``"411…1260 µs"``; the larger end's where
+    the ends are 1,000× apart or more (narrow enough for a terminal column: no number over 4 digits)."""
+    ends = sorted(abs(v) for v in (low, high) if v != 0) or [0.0]
+    scale, unit = time_unit(ends[0] if ends[-1] < 1000 * ends[0] else ends[-1])
 
     def num(v: float) -> str:
-        return f"{'−' if v < 0 else ''}{abs(v) / scale:.3g}"
+        x = abs(v) / scale
+        return f"{'−' if v < 0 else ''}{x:.0f}" if x >= 100 else f"{'−' if v < 0 else ''}{x:.3g}"
 
     return f"{num(low)}…{num(high)} {unit}"
 

@@ -77,8 +77,7 @@ RESULT_COLUMNS: tuple[Column, ...] = (
                                "TF32."),
     _c("threads", "int", "", "`--threads`: the threads the worker ran with (BLAS, OpenMP, the backend's intra- and "
                              "inter-op pools, XLA), part of the row's identity; empty for the backend's default.", 2),
-    _c("blas_threads", "int", "", "The thread count of NumPy's BLAS in the worker process that timed the row, as "
-                                  "threadpoolctl reads it; empty where it could not be read.", 3),
+    _c("blas_threads", "int", "", "NumPy's BLAS threads in the worker that timed the row (threadpoolctl).", 3),
     _c("parity_ok", "bool", "", "Whether the path's first output matched the float64 reference and the NumPy twin "
                                 "within `parity_tol`."),
     _c("parity_tol", "float", "", "The parity tolerance, relative to each element's scale: 16 · eps · √K."),
@@ -170,31 +169,21 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     _c("mem_py_peak_b", "int", "B", "The peak of Python's allocations (tracemalloc) over those calls.", 2),
     _c("mem_device_peak_b", "int", "B", "A `@device` path's peak device memory where the backend reports it; "
                                         "empty on a CPU.", 2),
-    _c("floor_s", "float", "s", "Where the time goes (Keras host rows): the compiled floor's median, the model's "
-                                "computation compiled by the backend on inputs already resident in it, output "
-                                "synchronised, not converted, timed in the same interleaved run as the paths: "
-                                "`compute_s` + `dispatch_s` (v2 called it `kernel_s`).", 3),
-    _c("floor_name", "str", "", "Which floor `floor_s` is: `tf.function`, `xla` (TensorFlow's `xla` path), "
-                                "`jax.jit`, `torch.jit.trace`, or `torch.compile` where tracing failed (v2 "
-                                "called it `kernel_floor`).", 3),
-    _c("compute_s", "float", "s", "The backend's kernels, estimated from wall clocks: `floor_s` minus `dispatch_s`; "
-                                  "`floor_s` itself where no dispatch reference was timed (`compute_from`); below 0 "
-                                  "(dispatch alone as slow as the floor) it is zero within noise.", 3),
-    _c("compute_from", "str", "", "How `compute_s` was obtained: `floor-dispatch`, or `floor` (no dispatch "
-                                  "reference for the backend: torch; the figure then holds its dispatch too).", 3),
-    _c("dispatch_s", "float", "s", "The median of a trivial compiled call on the same resident inputs: the "
-                                   "backend's own per-call cost, part of `floor_s` (TensorFlow: an identity "
-                                   "`tf.function`, with `jit_compile` for the `xla` floor; JAX: a jitted touch of the "
-                                   "inputs); empty for torch.", 2),
-    _c("conversion_in_s", "float", "s", "The median of converting the cell's inputs from NumPy to the backend (on a "
-                                        "GPU: the host-to-device copy).", 2),
-    _c("conversion_out_s", "float", "s", "The median of converting a result of the output's shape back to NumPy "
-                                         "(on a GPU: the device-to-host copy).", 2),
-    _c("overhead_s", "float", "s", "Framework overhead: `median_s` minus `floor_s` (compute and dispatch), "
-                                   "`conversion_in_s` and `conversion_out_s`; below 0 it is within noise when "
-                                   "`overhead_high_s` >= 0.", 2),
-    _c("overhead_low_s", "float", "s", "The low end of the overhead's 95% interval, from the four medians' CIs "
-                                       "added in quadrature.", 2),
+    _c("floor_s", "float", "s", "Where the time goes (Keras host rows): the median of the model compiled by the "
+                                "backend on resident inputs, output synced, not converted (v2: `kernel_s`).", 3),
+    _c("floor_name", "str", "", "Which floor: `tf.function`, `xla`, `jax.jit`, `torch.jit.trace`, or `torch.compile` "
+                                "where tracing failed (v2: `kernel_floor`).", 3),
+    _c("compute_s", "float", "s", "The backend's kernels inside the floor, by `compute_from`.", 3),
+    _c("compute_from", "str", "", "`profiler` (the backend's profiler, per call), `floor-dispatch` (`floor_s` minus "
+                                  "`dispatch_s`), or `floor` (no dispatch reference: torch; it holds dispatch too).", 3),
+    _c("dispatch_s", "float", "s", "The median of a trivial compiled call on the same inputs (an identity "
+                                   "`tf.function`, `jit_compile` for `xla`; JAX: a jitted touch; torch: none).", 2),
+    _c("conversion_in_s", "float", "s", "The median of converting the inputs to the backend (GPU: the copy in).", 2),
+    _c("conversion_out_s", "float", "s", "The median of converting a result of the output's shape to NumPy (on a "
+                                         "GPU: the device-to-host copy).", 2),
+    _c("overhead_s", "float", "s", "Framework overhead: `median_s` minus `floor_s` and both conversions; below 0 it "
+                                   "is within noise when `overhead_high_s` >= 0.", 2),
+    _c("overhead_low_s", "float", "s", "The low end of the overhead's 95% interval (the four CIs in quadrature).", 2),
     _c("overhead_high_s", "float", "s", "The high end of that interval.", 2),
     _c("flags", "list[str]", "", "Machine-readable flags: `parity_fail`, `unstable` (IQR over 10% of the median), "
                                  "`ci_not_reached` (the median's 95% CI is wider than the timer's `target_ci`; in v1: the "
