@@ -2,7 +2,8 @@
 
 B is the new run; every ratio is B over A. Rows are matched on (model, backend, path, sizes, dtype, options, and
 the ``--threads`` they ran with); each matched row's samples, grouped by worker process, give its ratio, 95% CI,
-p-value and verdict (:mod:`kbench.analysis.significance`: Welch's t on the log process medians, a floor from the
+p-value and verdict (:mod:`kbench.analysis.significance`: Welch's t on the log process medians, its interval
+bounded by the range of the process medians' ratios, a floor from the
 within-process uncertainty, Holm's adjustment over every timed row of the comparison, so the chance that *any* row
 of an A/A comparison is called significant stays under 5%: without it, 18 rows at 5% each made the gate fail 2 of
 10 A/A pairs of the default run, ``benchmarks/aa_false_alarms.py``). Each row keeps its own p (``p_value``) beside

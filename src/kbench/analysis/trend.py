@@ -4,7 +4,8 @@
 **A significant change between neighbouring runs** is what :mod:`kbench.analysis.significance` calls significant,
 the rule ``kbench compare`` uses, applied to the one row the two runs share: each run's side is its row (pooled
 median, process medians, and the row's 95% CI of its median as the floor: no samples are read); the ratio's 95% CI
-is the wider of Welch's t interval on the log process medians and the two CIs in quadrature; the change is
+is the wider of the t interval on the log process medians (bounded by the range of their ratios, as
+:mod:`kbench.analysis.significance` says) and the two CIs in quadrature; the change is
 significant when that CI excludes 1 and the t-test's p-value is below 0.05. With one process on each side (schema
 v1, or ``--processes 1``) no test can run without the samples, and the CI decides alone.
 
@@ -26,8 +27,8 @@ from kbench.core.errors import SchemaError, UsageError
 from kbench.core.fmt import visible
 from kbench.store import schema
 
-RULE = ("significant: the 95% CI of median / previous median (Welch's t on the process medians, at least the two "
-        "runs' 95% CIs in quadrature) excludes 1 and that t-test's p < 0.05")
+RULE = ("significant: the 95% CI of median / previous median (Welch's t on the process medians, bounded by the range "
+        "of their ratios, at least the two runs' 95% CIs in quadrature) excludes 1 and that t-test's p < 0.05")
 
 
 class NoMatchError(UsageError):

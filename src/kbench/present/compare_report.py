@@ -22,7 +22,8 @@ METHOD = (
     "The worker process is the unit of replication: samples inside one process are correlated, the process medians "
     "are the independent observations. Everything is on the log scale (timings are multiplicative).",
     "The 95% CI of the ratio is the wider of the interval from the t-test on the log process medians (Welch when "
-    "both runs have two processes or more; the pooled t when one has a single process) and a floor from each "
+    "both runs have two processes or more, the pooled t when one has a single process; at least 2 degrees of "
+    "freedom), bounded by the range of the ratios between any process of B and any of A, and a floor from each "
     "run's within-process uncertainty (order-statistics CI of its median), combined in quadrature.",
     "p is that t-test's two-sided p-value (Mann-Whitney on the pooled samples only when both runs have one "
     "process each). A row is slower or faster only when p < 0.05 and its CI excludes 1; same otherwise.",
