@@ -92,6 +92,8 @@ def test_references_are_pooled_over_processes_and_one_a_process_lacks_is_left_ou
                    (Reference("kernel", (1.2e-4, 1.0e-4, 1.1e-4), 10),)]  # fmt: skip
     refs = decompose.reference_estimates(per_process)
     assert set(refs) == {"kernel"}
+    profiled_in_one = [(*per_process[0], Reference("profiled_kernel", (2e-5, 2.1e-5), 10)), per_process[1]]
+    assert set(decompose.reference_estimates(profiled_in_one)) == {"kernel", "profiled_kernel"}  # process 0 only
     assert refs["kernel"].median == pytest.approx(1.05e-4)
     assert refs["kernel"].low <= refs["kernel"].median <= refs["kernel"].high
 

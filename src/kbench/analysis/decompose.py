@@ -195,7 +195,8 @@ def from_row(row: Mapping[str, Any]) -> Decomposition | None:
 
 def reference_estimates(per_process: Sequence[Sequence[Any]]) -> dict[str, Estimate]:
     """Each reference's pooled median and 95% CI (:func:`kbench.core.stats.summarize`) from every process's
-    :class:`kbench.measure.protocol.Reference` records; a reference some process lacks is left out."""
+    :class:`kbench.measure.protocol.Reference` records; a reference some process lacks is left out, except a
+    profiled floor (``profiled_<floor>``), which under the time goal only the first process takes."""
     by_name: dict[str, list[tuple[float, ...]]] = {}
     for refs in per_process:
         for r in refs:
@@ -203,7 +204,7 @@ def reference_estimates(per_process: Sequence[Sequence[Any]]) -> dict[str, Estim
                 by_name.setdefault(r.name, []).append(tuple(r.samples))
     out = {}
     for name, samples in by_name.items():
-        if len(samples) == len(per_process):
+        if len(samples) == len(per_process) or name.startswith(PROFILED):
             s = stats.summarize(samples)
             out[name] = Estimate(s.median, s.ci_low, s.ci_high)
     return out

@@ -38,7 +38,7 @@ def steady_state(inputs: CellInputs, cold: list[Cold], job: Job, budget_s: float
 
     refs = references(inputs, cold, job.backend, phase)
     measured, timed = split_references(steady(cold, job, budget_s, rng, refs, phase))
-    if refs and job.mode == "run":
+    if refs and job.mode == "run" and job.runs_extras:  # under the time goal, like the single calls: process 0
         phase("profile")
         medians = {r.name: statistics.median(r.samples) for r in timed if r.samples}
         timed += profiled(job.backend, refs, medians)
