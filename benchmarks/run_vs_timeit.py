@@ -1,6 +1,6 @@
 """Does a real `kbench run` agree with timeit? Each row of the run against the same call timed alone in another process.
 
-    python benchmarks/run_vs_timeit.py                          # the default run, 3 rounds: ~4-5 minutes on 2 cores
+    python benchmarks/run_vs_timeit.py                          # the default run, 3 rounds: ~3 minutes on 2 cores
     python benchmarks/run_vs_timeit.py --rounds 5 -- --quick    # after ``--``: passed to ``kbench run``
     python benchmarks/run_vs_timeit.py --rounds 1 --repeat 1 -- --batch 32 --path numpy,compiled --cell-budget 0.5
 
@@ -14,8 +14,9 @@ a fresh Keras model per path, first call made before any timing), its loops come
 are read from the first run's ``results.json`` (and its seed from ``run.json``); the timeit process runs under the
 worker's environment (``KERAS_BACKEND``, GPUs hidden) and blocks on a pipe while the run runs.
 
-The machine drifts by several percent within a minute, so the comparison is *paired*: a round is one run and one
-timeit pass over its rows, run first in even rounds and timeit first in odd ones. Per row, the ratio
+The machine drifts by several percent within a minute, so the comparison is *paired*: a round is one run, then one
+timeit pass over its rows, and each run is held against the geometric mean of the passes just before and just after
+it (the first run against the one after), which cancels a drift that is linear over the round. Per row, the ratio
 run median / timeit median is taken per round; the printed ratio is its geometric mean over ``--rounds`` rounds
 with its 95% t interval. Targets: 0.95-1.05 (``predict`` 0.90-1.10). Verdict ``ok`` when the whole interval lies
 inside the target, ``ok?`` when the mean does but the interval reaches out (or one round gives no interval: run
@@ -197,14 +198,16 @@ class Check:
         self.timeits.append({key: self.other.median(key) for key in self.rows})
 
     def round(self, index: int) -> None:
-        """Run then timeit in even rounds, timeit then run in odd ones (round 0 runs first: it names the rows)."""
-        if index % 2 == 0:
-            self.run(index)
-            self.timeit_pass()
-        else:
-            self.timeit_pass()
-            self.run(index)
+        """A run, then a timeit pass: the passes bracket every run after the first (:meth:`reference`)."""
+        self.run(index)
+        self.timeit_pass()
         self.loads.append(os.getloadavg()[0])
+
+    def reference(self, index: int, key: str) -> float:
+        """Run ``index``'s timeit figure for ``key``: the geometric mean of the passes just before and just after
+        it (the one after for the first run), so a drift of the machine that is linear over a round cancels."""
+        around = [t[key] for t in self.timeits[max(index - 1, 0): index + 1]]
+        return math.exp(statistics.fmean(math.log(v) for v in around))
 
     def close(self) -> None:
         if self.other is not None:
@@ -255,7 +258,7 @@ def report(check: Check) -> tuple[int, int]:
     print(f"{'row':<{width}}{'run':>9} {'timeit':>9}   {'run/timeit [95% CI]':<26}{'target':<11}verdict  per round")
     within = 0
     for key, row in check.rows.items():
-        pairs = [(r[key], t[key]) for r, t in zip(check.runs, check.timeits) if key in r]
+        pairs = [(r[key], check.reference(i, key)) for i, r in enumerate(check.runs) if key in r]
         ratio, lo, hi = geo_interval([a / b for a, b in pairs])
         v = verdict(row["path"], ratio, lo, hi)
         within += v != "MISS"
