@@ -144,6 +144,18 @@ def test_per_path_geomean_and_verdicts(tmp_path):
     assert c.counts() == {"slower": 2, "faster": 0, "same": 2}
 
 
+def test_the_twins_rows_moving_with_the_others_is_called_a_machine_shift_not_a_code_change(tmp_path):
+    before = {cell(batch=1): {"numpy": 1e-6, "call": 1e-4}, cell(batch=2): {"numpy": 2e-6, "call": 1e-4}}
+    machine = {cell(batch=1): {"numpy": 1.08e-6, "call": 1.2e-4}, cell(batch=2): {"numpy": 2.16e-6, "call": 1.2e-4}}
+    code = {cell(batch=1): {"numpy": 1e-6, "call": 1.2e-4}, cell(batch=2): {"numpy": 2e-6, "call": 1.2e-4}}
+    a = load_run(write_run(tmp_path, "a", before))
+    shifted = cmp.machine_shift(cmp.compare_runs(a, load_run(write_run(tmp_path, "machine", machine))))
+    assert "NumPy's rows" in shifted and "moved 1.08× (geometric mean of 2)" in shifted and "1.2×" in shifted
+    assert cmp.machine_shift(cmp.compare_runs(a, load_run(write_run(tmp_path, "code", code)))) == ""  # twin still
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "machine"), "--no-html"])
+    assert "warning: the machine may have run at another speed" in result.output
+
+
 def test_per_path_factors_decide_which_rows_fail(tmp_path):
     a = write_run(tmp_path, "a", {cell(): {"numpy": 1e-6, "predict": 1e-2, "call": 1e-4}})
     b = write_run(tmp_path, "b", {cell(): {"numpy": 1e-6, "predict": 1.3e-2, "call": 1.3e-4}})

@@ -17,6 +17,7 @@ Runs are named as :func:`kbench.store.catalog.resolve_run` resolves them: a run 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,6 +29,7 @@ from kbench.analysis.gate import Factors, fails
 from kbench.analysis.significance import ALPHA, Change, Side, change, judge, side
 from kbench.core.fmt import missing, visible
 from kbench.core.stats import scipy_stats
+from kbench.measure.callpaths import BASELINE
 from kbench.store.results import RunData
 
 KEY = ("model", "backend", "path", "sizes", "dtype", "options")
@@ -229,6 +231,26 @@ def env_headline(c: Comparison, limit: int = 4) -> str:
     shown = "; ".join(f"{visible(d.key)} {visible(d.a)} → {visible(d.b)}" for d in major[:limit])
     more = f"; and {len(major) - limit} more (see the environment diff)" if len(major) > limit else ""
     return (f"DIFFERENT ENVIRONMENTS: {shown}{more}. Every ratio below includes the effect of these changes.")
+
+
+SHIFT = 1.05  # NumPy's rows and the others moved the same way by at least this factor: the machine, likely
+
+
+def machine_shift(c: Comparison) -> str:
+    """A warning when the NumPy twin's rows moved with the other rows, the same way and by 5% or more (geometric
+    means): no Keras or backend change touches the twin, so the machine most likely ran at another speed for one of
+    the runs (a back-to-back A/A pair of default runs on the 2-core VM failed the gate so: NumPy 1.06×, the Keras
+    paths 1.16-1.30×). Empty otherwise, or with fewer than two NumPy rows."""
+    numpy = [r.change.ratio for r in c.rows if r.key.path == BASELINE]
+    others = [r.change.ratio for r in c.rows if r.key.path != BASELINE]
+    if len(numpy) < 2 or not others:
+        return ""
+    gn, go = (float(scipy_stats().gmean(v)) for v in (numpy, others))
+    if (gn > 1) != (go > 1) or min(abs(math.log(gn)), abs(math.log(go))) < math.log(SHIFT):
+        return ""
+    return (f"the machine may have run at another speed: NumPy's rows, which no Keras or backend change touches, "
+            f"moved {gn:.3g}× (geometric mean of {len(numpy)}) and the other rows {go:.3g}×; rerun A and B back to "
+            "back (--rigorous for a gate) before reading a change as the code's")
 
 
 def gate_lines(c: Comparison) -> tuple[str, ...]:
