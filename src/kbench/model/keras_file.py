@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -49,12 +49,15 @@ class ModelInput:
 @dataclass(frozen=True)
 class Node:
     """One layer call: the layer's name, class and config, and the names of the tensors it reads (each tensor is
-    named after the layer that made it; an input after its InputLayer)."""
+    named after the layer that made it; an input after its InputLayer): the positional arguments' tensors, then the
+    keyword arguments' in their saved order. ``kwargs`` is the call's keyword arguments as saved (a Functional
+    model's only), so a twin can tell a ``key=`` from a ``mask=`` and refuse what it does not honour."""
 
     name: str
     cls: str
     config: Mapping[str, Any]
     inputs: tuple[str, ...]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,10 @@ def _functional(body: dict, layers: list, where: str):
         if len(calls) > 1:
             shared.append(layer["name"])
         args = calls[0]["args"] if calls else []
-        nodes.append(Node(layer["name"], layer["class_name"], layer["config"], tuple(_tensor_names(args))))
+        kwargs = calls[0].get("kwargs") if calls and isinstance(calls[0], dict) else None
+        kwargs = kwargs if isinstance(kwargs, dict) else {}
+        names = tuple(_tensor_names(args) + _tensor_names(kwargs))  # a tensor passed by keyword is read too
+        nodes.append(Node(layer["name"], layer["class_name"], layer["config"], names, kwargs))
     for ref in _refs(body.get("input_layers")):
         inputs.append(_input(by_name[ref[0]]["config"], where))
     return tuple(inputs), tuple(nodes), outs[0][0], tuple(shared)

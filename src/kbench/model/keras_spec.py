@@ -97,7 +97,11 @@ class _Weights:
 def weight_keys(layer: Any) -> list[tuple[str, Any]]:
     """(key, variable) for each of a layer's weights: ``"<layer>/<variable>"``, and for a Bidirectional
     ``"<layer>/forward/<variable>"`` and ``"<layer>/backward/<variable>"`` (Keras names both directions' variables
-    alike, so one key per name would let the backward weights overwrite the forward ones)."""
+    alike, so one key per name would let the backward weights overwrite the forward ones); for a
+    MultiHeadAttention ``"<layer>/<query|key|value|attention_output>/<variable>"`` (its four projections' variables
+    are all named kernel and bias)."""
+    if type(layer).__name__ == "MultiHeadAttention":
+        return [(f"{layer.name}/{'/'.join(v.path.split('/')[-2:])}", v) for v in layer.weights]
     if type(layer).__name__ != "Bidirectional":
         return [(f"{layer.name}/{v.name}", v) for v in layer.weights]
     sides = (("forward", layer.forward_layer), ("backward", layer.backward_layer))
