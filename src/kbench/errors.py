@@ -5,11 +5,11 @@ Library code raises these and only the CLI turns them into exit codes; the defin
 """
 
 from kbench.core.errors import (BackendError, BadGapError, BadOptionError, BadSizeError, BadThreadsError, DeviceError,
-                                DtypeError, KbenchError, MemoryLimitError, ModelLoadError, ModelShapeError,
+                                DtypeError, ExportError, KbenchError, MemoryLimitError, ModelLoadError, ModelShapeError,
                                 ModelsDirError, ReportWriteError, RunNotFoundError, SchemaError, UnknownModelError,
                                 UnknownPathError, UsageError, WorkerError)  # fmt: skip
 
 __all__ = ["BackendError", "BadGapError", "BadOptionError", "BadSizeError", "BadThreadsError", "DeviceError",
-           "DtypeError", "KbenchError", "MemoryLimitError", "ModelLoadError", "ModelShapeError", "ModelsDirError",
+           "DtypeError", "ExportError", "KbenchError", "MemoryLimitError", "ModelLoadError", "ModelShapeError", "ModelsDirError",
            "ReportWriteError", "RunNotFoundError", "SchemaError", "UnknownModelError", "UnknownPathError",
            "UsageError", "WorkerError"]  # fmt: skip

@@ -94,9 +94,10 @@ def test_parse_size_list_names_the_flag():
 # ---------------------------------------------------------------------------------------------- parse_paths
 
 
-def test_parse_paths_none_or_empty_means_all():
-    assert parse_paths(None) == tuple(PATHS)
-    assert parse_paths([]) == tuple(PATHS)
+def test_parse_paths_none_or_empty_means_all_but_the_serving_runtimes():
+    runtimes = {"onnxruntime", "litert", "openvino"}
+    assert parse_paths(None) == tuple(p for p in PATHS if p not in runtimes)
+    assert parse_paths([]) == tuple(p for p in PATHS if p not in runtimes)
     assert parse_paths(None)[0] == BASELINE == "numpy"
 
 

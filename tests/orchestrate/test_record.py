@@ -18,10 +18,22 @@ def _start(shard: dict | None = None) -> RunStart:
 def test_the_start_alone_in_run_json_order():
     meta = _start().to_json()
     assert list(meta) == ["command", "started", "backend", "backends", "mode", "processes", "plan", "env", "models",
-                          "machine", "machine_findings", "peak", "skipped", "failed_cells"]  # fmt: skip
+                          "machine", "machine_findings", "peak", "skipped", "failed_cells",
+                          "unavailable_paths"]  # fmt: skip
     assert meta["backend"] == "tensorflow,jax" and meta["backends"] == ["tensorflow", "jax"]
     assert meta["env"] == {"host": {"cpu": "x"}} and meta["machine"] == ["machine check: ok"]
     assert "shard" in _start({"index": 1}).to_json()
+
+
+def test_a_runtime_that_could_not_take_a_cell_is_recorded_once_after_the_missing_ones():
+    start = RunStart(**{**_start().__dict__, "unavailable": ({"path": "openvino", "reason": "not installed"},)})
+    record = RunRecord()
+    for _ in range(2):  # two processes saw the same failed export
+        record.path_unavailable("tensorflow", CELL, "litert", "load failed: RuntimeError: no such op")
+    got = run_json(start, record)["unavailable_paths"]
+    assert got == [{"path": "openvino", "reason": "not installed"},
+                   {"path": "litert", "reason": "load failed: RuntimeError: no such op", "backend": "tensorflow",
+                    "model": "dense", "sizes": "batch=1"}]  # fmt: skip
 
 
 def test_per_process_figures_and_their_medians():
@@ -48,8 +60,9 @@ def test_run_json_assembles_start_and_record_in_the_order_run_json_had():
     record.fail_cells("tensorflow", [CELL], "hung", process=1)
     record.failures.append("tensorflow: dense batch=1: hung")
     running = run_json(_start({"index": 1}), record)
-    assert list(running)[-8:] == ["skipped", "failed_cells", "shard", "imports", "runtime_init_s", "worker_pid",
-                                  "imports_per_process", "runtime_init_s_per_process"]  # fmt: skip
+    assert list(running)[-9:] == ["skipped", "failed_cells", "unavailable_paths", "shard", "imports",
+                                  "runtime_init_s", "worker_pid", "imports_per_process",
+                                  "runtime_init_s_per_process"]  # fmt: skip
     assert "status" not in running and "failures" not in running
     assert running["env"] == {"host": {"cpu": "x"}, "backends": {"tensorflow": {"keras": "3"}}}
     assert running["skipped"][1] == {"model": "dense", "sizes": "batch=2", "backend": "tensorflow", "process": 0,

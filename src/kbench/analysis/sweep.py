@@ -6,10 +6,11 @@ Pure functions on the tidy results DataFrame (no backend, no plotting):
   fixed cost (the seed's "initialisation and runtime overhead" as one number) and the asymptotic GFLOP/s. The fit is
   least squares on *relative* residuals (times span decades), made robust by Huber reweighting, with both
   parameters kept >= 0.
-- :func:`crossovers`: for each Keras path against NumPy, the size where the ratio of medians crosses 1, interpolated
+- :func:`crossovers`: for each Keras path (not a serving runtime) against NumPy, the size where the ratio of medians crosses 1, interpolated
   linearly in log(size)-log(ratio) space between the two measured sizes that bracket it. The same is done on the
   ratio's CI bounds, which gives the crossover's uncertainty. No crossing: "never in range" and the closest ratio.
-- :func:`verdict_table` and :func:`headlines`: the recommended path per cell and its margin, and one sentence per
+- :func:`verdict_table` and :func:`headlines`: the recommended path per cell and its margin (the fastest serving
+  runtime too, when the run timed any), and one sentence per
   sweep such as "Below batch ≈ N, NumPy is faster than every Keras path on this machine".
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from kbench.core.fmt import fmt_ratio
-from kbench.measure.callpaths import BASELINE, PATHS
+from kbench.measure.callpaths import BASELINE, PATHS, RUNTIMES
 
 MIN_FIT_POINTS = 3
 
@@ -123,7 +124,7 @@ def _computes(results: pd.DataFrame) -> pd.DataFrame:
 def crossovers(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for model, x, fixed, g in sweeps(_computes(results)):
-        for path, p in g[g["path"] != BASELINE].groupby("path", sort=False):
+        for path, p in g[(g["path"] != BASELINE) & ~g["path"].isin(RUNTIMES)].groupby("path", sort=False):
             p = p[p["ratio_to_numpy"].notna()]
             if len(p) < 2:
                 continue
@@ -153,14 +154,16 @@ def _pick(rows: pd.DataFrame, i: int, col: str):
 def verdict_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per model and cell, the one verdict engine: the fastest parity-clean path (NumPy included) and how much
     faster it is than the runner-up; the fastest and slowest clean Keras paths with their ratios to NumPy; the
-    paths left out because they failed parity. A cell where every path failed parity recommends nothing."""
+    paths left out because they failed parity; the fastest clean serving runtime (``served_best``, none when the
+    run timed no runtime) with its ratio. A cell where every path failed parity recommends nothing."""
     rows = []
     timed = _computes(results)
     timed = timed[timed["median_s"].notna()]
     for (model, sizes), cell in timed.groupby(["model", "sizes"], sort=False):
         passed = cell["parity_ok"].astype(bool)
         ok = cell[passed].sort_values("median_s", kind="stable")
-        keras = ok[ok["path"] != BASELINE]
+        keras = ok[(ok["path"] != BASELINE) & ~ok["path"].isin(RUNTIMES)]
+        served = ok[ok["path"].isin(RUNTIMES)]
         base = cell[cell["path"] == BASELINE]["median_s"]
         rows.append({
             "model": model, "sizes": sizes, "recommended": _pick(ok, 0, "path"), "median_s": _pick(ok, 0, "median_s"),
@@ -171,6 +174,7 @@ def verdict_table(results: pd.DataFrame) -> pd.DataFrame:
             "keras_best_ratio": _pick(keras, 0, "ratio_to_numpy"),
             "keras_slowest": _pick(keras, -1, "path"), "keras_slowest_median_s": _pick(keras, -1, "median_s"),
             "keras_slowest_ratio": _pick(keras, -1, "ratio_to_numpy"),
+            "served_best": _pick(served, 0, "path"), "served_best_ratio": _pick(served, 0, "ratio_to_numpy"),
             "failed_parity": tuple(sorted(set(cell["path"][~passed]))),
         })  # fmt: skip
     return pd.DataFrame(rows)

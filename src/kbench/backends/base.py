@@ -44,11 +44,31 @@ Prepare = Callable[[PathContext, Any], Bind]  # (context, keras model or None) -
 @dataclass(frozen=True)
 class Impl:
     """One backend's implementation of a call path: the exact call, what makes it trace or compile again (both
-    shown by ``kbench list``), and ``prepare``: (context, keras model or None) -> bind(inputs) -> fn()."""
+    shown by ``kbench list``), and ``prepare``: (context, keras model or None) -> bind(inputs) -> fn(). ``warm``
+    (optional): the process-wide set-up the worker pays once before its first cell, instead of one throwaway build
+    and call (a serving runtime imports itself and its exporter there, rather than export a file twice)."""
 
     runs: str
     recompiles: str
     prepare: Prepare
+    warm: Callable[[], None] | None = None  # the worker's throwaway first pass runs this instead of a build and call
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a serving runtime's ``prepare`` returns (:mod:`kbench.backends.runtimes`): its ``bind``, with the two
+    steps of its cold start that a Keras path does not have (the export of the file and the runtime's load of it)
+    and what it ran with. Called like the ``bind`` it holds."""
+
+    bind: Bind
+    export_s: float  # the Keras model exported to the runtime's file (conversion included)
+    load_s: float  # the runtime's session or interpreter created from that file
+    runtime: str  # which runtime and its version, e.g. "onnxruntime 1.32.0"
+    exporter: str  # what wrote the file, e.g. 'keras 3.15.1 model.export(format="onnx") with tf2onnx 1.17.0'
+    settings: tuple[tuple[str, Any], ...] = ()  # the settings in effect: threads, optimisation level, delegate
+
+    def __call__(self, arrays: Arrays) -> Callable[[], Any]:
+        return self.bind(arrays)
 
 
 # the reference callables' names (a backend's ``references`` returns them; kbench.measure.decompose says what each is)

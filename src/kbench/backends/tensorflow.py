@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from kbench.backends import prepares
+from kbench.backends import prepares, runtimes
 from kbench.backends.base import (
     DISPATCH, DISPATCH_XLA, KERNEL, KERNEL_XLA, TO_BACKEND, TO_NUMPY, Arrays, Backend, Bind, Fn, Impl, PathContext,
     Prepare, any_dtype, hide_gpus,
@@ -231,7 +231,7 @@ BACKEND = Backend(
     configure=configure,
     fingerprint=fingerprint,
     check_dtype=any_dtype,
-    paths=PATH_IMPLS,
+    paths={**PATH_IMPLS, **runtimes.IMPLS},  # the serving runtimes: Keras exports their files from TensorFlow
     references=references,
     set_threads=set_threads,
     profile=profile_kernels,

@@ -13,7 +13,7 @@ import typer
 from kbench import api
 from kbench.cli import render
 from kbench.cli.options import (BackendOpt, BatchOpt, DeviceOpt, DirsOpt, DtypeOpt, FeaturesOpt, ModelOpt, NOpt, OptionOpt,
-                                PathOpt, PrecisionOpt, QuickOpt, ResidentOpt, RigorousOpt, SeedOpt, SizeOpt, UnitsOpt, argv,
+                                PathOpt, PrecisionOpt, QuickOpt, ResidentOpt, RigorousOpt, RuntimeOpt, SeedOpt, SizeOpt, UnitsOpt, argv,
                                 pairs, sizes)  # fmt: skip
 from kbench.orchestrate.request import RunRequest
 from kbench.orchestrate.session import RunResult
@@ -27,15 +27,14 @@ def register(app: typer.Typer) -> None:
 
 def run(
     model: List[str] = ModelOpt,
-    path: Optional[List[str]] = PathOpt,
+    path: Optional[List[str]] = PathOpt, runtime: Optional[List[str]] = RuntimeOpt,
     batch: Optional[str] = BatchOpt,
     features: Optional[str] = FeaturesOpt,
     units: Optional[str] = UnitsOpt,
     n: Optional[str] = NOpt,
     size: Optional[List[str]] = SizeOpt,
     option: Optional[List[str]] = OptionOpt,
-    dtype: str = DtypeOpt,
-    seed: int = SeedOpt,
+    dtype: str = DtypeOpt, seed: int = SeedOpt,
     sweep: bool = typer.Option(False, "--sweep", help="Use each model's sweep preset (e.g. batch 2**0..2**14) instead of its defaults."),
     budget: Optional[str] = typer.Option(None, "--budget", help="Whole-run budget shared by the cells, e.g. 90s, 5m; cells that would not fit are skipped."),
     cell_budget: Optional[float] = typer.Option(None, "--cell-budget", help="Seconds of steady-state sampling per cell, shared by its paths [default: 4, --quick: 1, --rigorous: 15]."),
@@ -66,10 +65,11 @@ def run(
         sweep=sweep, run_budget=budget, max_cells=max_cells, force=force, backends=backend, device=device, rate=rate,
         precision=precision, resident=resident, processes=processes, quick=quick, cell_budget=cell_budget,
         min_samples=min_samples, target_ci=target_ci, cell_timeout=cell_timeout, shard=shard, gaps=gap, threads=threads,
-        spawn=spawn, rigorous=rigorous))  # fmt: skip
+        spawn=spawn, rigorous=rigorous, runtimes=runtime))  # fmt: skip
     api.check_out_dir(out)
     stdout, err = render.console(), render.console(stderr=True)
     render.show_shard(err, plan)
+    render.show_unavailable(err, plan)
     started = time.perf_counter()
     with render.sigterm_as_interrupt():
         result = render.with_progress(err, plan, lambda hook: api.run(plan, out, on_event=hook))
@@ -80,6 +80,7 @@ def run(
 def parity(
     model: List[str] = ModelOpt,
     path: Optional[List[str]] = PathOpt,
+    runtime: Optional[List[str]] = RuntimeOpt,
     batch: Optional[str] = BatchOpt,
     features: Optional[str] = FeaturesOpt,
     units: Optional[str] = UnitsOpt,
@@ -97,9 +98,10 @@ def parity(
     """Check every call path's output against the float64 reference and the NumPy twin; no timing, nothing written."""
     request = RunRequest(model, path, sizes(batch, features, units, n, size), pairs(option, "--option"), dtype, seed,
                          models_dirs=models_dir or (), mode="parity", backends=backend, device=device,
-                         precision=precision, resident=resident)  # fmt: skip
+                         precision=precision, resident=resident, runtimes=runtime)  # fmt: skip
     plan = api.plan(request)
     stdout = render.console()
+    render.show_unavailable(render.console(stderr=True), plan)
     result = render.with_progress(render.console(stderr=True), plan, lambda hook: api.run(plan, None, on_event=hook))
     render.show_parity(stdout, result)
     return result

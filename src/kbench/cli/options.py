@@ -13,6 +13,7 @@ from kbench.core import errors
 
 ModelOpt = typer.Option(..., "--model", "-m", help="Model name(s), repeatable or comma-separated (see `kbench list`).")
 PathOpt = typer.Option(None, "--path", "-p", help="Call path(s), repeatable or comma-separated; numpy is always added.")
+RuntimeOpt = typer.Option(None, "--runtime", help="Serving runtime(s) to time too, from the file Keras exports: onnxruntime, litert, openvino, or all; repeatable or comma-separated [default: none].")
 BatchOpt = typer.Option(None, "--batch", help="Batch sizes, e.g. 1,32,1024.")
 FeaturesOpt = typer.Option(None, "--features", help="Input features, e.g. 128.")
 UnitsOpt = typer.Option(None, "--units", help="Dense units, e.g. 128.")

@@ -71,6 +71,25 @@ def show_shard(err, plan: Plan) -> None:
         err.print(f"shard {plan.shard.label}: {len(plan.cells)} of the plan's {plan.shard.plan_cells} cells", markup=False)
 
 
+def show_unavailable(err, plan: Plan) -> None:
+    """One line per serving runtime asked for but not installed: that path is skipped, the run goes on."""
+    for path, reason in plan.unavailable:
+        err.print(f"kbench: path {path!r} skipped: {fmt.visible(reason)}", markup=False, soft_wrap=True)
+
+
+def show_failed_exports(err, meta) -> None:
+    """One line per serving runtime and reason that could not take a model (its export or load failed): the
+    exporter's reason, the cells it held for; those cells went on without the path, and the exit code stays."""
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for u in meta.get("unavailable_paths", []):
+        if "model" in u:
+            by_reason.setdefault((u["path"], u["reason"]), []).append(f"{u['model']} {u['sizes']}")
+    for (path, reason), cells in by_reason.items():
+        where = cells[0] if len(cells) == 1 else f"{len(cells)} cells, e.g. {cells[0]}"
+        err.print(f"kbench: path {path!r} left out ({fmt.visible(where)}): {fmt.visible(reason)}", markup=False,
+                  style="yellow", soft_wrap=True)  # fmt: skip
+
+
 def show_run(out, err, result: RunResult, started: float, report: bool, details: bool = False) -> None:
     """A timed run's tables on ``out`` (one screen; with ``details`` every table); its worker failures, cells not
     run and parity failures on ``err``; then how it ended (:func:`show_run_end`)."""
@@ -83,6 +102,7 @@ def show_run(out, err, result: RunResult, started: float, report: bool, details:
     if not_run:
         err.print(f"kbench: {len(not_run)} cell(s) not run: {not_run[0]['reason'].removeprefix('not run: ')}",
                   markup=False, style="red", soft_wrap=True)  # fmt: skip
+    show_failed_exports(err, result.meta)
     for line in terminal.parity_failure_lines(result.results):
         err.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)
     show_run_end(out, err, result, started, report)
@@ -111,6 +131,7 @@ def show_parity(out, result: RunResult) -> None:
     """A parity check's tables, then its parity failures and worker failures, all on ``out``."""
     for table in terminal.parity_view(result.results, result.meta):
         out.print(table, soft_wrap=True)
+    show_failed_exports(out, result.meta)
     for line in terminal.parity_failure_lines(result.results):
         out.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)
     for failure in result.failures:

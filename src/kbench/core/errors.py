@@ -86,6 +86,11 @@ class WorkerError(KbenchError):
     """The backend worker process failed for a reason that is not the user's input."""
 
 
+class ExportError(KbenchError):
+    """A serving runtime could not take the model: its export, conversion or load failed. One path's failure, never
+    the run's: the cell goes on without that path and the run records the reason (the exit code does not change)."""
+
+
 def one_line(text: str) -> str:
     """Collapse a message to one line (exception texts from user code may span several)."""
     return " ".join(str(text).split())

@@ -7,7 +7,9 @@ Paths share a name across backends where the meaning matches (``call``, ``compil
 exactly what it runs and what makes it recompile. Adding a path is one :class:`CallPath` entry in :data:`PATHS`
 (and its Impl in the backends that run it). ``numpy`` serves every backend; the device-resident paths and transfers
 (``call@device``, ``h2d``, ``d2h``) serve every backend whose :class:`kbench.backends.Backend` has ``resident``
-hooks, through those hooks. Nothing here imports a backend, so this module is cheap to import in the parent.
+hooks, through those hooks. The serving runtimes (``onnxruntime``, ``litert``, ``openvino``: :data:`RUNTIMES`, their
+Impls in :mod:`kbench.backends.runtimes`) are timed only when asked for, never by default. Nothing here imports a
+backend, so this module is cheap to import in the parent.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class CallPath:
     placement: str = "host"  # "host": NumPy in -> NumPy out; "device": inputs placed once, output synchronised
     transfer: bool = False  # times a copy of the cell's input or output, not the model: no parity, no shape check
     on_device: Callable[[backends.Backend], Impl] | None = None  # the Impl of any backend with device-resident support
+    runtime: bool = False  # a serving runtime over an exported file (kbench.backends.runtimes): only when asked for
 
     def impl(self, backend: str) -> Impl | None:
         """The backend's own Impl of this path, else the one for every backend, else the device-resident one."""
@@ -88,6 +91,12 @@ PATHS: dict[str, CallPath] = {
                  "dispatch, result copied back to NumPy", True),
         CallPath("compiled", "NumPy -> tensor conversion, one compiled call, result copied back to NumPy", True),
         CallPath("xla", "NumPy -> tensor conversion, one XLA-compiled call, result copied back to NumPy", True),
+        CallPath("onnxruntime", "the inputs fed to an ONNX Runtime session (CPU execution provider) over the file "
+                 "Keras exported, one session.run, its NumPy output", True, runtime=True),
+        CallPath("litert", "the inputs set on a LiteRT interpreter (XNNPACK) over the .tflite file Keras exported, "
+                 "one invoke, the output copied out as NumPy", True, runtime=True),
+        CallPath("openvino", "the inputs fed to an OpenVINO infer request (CPU) over the IR Keras exported, one "
+                 "infer, its NumPy output", True, runtime=True),
         CallPath("call@device", "inputs already on the device; eager model call; output synchronised on the device, "
                  "not copied back", True, placement="device", on_device=_call_on_device),
         CallPath("compiled@device", "inputs already on the device; one compiled call; output synchronised on the "
@@ -100,6 +109,8 @@ PATHS: dict[str, CallPath] = {
 }  # fmt: skip
 
 BASELINE = "numpy"
+RUNTIMES = tuple(p.name for p in PATHS.values() if p.runtime)  # timed only when asked for (--runtime or --path)
+DEFAULT_PATHS = tuple(p for p in PATHS if not PATHS[p].runtime)  # what a run times when --path is not given
 
 
 def paths_for(backend: str, selected: tuple[str, ...], resident: bool = False) -> tuple[str, ...]:

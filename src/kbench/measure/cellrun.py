@@ -72,7 +72,8 @@ class CellRunner:
         self.warm_runtime(inputs, paths)
         order = paths[:]
         self.rng.shuffle(order)
-        cold = cold_start(inputs, order, job.backend, self._phase)
+        unavailable: dict[str, str] = {}  # serving runtimes that could not take the model: path -> reason
+        cold = cold_start(inputs, order, job.backend, self._phase, unavailable)
         checks = check_parity(inputs, cold, cell.label)
         measured: dict[str, Measurement] = {}
         retraced: dict[str, tuple[float, int]] = {}
@@ -88,7 +89,8 @@ class CellRunner:
         results = tuple(self._result(c, checks[c.path.name], measured.get(c.path.name), retraced.get(c.path.name))
                         for c in cold)  # fmt: skip
         results = tuple(replace(r, **served.get(r.path, {})) for r in results)
-        return CellDone(self.index, results, tuple(c.path.name for c in cold), references)
+        return CellDone(self.index, results, tuple(c.path.name for c in cold), references,
+                        unavailable=tuple(sorted(unavailable.items())))
 
     def _resident(self) -> bool:
         return self.job.resident if self.job.resident is not None else self.state.device == "gpu"
@@ -104,7 +106,11 @@ class CellRunner:
         self._phase("runtime init")
         t = time.perf_counter()
         for path in paths:
-            inputs.build(path, self.job.backend)(inputs.inputs)()
+            impl = path.impl(self.job.backend)
+            if impl is not None and impl.warm is not None:
+                impl.warm()  # a serving runtime: its imports, no export
+            else:
+                inputs.build(path, self.job.backend)(inputs.inputs)()
         self.emit(RuntimeInit(time.perf_counter() - t))
         self.state.runtime_warm = True
         freeze_heap()
@@ -120,13 +126,14 @@ class CellRunner:
 
     def _result(self, c: Cold, check: ParityResult, m: Measurement | None,
                 retraced: tuple[float, int] | None) -> PathResult:  # fmt: skip
-        keras_side = c.path.uses_keras or c.path.transfer
+        keras_side = (c.path.uses_keras and not c.path.runtime) or c.path.transfer
         result = PathResult(
             path=c.path.name, order=c.order, build_s=c.build_s if c.path.uses_keras else None,
             first_call_s=c.first_call_s, parity=check,
             device=self.state.device if keras_side else "cpu", placement=c.path.placement,
             precision=self.state.precision if c.path.uses_keras else "float32",
             retrace_s=retraced[0] if retraced else None, retrace_batch=retraced[1] if retraced else None,
+            export_s=c.export_s, load_s=c.load_s, runtime=c.runtime, exporter=c.exporter, runtime_options=c.settings,
         )  # fmt: skip
         if m is None:
             return result

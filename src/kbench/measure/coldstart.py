@@ -3,7 +3,9 @@ of those first outputs.
 
 - **Cold start.** Per path, in the cell's shuffled order: the build (construct the Keras model and wrap it for the
   path, no call), then the first call at the cell's sizes (tracing and compilation happen here), each timed once
-  with gc held off (:func:`kbench.measure.timer.time_once`); the first output is kept for parity.
+  with gc held off (:func:`kbench.measure.timer.time_once`); the first output is kept for parity. A serving
+  runtime's build also exports the model and loads the file (timed apart by its prepare); one that cannot take the
+  model is left out of the cell with its reason, the other paths go on.
 - **Parity.** Every first output against the float64 reference, the NumPy twin and the other paths
   (:func:`kbench.measure.parity.check_all`), or the Keras paths against each other for a model without a twin. A
   transfer path times a copy, not the model: nothing to compare.
@@ -14,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from kbench.backends.base import Served
 from kbench.backends.host import to_host
-from kbench.core.errors import ModelShapeError
+from kbench.core.errors import ExportError, ModelShapeError
 from kbench.measure import parity
 from kbench.measure.callpaths import CallPath
 from kbench.measure.cellinputs import CellInputs
@@ -24,7 +27,8 @@ from kbench.measure.timer import time_once
 
 @dataclass(frozen=True)
 class Cold:
-    """A path after its cold start: the bound callable and what its first call cost and returned."""
+    """A path after its cold start: the bound callable and what its first call cost and returned. A serving
+    runtime's build is split: ``build_s`` the Keras model, ``export_s`` its file, ``load_s`` the runtime's load."""
 
     path: CallPath
     order: int
@@ -33,17 +37,34 @@ class Cold:
     bind: Callable[[Any], Callable[[], Any]]
     fn: Callable[[], Any]
     output: Any
+    export_s: float | None = None
+    load_s: float | None = None
+    runtime: str = ""
+    exporter: str = ""
+    settings: tuple[tuple[str, Any], ...] = ()
 
 
-def cold_start(inputs: CellInputs, order: list[CallPath], backend: str, phase: Callable[[str], None]) -> list[Cold]:
-    """Each path of ``order`` built and called once, in that order; ``phase`` announces each."""
+def cold_start(inputs: CellInputs, order: list[CallPath], backend: str, phase: Callable[[str], None],
+               unavailable: dict[str, str] | None = None) -> list[Cold]:  # fmt: skip
+    """Each path of ``order`` built and called once, in that order; ``phase`` announces each. A serving runtime
+    that cannot take the model (:class:`ExportError`) is left out, its reason put in ``unavailable``."""
     cold = []
     for i, path in enumerate(order):
         phase(f"cold start: {path.name}")
-        build_s, bind = time_once(lambda: inputs.build(path, backend))
-        fn = bind(inputs.inputs)
+        try:
+            build_s, bind = time_once(lambda: inputs.build(path, backend))
+            fn = bind(inputs.inputs)
+        except ExportError as exc:
+            if unavailable is None:
+                raise
+            unavailable[path.name] = str(exc)
+            continue
         first_s, out = time_once(fn)
-        cold.append(Cold(path, i, build_s, first_s, bind, fn, out))
+        if isinstance(bind, Served):
+            cold.append(Cold(path, i, build_s - bind.export_s - bind.load_s, first_s, bind, fn, out, bind.export_s,
+                             bind.load_s, bind.runtime, bind.exporter, bind.settings))  # fmt: skip
+        else:
+            cold.append(Cold(path, i, build_s, first_s, bind, fn, out))
     return cold
 
 

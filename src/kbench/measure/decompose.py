@@ -67,8 +67,10 @@ PROFILE_SESSION_S = 0.03  # the calls of one session last about this long (3 to 
 
 
 def decomposable(path: Any) -> bool:
-    """A :class:`kbench.measure.callpaths.CallPath` whose median can be decomposed: a Keras host round trip."""
-    return bool(path.uses_keras) and path.placement == "host" and not path.transfer
+    """A :class:`kbench.measure.callpaths.CallPath` whose median can be decomposed: a Keras host round trip (not a
+    serving runtime: the backend's floor is not what it runs)."""
+    runtime = getattr(path, "runtime", False)
+    return bool(path.uses_keras) and path.placement == "host" and not path.transfer and not runtime
 
 
 def reference_fns(backend: str, ctx: Any, build_model: Callable[[], Any], inputs: Sequence[np.ndarray],

@@ -122,6 +122,11 @@ class PathResult:
     mem_rss_growth_b: int | None = None  # peak RSS growth over a few calls after the timed ones (process 0 only)
     mem_py_peak_b: int | None = None  # tracemalloc's peak over those calls
     mem_device_peak_b: int | None = None  # a @device path's peak device memory, where the backend can say
+    export_s: float | None = None  # a serving runtime: the export of its file (None for every other path)
+    load_s: float | None = None  # a serving runtime: its session or interpreter created from that file
+    runtime: str = ""  # a serving runtime: which one and its version
+    exporter: str = ""  # a serving runtime: what wrote its file
+    runtime_options: tuple[tuple[str, Any], ...] = ()  # a serving runtime: its settings in effect
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class CellDone:
     budget_s: float | None = None  # the steady-state sampling budget this process gave the cell (None: parity mode)
     overhead_s: float | None = None  # the cell's wall time outside its timed samples (cold start, warm-up, ...)
     blas_threads: int | None = None  # NumPy's BLAS threads in this process after the cell (None: not readable)
+    unavailable: tuple[tuple[str, str], ...] = ()  # serving runtimes that could not take the model: (path, reason)
 
 
 @dataclass(frozen=True)

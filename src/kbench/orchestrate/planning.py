@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from kbench.core.errors import BadOptionError, BadSizeError, DtypeError, MemoryLimitError, UnknownPathError
-from kbench.measure.callpaths import BASELINE, PATHS
+from kbench.measure.callpaths import BASELINE, DEFAULT_PATHS, PATHS, RUNTIMES
 from kbench.measure.protocol import Cell
 from kbench.model.spec import ModelSpec
 from kbench.measure.timer import TimerConfig
@@ -68,6 +68,7 @@ class Plan:
     rate: float | None = None  # --rate: open-loop Poisson arrivals per second, queueing included; None: off
     cell_goal_s: float | None = None  # the default run's time goal per cell, backend and thread setting (no skip)
     fork: bool = True  # fork the worker processes from one that imported the backend (False: spawn each, --spawn)
+    unavailable: tuple[tuple[str, str], ...] = ()  # (path, why): serving runtimes asked for but not installed
 
     @property
     def thread_settings(self) -> tuple[int | None, ...]:
@@ -179,20 +180,49 @@ def parse_size_list(name: str, text: str | int | Iterable[int]) -> tuple[int, ..
     return tuple(sorted(set(values)))
 
 
-def parse_paths(names: Iterable[str] | None) -> tuple[str, ...]:
-    """Selected paths in registry order; the NumPy baseline is always included (ratios are taken against it)."""
-    if not names:
-        return tuple(PATHS)
-    wanted = {n.strip() for item in names for n in item.split(",") if n.strip()}
-    if not wanted:
+def parse_paths(names: Iterable[str] | None, runtimes: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Selected paths in registry order; the NumPy baseline is always included (ratios are taken against it).
+    Without ``names``, every path but the serving runtimes; ``runtimes`` (``--runtime``: names or ``all``) adds
+    those."""
+    wanted = {n.strip() for item in names or () for n in item.split(",") if n.strip()}
+    if names and not wanted:
         raise UnknownPathError(f"--path is empty; name one or more of {', '.join(PATHS)}")
     for n in sorted(wanted):
         if n not in PATHS:
             close = difflib.get_close_matches(n, list(PATHS), n=2, cutoff=0.5)
             hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
             raise UnknownPathError(f"unknown path {n!r}; {hint}known paths: {', '.join(PATHS)}")
-    wanted.add(BASELINE)
+    if not names:
+        wanted = set(DEFAULT_PATHS)
+    wanted |= parse_runtimes(runtimes) | {BASELINE}
     return tuple(p for p in PATHS if p in wanted)
+
+
+def parse_runtimes(names: Iterable[str] | None) -> set[str]:
+    """``--runtime onnxruntime,litert`` or ``--runtime all``: the serving runtimes asked for."""
+    if names is None:
+        return set()
+    wanted = {n.strip() for item in names for n in item.split(",") if n.strip()}
+    if not wanted:
+        raise UnknownPathError(f"--runtime is empty; name one or more of {', '.join(RUNTIMES)}, or all")
+    if "all" in wanted:
+        return set(RUNTIMES)
+    for n in sorted(wanted):
+        if n not in RUNTIMES:
+            close = difflib.get_close_matches(n, list(RUNTIMES), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UnknownPathError(f"unknown runtime {n!r}; {hint}known runtimes: {', '.join(RUNTIMES)}, or all")
+    return wanted
+
+
+def installed_paths(selected: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """(the selected paths whose runtime is installed, (path, why not) for each serving runtime that is not):
+    a missing runtime is skipped with one line, never the run's failure. Found without importing anything."""
+    from kbench.backends.runtimes import missing
+
+    gone = tuple((p, why) for p in selected if PATHS[p].runtime and (why := missing(p)) is not None)
+    dropped = {p for p, _ in gone}
+    return tuple(p for p in selected if p not in dropped), gone
 
 
 def parse_backends(names: Iterable[str] | None) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ class RunStart:
     peak: dict | None = None  # the machine peak's figures
     skipped: tuple[dict, ...] = ()  # cells the memory guard refused: model, sizes, reason
     shard: dict | None = None  # --shard K/N (kbench.orchestrate.shard.shard_json)
+    unavailable: tuple[dict, ...] = ()  # serving runtimes asked for but not installed: path, reason
 
     @classmethod
     def of(cls, plan: Plan, peak_figures: Any, machine_lines: Iterable[str], findings: Iterable[dict]) -> RunStart:
@@ -51,6 +52,7 @@ class RunStart:
             peak=None if peak_figures is None else asdict(peak_figures),
             skipped=tuple({"model": m, "sizes": z, "reason": r} for m, z, r in plan.skipped),
             shard=None if plan.shard is None else shard_mod.shard_json(plan.shard),
+            unavailable=tuple({"path": p, "reason": r} for p, r in plan.unavailable),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class RunStart:
             "peak": self.peak,
             "skipped": list(self.skipped),
             "failed_cells": [],
+            "unavailable_paths": list(self.unavailable),
             **({} if self.shard is None else {"shard": self.shard}),
         }
 
@@ -135,6 +138,7 @@ class RunRecord:
     failures: list[str] = field(default_factory=list)
     cell_budgets_s: list[float] = field(default_factory=list)  # the sampling budget each process gave each cell
     fork_servers: list[int] = field(default_factory=list)  # the pids of the fork servers whose imports are counted
+    unavailable: list[dict] = field(default_factory=list)  # serving runtimes that could not take a cell's model
 
     def worker_started(self, backend: str, env: dict, pid: int, numpy_s: float, backend_s: float,
                        fork_server: int | None = None) -> None:  # fmt: skip
@@ -157,6 +161,12 @@ class RunRecord:
     def fail_cells(self, backend: str, cells: Iterable[Cell], reason: str, process: int | None = None) -> None:
         self.failed_cells += [CellFailure(c.model, c.label, backend, reason, process) for c in cells]
 
+    def path_unavailable(self, backend: str, cell: Cell, path: str, reason: str) -> None:
+        """A serving runtime could not take ``cell``'s model: recorded once, whichever processes saw it."""
+        entry = {"path": path, "reason": reason, "backend": backend, "model": cell.model, "sizes": cell.label}
+        if entry not in self.unavailable:
+            self.unavailable.append(entry)
+
     def failed(self, backend: str, cell: Cell) -> bool:
         """Whether ``cell`` is recorded as failed on ``backend``."""
         return any(f.backend == backend and f.model == cell.model and f.sizes == cell.label for f in self.failed_cells)
@@ -169,6 +179,7 @@ def run_json(start: RunStart, record: RunRecord, status: str | None = None) -> d
     out["env"]["backends"] = dict(record.backend_env)
     out["skipped"] += [s.to_json() for s in record.skipped]
     out["failed_cells"] = [f.to_json() for f in record.failed_cells]
+    out["unavailable_paths"] = out["unavailable_paths"] + list(record.unavailable)
     out.update(imports=dict(record.imports), runtime_init_s=dict(record.runtime_init_s),
                worker_pid=dict(record.worker_pid))  # fmt: skip
     if record.cell_budgets_s:

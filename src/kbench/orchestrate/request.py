@@ -20,7 +20,7 @@ from kbench.model.loader import load_model
 from kbench.orchestrate import shard as shard_mod
 from kbench.orchestrate.latency_options import check_gaps, check_rate, parse_gaps, parse_rate, parse_threads
 from kbench.orchestrate.planning import (MAX_CELLS, Plan, check_processes, make_cells, make_timer, parse_backends, parse_duration,
-                                 parse_paths, parse_shard, parse_size_list)  # fmt: skip
+                                 parse_paths, parse_shard, parse_size_list, installed_paths)  # fmt: skip
 
 QUICK = TimerConfig(budget_s=1.0, min_samples=5, target_ci=0.05, min_sample_s=0.002, warmup_s=0.02)
 DEFAULT_PROCESSES = 3
@@ -50,7 +50,9 @@ class RunRequest:
     ``gaps`` (``"0,1ms,20ms"``) adds single calls after each idle gap and ``threads`` (``"1,2"``) runs the worker
     processes once per thread count; ``rate`` (``"50/s"``) adds open-loop Poisson arrivals, queueing included
     (:mod:`kbench.orchestrate.latency_options`). ``spawn`` starts every worker as a fresh interpreter that imports
-    the backend itself, instead of forking the workers from one process that imported it once. Lists are kept as tuples and mappings as read-only copies."""
+    the backend itself, instead of forking the workers from one process that imported it once. ``runtimes``
+    (``"onnxruntime,litert"`` or ``"all"``) adds the serving runtimes (:mod:`kbench.backends.runtimes`), never timed by
+    default. Lists are kept as tuples and mappings as read-only copies."""
 
     models: Iterable[str] | str
     paths: Iterable[str] | str | None = None
@@ -83,9 +85,10 @@ class RunRequest:
     rate: str | float | None = None
     spawn: bool = False
     rigorous: bool = False
+    runtimes: Iterable[str] | str | None = None  # --runtime: serving runtimes to time too (names, or "all")
 
     def __post_init__(self) -> None:
-        for name in ("models", "paths", "sizes", "options", "models_dirs", "backends", "gaps", "threads"):
+        for name in ("models", "paths", "sizes", "options", "models_dirs", "backends", "gaps", "threads", "runtimes"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
 
@@ -107,7 +110,7 @@ def make_plan(request: RunRequest) -> Plan:
     timer = request.timer or make_timer(_base_timer(request), request.cell_budget, request.min_samples,
                                         request.target_ci)  # fmt: skip
     specs = [load_model(n, tuple(request.models_dirs)) for n in dict.fromkeys(names)]
-    selected = parse_paths(listify(request.paths))
+    selected, unavailable = installed_paths(parse_paths(listify(request.paths), listify(request.runtimes)))
     chosen = parse_backends(listify(request.backends))
     _check_backends(chosen, request.dtype)
     size_lists = {k: parse_size_list(k, v) for k, v in (request.sizes or {}).items() if v is not None}
@@ -126,7 +129,8 @@ def make_plan(request: RunRequest) -> Plan:
                 run_budget_s=budget_s, skipped=skipped, backends=chosen, device=request.device,
                 precision=request.precision, resident=request.resident,
                 processes=n_processes if request.mode == "run" else 1, cell_timeout_s=request.cell_timeout, gaps=gaps,
-                threads=threads, rate=rate, cell_goal_s=_cell_goal(request), fork=not request.spawn)  # fmt: skip
+                threads=threads, rate=rate, cell_goal_s=_cell_goal(request), fork=not request.spawn,
+                unavailable=unavailable)  # fmt: skip
     return full if wanted_shard is None else shard_mod.apply(full, wanted_shard)
 
 

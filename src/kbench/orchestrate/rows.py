@@ -111,6 +111,17 @@ def _ci_warning(row: dict, s: stats.Summary, m: Measurement, target: float | Non
             "more than each process's own CI"]
 
 
+def _served(results: Sequence[PathResult]) -> dict[str, Any]:
+    """A serving runtime's columns: which runtime and exporter, its settings, and its export and load (medians over
+    the processes); empty for every other path."""
+    first = results[0]
+    if not first.runtime:
+        return {"runtime": None, "exporter": None, "runtime_options": {}, "export_s": None, "load_s": None}
+    return {"runtime": first.runtime, "exporter": first.exporter, "runtime_options": dict(first.runtime_options),
+            "export_s": _median_or_nan([r.export_s for r in results]),
+            "load_s": _median_or_nan([r.load_s for r in results])}  # fmt: skip
+
+
 def path_row(facts: CellFacts, results: Sequence[PathResult], base: Sequence[PathResult] | None) -> dict:
     """One result row from one path's records, one per process that finished the cell."""
     cell, first = facts.cell, results[0]
@@ -128,6 +139,7 @@ def path_row(facts: CellFacts, results: Sequence[PathResult], base: Sequence[Pat
         "first_call_s": _median_or_nan([r.first_call_s for r in results]),
         "retrace_s": _median_or_nan([r.retrace_s for r in results]), "retrace_batch": first.retrace_batch,
         "cold_order": first.order, "flags": [], "warnings": [], "threads": facts.threads,
+        **_served(results),
     }  # fmt: skip
     row.update(latency_columns(results))
     if KERAS_ONLY in p.message:  # a model without a NumPy twin: say so on every row, whatever parity found

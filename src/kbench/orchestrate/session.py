@@ -182,6 +182,8 @@ class RunSession:
             self.record.cell_budgets_s.append(e.budget_s)
         if e.overhead_s is not None:
             self.overheads.setdefault((run.job.backend, run.job.threads), []).append(e.overhead_s)
+        for path, reason in e.unavailable:
+            self.record.path_unavailable(run.job.backend, self.plan.cells[e.index], path, reason)
         imports = self.record.imports[run.job.backend]
         self.output.add_cell(run.job, e, imports, lambda: run_json(self.start, self.record))
 

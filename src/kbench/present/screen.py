@@ -156,8 +156,30 @@ def _grid_verdicts(g: pd.DataFrame, table: pd.DataFrame) -> list[str]:
         out.append(f"Fastest Keras path{at['no_twin']}: {', '.join(best)} (no NumPy twin to compare with).")
     if kinds["none"]:
         out.append(f"No path passed parity{at['none']}.")
+    out += _serving(rows, short_of)
     bad = sorted({visible(p) for v in rows.itertuples() for p in v.failed_parity})
     return out + ([f"Left out because they failed parity: {', '.join(bad)}."] if bad else [])
+
+
+def _serving(rows: pd.DataFrame, short_of: dict[str, str]) -> list[str]:
+    """When the run timed serving runtimes: the fastest way to serve the model, e.g. "Serve with onnxruntime: 1.4×
+    NumPy's time at batch=1; the NumPy twin is fastest of all paths at batch=1 and 32"."""
+    if "served_best" not in rows or rows["served_best"].isna().all():
+        return []
+    cells = [(short_of[v.sizes], v) for v in rows.itertuples() if isinstance(v.served_best, str)]
+    by_runtime: dict[str, list[str]] = {}
+    for label, v in cells:
+        by_runtime.setdefault(visible(v.served_best), []).append(label)
+    use = next(iter(by_runtime)) if len(by_runtime) == 1 else \
+        ", ".join(f"{rt}{where_list(labels, False)}" for rt, labels in by_runtime.items())  # fmt: skip
+    ratios = [float(v.served_best_ratio) for _, v in cells if not missing(v.served_best_ratio)]
+    if not ratios:
+        return [f"Serve with {use}: the fastest runtime (no NumPy twin to compare with)."]
+    line = f"Serve with {use}: {_range(ratios)} NumPy's time{where_list([lab for lab, _ in cells], False)}"
+    numpy_cells = [label for label, v in cells if v.recommended == BASELINE]
+    if numpy_cells:
+        line += f"; the NumPy twin is fastest of all paths{where_list(numpy_cells, len(numpy_cells) == len(cells))}"
+    return [line + "."]
 
 
 def _crossing_headlines(df: pd.DataFrame, cross: pd.DataFrame) -> list[str]:

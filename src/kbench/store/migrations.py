@@ -1,6 +1,6 @@
 """The migrations of the results schema: data written by an older version brought up to
 :data:`kbench.store.schema.SCHEMA_VERSION` in memory, through a chain of small functions, one per version step (as
-asv does): ``v1 -> v2``, ``v2 -> v3``. Each step's docstring is its entry in the README
+asv does): ``v1 -> v2``, ``v2 -> v3``, ``v3 -> v4``. Each step's docstring is its entry in the README
 (:mod:`kbench.store.schemadoc`). The columns of older versions are frozen here, as they were written.
 """
 
@@ -85,7 +85,15 @@ def v2_to_v3(raw: RawRun) -> RawRun:
     return RawRun(3, {**raw.meta, "schema_version": 3}, tuple(rows), raw.samples)
 
 
-MIGRATIONS: dict[int, Callable[[RawRun], RawRun]] = {1: v1_to_v2, 2: v2_to_v3}  # from version k to k + 1
+def v3_to_v4(raw: RawRun) -> RawRun:
+    """v3 → v4: the serving runtimes' columns `runtime`, `exporter`, `runtime_options`, `export_s` and `load_s`,
+    empty (v3 timed no runtime); run.json's `unavailable_paths` empty."""
+    rows = tuple(coerce_row({**r, "schema_version": 4}, strict=False) for r in raw.rows)
+    meta = {**raw.meta, "schema_version": 4, "unavailable_paths": raw.meta.get("unavailable_paths", [])}
+    return RawRun(4, meta, rows, raw.samples)
+
+
+MIGRATIONS: dict[int, Callable[[RawRun], RawRun]] = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}  # version k to k + 1
 
 
 def migrate(raw: RawRun) -> RawRun:

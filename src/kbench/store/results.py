@@ -95,6 +95,7 @@ class RunMeta:
     machine_findings: tuple[dict, ...] = ()
     imports_per_process: dict = field(default_factory=dict)
     runtime_init_s_per_process: dict = field(default_factory=dict)
+    unavailable_paths: tuple[dict, ...] = ()
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -310,7 +311,8 @@ def _read_json_run(run_dir: Path, meta: dict, version: int) -> migrations.RawRun
 
 
 READERS: dict[int, Callable[[Path, dict], migrations.RawRun]] = {
-    1: _read_v1, 2: partial(_read_json_run, version=2), 3: partial(_read_json_run, version=3)}
+    1: _read_v1, 2: partial(_read_json_run, version=2), 3: partial(_read_json_run, version=3),
+    4: partial(_read_json_run, version=4)}
 
 
 def _read_meta(run_dir: Path) -> tuple[dict, int]:

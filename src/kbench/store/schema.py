@@ -24,7 +24,7 @@ import pandas as pd
 
 from kbench.core.errors import SchemaError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DTYPES = ("str", "int", "float", "bool", "list[str]", "list[float]", "dict", "list[dict]")
 LIST_SEPARATOR = ";"  # list cells in the flat results.csv export
 _IDENT = r"[a-z_][a-z0-9_]*"
@@ -75,6 +75,11 @@ RESULT_COLUMNS: tuple[Column, ...] = (
                                "output synchronised, not copied back."),
     _c("precision", "str", "", "The matmul precision in effect: the dtype, or `tf32` when float32 matmuls ran in "
                                "TF32."),
+    _c("runtime", "str", "", "A serving runtime's path: the runtime that ran it and its version, e.g. "
+                             "`onnxruntime 1.32.0`, `ai-edge-litert 2.3.0 Interpreter`; empty for the others.", 4),
+    _c("exporter", "str", "", "What wrote the runtime's file: Keras' `model.export(format=...)` and its converter.", 4),
+    _c("runtime_options", "dict", "", "The runtime's settings in effect: `intra_op_threads`, ONNX Runtime's "
+                                      "`graph_optimization_level`, LiteRT's `delegate`, OpenVINO's hints.", 4),
     _c("threads", "int", "", "`--threads`: the threads the worker ran with (BLAS, OpenMP, the backend's intra- and "
                              "inter-op pools, XLA), part of the row's identity; empty for the backend's default.", 2),
     _c("blas_threads", "int", "", "NumPy's BLAS threads in the worker that timed the row (threadpoolctl).", 3),
@@ -130,6 +135,9 @@ RESULT_COLUMNS: tuple[Column, ...] = (
                                  "NumPy's on the `numpy` row, Keras with its backend on the others."),
     _c("build_s", "float", "s", "Building the Keras model from the shared weights and wrapping it for the path, no "
                                 "call; empty for `numpy`."),
+    _c("export_s", "float", "s", "A serving runtime's `model.export` to its file, conversion included; empty for "
+                                 "every other path (`build_s` is then the Keras model alone).", 4),
+    _c("load_s", "float", "s", "A serving runtime's session, interpreter or compiled model made from that file.", 4),
     _c("first_call_s", "float", "s", "The first call on a freshly built model at the cell's sizes."),
     _c("retrace_s", "float", "s", "The first call at batch+1, after the steady state; empty for a model without a "
                                   "batch size."),
@@ -239,17 +247,9 @@ RUN_FIELDS: tuple[Column, ...] = (
                                            "median).", since=2),
     _c("runtime_init_s_per_process", "dict", "s", "Per backend: every worker process's runtime first use.",
        since=2),
+    _c("unavailable_paths", "list[dict]", "", "Serving runtimes left out: `path` and `reason` (not installed), "
+                                              "with `backend`, `model`, `sizes` where a cell's export failed.", 4),
 )  # fmt: skip
-RUN_EXTRA = ("Any other key (e.g. `backend`, `worker_pid`) is kept as it is, in `RunMeta.extra`. Among them: "
-             "`cell_budgets_s`, the steady-state sampling budget each worker process gave each cell, in the order "
-             "they finished (under `timer.budget_s / processes` where the time goal trimmed it); "
-             "`shard`, in a `kbench run --shard K/N` run: `index` (K), `count` (N), `plan_cells` (the full plan's "
-             "cell count), `cells` (this shard's cells as indices into the full plan), `plan_digest` (the full "
-             "plan's identity) and `assignment` (`round-robin`); `merged`, in a `kbench merge` run: the merge "
-             "`command`, the `shards` merged and those `missing` (with `partial`), `mixed` (the fingerprint fields "
-             "that differed, with `allow_mixed`) and per input its `run_id`, `shard`, `command`, `status`, times, "
-             "counts and timings.")
-
 # Columns added to version 2 after files were written with it: a v2 file without them loads with them empty.
 LATE_V2: frozenset[str] = frozenset({
     "threads", "lat_n", "lat_p50_s", "lat_p90_s", "lat_p99_s", "lat_max_s", "lat_samples_s", "lat_note", "lat_gap_s",

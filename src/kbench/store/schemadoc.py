@@ -9,8 +9,19 @@ import textwrap
 from typing import Iterable
 
 from kbench.store.migrations import MIGRATIONS
-from kbench.store.schema import (LIST_SEPARATOR, RESULT_COLUMNS, RUN_EXTRA, RUN_FIELDS, SAMPLE_COLUMNS, SCHEMA_VERSION,
+from kbench.store.schema import (LIST_SEPARATOR, RESULT_COLUMNS, RUN_FIELDS, SAMPLE_COLUMNS, SCHEMA_VERSION,
                                  Column)  # fmt: skip
+
+# the keys of run.json beyond the declared fields (kept as they are in RunMeta.extra), in the page's words
+RUN_EXTRA = ("Any other key (e.g. `backend`, `worker_pid`) is kept as it is, in `RunMeta.extra`. Among them: "
+             "`cell_budgets_s`, the steady-state sampling budget each worker process gave each cell, in the order "
+             "they finished (under `timer.budget_s / processes` where the time goal trimmed it); "
+             "`shard`, in a `kbench run --shard K/N` run: `index` (K), `count` (N), `plan_cells` (the full plan's "
+             "cell count), `cells` (this shard's cells as indices into the full plan), `plan_digest` (the full "
+             "plan's identity) and `assignment` (`round-robin`); `merged`, in a `kbench merge` run: the merge "
+             "`command`, the `shards` merged and those `missing` (with `partial`), `mixed` (the fingerprint fields "
+             "that differed, with `allow_mixed`) and per input its `run_id`, `shard`, `command`, `status`, times, "
+             "counts and timings.")
 
 
 def _table(columns: Iterable[Column], first: str) -> list[str]:
