@@ -9,6 +9,7 @@ class names to the emitters; :mod:`kbench.model.autotwin` calls them in graph or
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -63,11 +64,13 @@ Emitter = Callable[[Call], Emitted]
 
 
 def numpy_axis(call: Call, axis: Any, rank: int) -> int:
-    """A Keras axis (counting the batch as 0) as a NumPy axis of the batched array; the batch axis is refused."""
-    a = int(axis)
-    a = a + rank + 1 if a < 0 else a
-    if not 1 <= a <= rank:
-        raise Unsupported(call.node, f"axis {axis} (the batch axis or out of range) has no NumPy twin")
+    """A Keras axis (counting the batch as 0) as a NumPy axis of the batched array; the batch axis has no twin, and
+    an axis that is no integer or out of range is a broken config."""
+    if type(axis) is not int or not -(rank + 1) <= axis <= rank:
+        raise BadConfig(call.node, f"axis={shown(axis)}: expected an integer from {-(rank + 1)} to {rank}")
+    a = axis + rank + 1 if axis < 0 else axis
+    if a == 0:
+        raise Unsupported(call.node, f"axis {axis} (the batch axis) has no NumPy twin")
     return a
 
 
@@ -87,17 +90,34 @@ def shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+MAX_INT = 2**31 - 1  # the largest size a config may give (TensorFlow's int32 shapes)
+
+
 def ints(call: Call, field: str, n: int, default: Any = None, minimum: int = 1) -> tuple[int, ...]:
-    """A config field of ``n`` integers >= ``minimum`` (one integer, or a list of ``n``); :class:`Unsupported`
-    naming the field otherwise."""
+    """A config field of ``n`` integers from ``minimum`` to :data:`MAX_INT` (one integer, or a list of ``n``);
+    :class:`BadConfig` naming the field otherwise."""
     value = call.cfg.get(field, default)
     items = list(value) if isinstance(value, (list, tuple)) else [value] * n
-    if len(items) != n or not all(type(v) is int and v >= minimum for v in items):
-        raise BadConfig(call.node, f"{field}={shown(value)}: expected {n} integer(s) >= {minimum}")
+    if len(items) != n or not all(type(v) is int and minimum <= v <= MAX_INT for v in items):
+        raise BadConfig(call.node, f"{field}={shown(value)}: expected {n} integer(s) from {minimum} to {MAX_INT}")
     return tuple(items)
 
 
+def number(call: Call, field: str, default: Any, minimum: float | None = None) -> float | None:
+    """A finite number (not a bool) from the config, at least ``minimum``; None stays None when the default is
+    None; :class:`BadConfig` naming the field otherwise (a NaN or an infinity would not even be valid code)."""
+    value = call.cfg.get(field, default)
+    if value is None and default is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (minimum is not None and value < minimum):
+        least = "" if minimum is None else f" >= {minimum:g}"
+        raise BadConfig(call.node, f"{field}={shown(value)}: expected a finite number{least}")
+    return float(value)
+
+
 def flag(call: Call, field: str, default: bool) -> bool:
+    """A config field of true or false (a missing one is ``default``); :class:`BadConfig` otherwise."""
     value = call.cfg.get(field, default)
     if not isinstance(value, bool):
         raise BadConfig(call.node, f"{field}={shown(value)}: expected true or false")
@@ -105,8 +125,12 @@ def flag(call: Call, field: str, default: bool) -> bool:
 
 
 def choice(call: Call, field: str, default: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed`` (a missing or null field is ``default``); a value that is no string is a broken config, a
+    string the twin does not know is :class:`Unsupported`."""
     value = call.cfg.get(field)
     value = default if value is None else value
+    if not isinstance(value, str):
+        raise BadConfig(call.node, f"{field}={shown(value)}: expected one of {', '.join(allowed)}")
     if value not in allowed:
         raise Unsupported(call.node, f"{field}={shown(value)}: the twin supports {', '.join(allowed)}")
     return value
