@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbench.model.keras_file import Node
-from kbench.model.twins.base import Call, Emitted, Unsupported, ints, numpy_axis, single_input
+from kbench.model.twins.base import Call, Emitted, Unsupported, flag, ints, number, numpy_axis, single_input
 
 HELPERS = '''
 def _sigmoid(x):
@@ -138,7 +138,7 @@ def dense(call: Call) -> Emitted:
     """``x @ kernel + bias`` over the last axis (any rank), ``use_bias``, and every activation in :data:`ACTIVATIONS`."""
     shape = single_input(call)
     (units,), act = ints(call, "units", 1), activation_name(call.node, call.cfg.get("activation"))
-    weights = [("kernel", (shape[-1], units))] + ([("bias", (units,))] if call.cfg.get("use_bias", True) else [])
+    weights = [("kernel", (shape[-1], units))] + ([("bias", (units,))] if flag(call, "use_bias", True) else [])
     z = f"{call.args[0]} @ {call.w('kernel')}" + (f" + {call.w('bias')}" if len(weights) == 2 else "")
     out = (*shape[:-1], units)
     rows = math.prod(shape[:-1])
@@ -164,8 +164,8 @@ def softmax(call: Call) -> Emitted:
 
 def relu(call: Call) -> Emitted:
     """The ReLU layer with ``max_value``, ``negative_slope`` and ``threshold``."""
-    shape, c = single_input(call), call.cfg
-    mv = None if c.get("max_value") is None else float(c["max_value"])
-    code = f"_relu_layer({call.args[0]}, {mv!r}, {float(c.get('negative_slope') or 0)!r}, {float(c.get('threshold') or 0)!r})"
+    shape = single_input(call)
+    mv, slope = number(call, "max_value", None, 0), number(call, "negative_slope", 0.0, 0)
+    code = f"_relu_layer({call.args[0]}, {mv!r}, {slope!r}, {number(call, 'threshold', 0.0)!r})"
     return Emitted(code, shape, (), math.prod(shape))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from kbench.model.twins.base import Call, Emitted, Emitter, Unsupported, numpy_axis
+from kbench.model.twins.base import Call, Emitted, Emitter, Unsupported, flag, numpy_axis
 
 HELPERS = '''
 def _l2_normalize(x, axis):
@@ -27,7 +27,7 @@ def dot(call: Call) -> Emitted:
     if sa[ia - 1] != sb[ib - 1]:
         raise Unsupported(call.node, f"Dot contracts lengths {sa[ia - 1]} and {sb[ib - 1]}, which differ")
     a, b = call.args
-    if call.cfg.get("normalize"):
+    if flag(call, "normalize", False):
         a, b = f"_l2_normalize({a}, {ia})", f"_l2_normalize({b}, {ib})"
     n = sa[ia - 1]
     if len(sa) == 1:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from kbench.model.twins.base import Call, Emitted, Shape, numpy_axis, single_input
+from kbench.model.twins.base import Call, Emitted, Shape, flag, number, numpy_axis, single_input
 
 HELPERS = '''
 def _layer_norm(x, axes, gamma, beta, epsilon, rms):
@@ -42,29 +42,29 @@ def _bcast(call: Call, name: str, shape: Shape, axes: tuple[int, ...]) -> str:
 
 def layer_normalization(call: Call) -> Emitted:
     """Over one axis or several (``axis``), ``epsilon``, ``center``, ``scale`` and ``rms_scaling``."""
-    shape, c = single_input(call), call.cfg
+    shape = single_input(call)
     axes = _norm_axes(call, shape)
-    rms = bool(c.get("rms_scaling", False))
-    scale, center = bool(c.get("scale", True)), bool(c.get("center", True)) and not rms
+    rms = flag(call, "rms_scaling", False)
+    scale, center = flag(call, "scale", True), flag(call, "center", True) and not rms
     pshape = _param_shape(shape, axes)
     weights = ([("gamma", pshape)] if scale else []) + ([("beta", pshape)] if center else [])
     gamma = _bcast(call, "gamma", shape, axes) if scale else "None"
     beta = _bcast(call, "beta", shape, axes) if center else "None"
-    code = f"_layer_norm({call.args[0]}, {axes!r}, {gamma}, {beta}, {float(c.get('epsilon', 1e-3))!r}, {rms})"
+    code = f"_layer_norm({call.args[0]}, {axes!r}, {gamma}, {beta}, {number(call, 'epsilon', 1e-3, 0)!r}, {rms})"
     n = math.prod(pshape)
     return Emitted(code, shape, tuple(weights), 8 * math.prod(shape), n)
 
 
 def batch_normalization(call: Call) -> Emitted:
     """Inference: the moving mean and variance, ``axis``, ``epsilon``, ``center`` and ``scale``."""
-    shape, c = single_input(call), call.cfg
+    shape = single_input(call)
     axes = _norm_axes(call, shape)
     pshape = _param_shape(shape, axes)
-    scale, center = bool(c.get("scale", True)), bool(c.get("center", True))
+    scale, center = flag(call, "scale", True), flag(call, "center", True)
     weights = ([("gamma", pshape)] if scale else []) + ([("beta", pshape)] if center else [])
     weights += [("moving_mean", pshape), ("moving_variance", pshape)]
     b = lambda name: _bcast(call, name, shape, axes)  # noqa: E731
-    code = f"({call.args[0]} - {b('moving_mean')}) / np.sqrt({b('moving_variance')} + {float(c.get('epsilon', 1e-3))!r})"
+    code = f"({call.args[0]} - {b('moving_mean')}) / np.sqrt({b('moving_variance')} + {number(call, 'epsilon', 1e-3, 0)!r})"
     code = f"{code} * {b('gamma')}" if scale else code
     code = f"{code} + {b('beta')}" if center else code
     return Emitted(code, shape, tuple(weights), 4 * math.prod(shape))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 
-from kbench.model.twins.base import Call, Emitted, Emitter, Shape, Unsupported, choice, flag, ints, single_input
+from kbench.model.twins.base import MAX_INT, BadConfig, Call, Emitted, Emitter, Shape, Unsupported, choice, flag, ints
+from kbench.model.twins.base import shown, single_input
 from kbench.model.twins.conv import channels_first
 
 
@@ -34,7 +35,10 @@ def flatten(call: Call) -> Emitted:
 def reshape(call: Call) -> Emitted:
     """Reshape to ``target_shape`` (one -1 allowed)."""
     shape = single_input(call)
-    target = [int(d) for d in call.cfg["target_shape"]]
+    value = call.cfg.get("target_shape")
+    target = list(value) if isinstance(value, (list, tuple)) else None
+    if not target or not all(type(d) is int and (d == -1 or 1 <= d <= MAX_INT) for d in target) or target.count(-1) > 1:
+        raise BadConfig(call.node, f"target_shape={shown(value)}: expected integers from 1 to {MAX_INT}, one -1 at most")
     if target.count(-1) == 1:
         known = math.prod(d for d in target if d != -1)
         target[target.index(-1)] = math.prod(shape) // known
