@@ -28,7 +28,8 @@ from kbench.present import seaborn_import
 sns = seaborn_import.load()
 
 PATH_COLORS: dict[str, tuple[float, float, float]] = dict(zip(PATHS, sns.color_palette("colorblind", len(PATHS))))
-PHASE_COLORS = dict(zip(("import", "build", "first call", "retrace", "steady call"), sns.color_palette("muted", 5)))
+PHASE_COLORS = dict(zip(("import", "build", "first call", "retrace", "steady call", "export", "load"),
+                        sns.color_palette("muted", 7)))  # fmt: skip
 
 
 def path_color(path: str) -> tuple[float, float, float]:
@@ -210,17 +211,18 @@ def ratio_heatmap(results: pd.DataFrame, model: str) -> Figure:
 
 
 def cold_start_figure(results: pd.DataFrame, model: str) -> Figure:
-    """Import (NumPy for the twin, Keras with its backend for the rest), build, first call and retrace beside the
-    steady per-call median, per path (log scale), for each cell (the first four by size), on one shared time axis."""
+    """Import (NumPy for the twin, Keras with its backend for the rest), build (and a serving runtime's export and
+    load), first call and retrace beside the steady per-call median, per path (log scale), for each cell (the first four by size), on one shared time axis."""
     df = results[results["model"] == model]
     x = swept_axis(df)
     cells = df.drop_duplicates("sizes")
     if x is not None:
         cells = cells.sort_values(x)
     cells = list(cells["sizes"])[:4]
-    phases = {"import": "import_s", "build": "build_s", "first call": "first_call_s", "retrace": "retrace_s",
-              "steady call": "median_s"}  # fmt: skip
-    phases = {name: col for name, col in phases.items() if col in df.columns}
+    phases = {"import": "import_s", "build": "build_s", "export": "export_s", "load": "load_s",
+              "first call": "first_call_s", "retrace": "retrace_s", "steady call": "median_s"}  # fmt: skip
+    phases = {name: col for name, col in phases.items()  # a serving runtime's export and load: only when timed
+              if col in df.columns and (col not in ("export_s", "load_s") or df[col].notna().any())}
     paths = paths_in(df)
     with figure_style():
         fig = new_figure(7.5, 1.5 + (0.5 + 0.3 * len(paths)) * len(cells), left=text_inches(paths), top=0.7,
