@@ -15,6 +15,7 @@ from kbench.core.errors import ModelLoadError
 from kbench.core.fmt import visible
 from kbench.model import autotwin
 from kbench.model.factory import is_factory, resolve_factory
+from kbench.model.keras_checks import check_built_shapes, check_embeddings, load_keras, stored_weight_bytes
 from kbench.model.keras_file import Graph, read_graph
 from kbench.model.spec import ModelSpec, Tensor
 
@@ -33,6 +34,10 @@ def load_spec(name: str | Path) -> ModelSpec:
         raise ModelLoadError(f"{visible(label)}: layer {visible(repr(twin.layer))} ({visible(twin.cls)}) has a broken "
                              f"config: {visible(twin.why)}; fix it in the model, save it again and rerun")  # fmt: skip
     has_twin = isinstance(twin, autotwin.Twin)
+    if has_twin:
+        check_built_shapes(twin, label)
+    else:
+        check_embeddings(graph, label)
     bounds = twin.index_inputs if has_twin else autotwin.index_bounds(graph)
     inputs = tuple(Tensor(i.name, ("batch", *i.shape), init="index", high=bounds[i.name]) if i.name in bounds
                    else Tensor(i.name, ("batch", *i.shape)) for i in graph.inputs)  # fmt: skip
@@ -46,7 +51,7 @@ def load_spec(name: str | Path) -> ModelSpec:
         reduction=_Fixed(twin.reduction if has_twin else _reduction_bound(graph)),
         sweep={"batch": "2**0..2**14"}, magnitude=_Magnitude(twin) if has_twin else None, source=str(path),
         own_weights=_Weights(str(path)) if has_twin else None, no_twin="" if has_twin else twin.reason,
-        dtypes=(graph.dtype,),
+        dtypes=(graph.dtype,), stored_bytes=stored_weight_bytes(path),
     )  # fmt: skip
 
 
@@ -80,7 +85,7 @@ class _Build:
     path: str
 
     def __call__(self, keras: Any, weights: Any = None, sizes: Any = None, dtype: Any = None, **options: Any) -> Any:
-        return keras.saving.load_model(self.path, compile=False, safe_mode=True)
+        return load_keras(keras, self.path)
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ class _Weights:
     path: str
 
     def __call__(self, keras: Any, dtype: str) -> dict:
-        model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
+        model = load_keras(keras, self.path)
         return {key: keras.ops.convert_to_numpy(v.value) for layer in model.layers for key, v in weight_keys(layer)}
 
 

@@ -79,6 +79,7 @@ class ModelSpec:
     own_weights: Callable[[Any, str], Mapping[str, Any]] | None = None
     no_twin: str = ""
     dtypes: tuple[str, ...] = ()
+    stored_bytes: int = 0  # a saved model's weights as stored in its file (the memory guard counts them before loading)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", MappingProxyType({k: tuple(v) for k, v in self.sizes.items()}))
