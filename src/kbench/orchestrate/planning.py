@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-import os
 import re
 import shlex
 from dataclasses import dataclass, field, replace
@@ -20,9 +19,9 @@ from kbench.measure.callpaths import BASELINE, DEFAULT_PATHS, PATHS, RUNTIMES
 from kbench.measure.protocol import Cell
 from kbench.model.spec import ModelSpec
 from kbench.measure.timer import TimerConfig
+from kbench.orchestrate.memory import MEMORY_SHARE, available_memory, check_stored_weights, estimate_bytes
 from kbench.model.weights import SUPPORTED_DTYPES
 
-MEMORY_SHARE = 0.5  # refuse a cell whose estimate exceeds this share of available memory
 MAX_SIZE = 2**40
 MAX_CELLS = 200  # default --max-cells: a grid bigger than this is refused, with its size
 
@@ -277,25 +276,6 @@ def parse_options(specs: list[ModelSpec], raw: Mapping[str, str]) -> dict[str, d
     return out
 
 
-def available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-
-
-def estimate_bytes(spec: ModelSpec, sizes: Mapping[str, int], n_paths: int) -> int:
-    """Weights + inputs + output, 8 bytes each (the float64 reference), times (paths + 3) copies: one output per
-    path, the run-dtype arrays, the float64 reference arrays and Keras' own copy of the weights."""
-    elements = sum(math.prod(t.resolve(sizes)) for t in (*spec.weights, *spec.inputs))
-    elements += math.prod(spec.output_shape(sizes))
-    return elements * 8 * (n_paths + 3)
-
-
 def make_cells(
     specs: list[ModelSpec],
     sizes: Mapping[str, tuple[int, ...]],
@@ -312,6 +292,7 @@ def make_cells(
     _check_models(specs, sizes, dtype)
     opts = parse_options(specs, options)
     limit = (available_memory() if mem_available is None else mem_available) * MEMORY_SHARE
+    check_stored_weights(specs, n_paths, limit, force)
     grids = [(s, _size_grid(s, sizes, sweep)) for s in specs]
     total = sum(math.prod(len(v) for v in g.values()) for _, g in grids)
     if total > max_cells:
