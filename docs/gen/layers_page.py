@@ -25,8 +25,10 @@ HEADER = """# Layers with a NumPy twin
 A `.keras` file whose every layer is listed here gets a generated NumPy twin: the `numpy` path of a run, the float64
 reference of parity, and what `kbench export` writes. A config a twin cannot honour (named in its row, or found
 when the file is read) means no twin, with the layer and the reason; every Keras path is still timed. Each family
-is tested against Keras layer by layer (`tests/model/test_autotwin.py`, `test_twins_conv.py`,
-`test_twins_recurrent.py`), with random configurations for the convolution, pooling and recurrent layers.
+is tested against Keras layer by layer on TensorFlow, JAX and torch (`tests/model/test_autotwin.py`,
+`test_twins_conv.py`, `test_twins_recurrent.py`, `test_twins_attention.py`), with random configurations for the
+convolution, pooling, recurrent and attention layers on all three (`test_twins_property.py`;
+`python benchmarks/twin_property_counts.py --backend <name>` checks at least 200 per layer and prints the counts).
 """
 
 

@@ -13,10 +13,10 @@ module per kind of layer under :mod:`kbench.model.twins`) gives four things:
 
 Supported: the layers of :data:`kbench.model.twins.registry.LAYERS` (Dense and the activations, the normalisations,
 Embedding, the merges, convolutions, pooling, padding, cropping and upsampling, the recurrent layers with
-Bidirectional and TimeDistributed(Dense), the scaling layers; docs/reference/layers.md lists them with their
-options). Any other layer (or a layer called twice, or a nested model) means no twin: :func:`build` returns a
-:class:`NoTwin` naming the first such layer; a config value of the wrong type or range makes it ``invalid``, and
-the model file is refused.
+Bidirectional and TimeDistributed(Dense), the scaling layers, MultiHeadAttention; docs/reference/layers.md lists
+them with their options). Any other layer (or a layer called twice, or a nested model) means no twin: :func:`build`
+returns a :class:`NoTwin` naming the first such layer; a config value of the wrong type or range makes it
+``invalid``, and the model file is refused.
 
 **The error scale M, for parity.** kbench's parity allows ``|out - ref| <= tol * max(|ref|, M)`` per element, M
 being the size of the terms behind it, tol = 16 eps sqrt(K). For one Dense layer the forward on |weights| and
@@ -190,7 +190,9 @@ def _emit_node(node: Node, names: Mapping[str, str], shapes: Mapping[str, Shape]
 def _compile(code: str, args: tuple[str, ...]) -> Callable[..., np.ndarray]:
     namespace: dict[str, Any] = {}
     exec(_header(code) + helpers_for(code), namespace)  # noqa: S102
-    return eval(f"lambda W, {', '.join(args)}: {code}", namespace)  # noqa: S307  (our own generated code)
+    # a tensor read twice (self-attention's query and value, Add()([a, a])) is one parameter, the repeat a dummy
+    params = [a if a not in args[:i] else f"_repeat{i}" for i, a in enumerate(args)]
+    return eval(f"lambda W, {', '.join(params)}: {code}", namespace)  # noqa: S307  (our own generated code)
 
 
 def _header(code: str) -> str:

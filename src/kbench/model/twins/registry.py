@@ -11,10 +11,10 @@ from __future__ import annotations
 import ast
 import re
 
-from kbench.model.twins import conv, dense, merge, normalization, pooling, recurrent, scaling, shape
+from kbench.model.twins import attention, conv, dense, merge, normalization, pooling, recurrent, scaling, shape
 from kbench.model.twins.base import Emitter
 
-FAMILIES = (dense, normalization, shape, merge, pooling, conv, recurrent, scaling)
+FAMILIES = (dense, normalization, shape, merge, pooling, conv, recurrent, scaling, attention)
 
 LAYERS: dict[str, Emitter] = {
     "Dense": dense.dense,
