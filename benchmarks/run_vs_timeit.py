@@ -134,7 +134,10 @@ def serve_timeit(repeat: int) -> int:
 
 
 class TimeitProcess:
-    """The other process, driven over pipes; it blocks on stdin while the run runs."""
+    """The other process, driven over pipes; it blocks on stdin while the run runs. ``SCRIPT``: the script whose
+    ``--timeit-server`` it runs (``runtime_vs_timeit.py`` points it at itself)."""
+
+    SCRIPT = os.path.abspath(__file__)
 
     def __init__(self, rows: dict[str, dict], seed: int, repeat: int) -> None:
         from kbench.backends import get as get_backend
@@ -145,7 +148,7 @@ class TimeitProcess:
         backend = backends.pop()
         env = get_backend(backend).worker_env("cpu", os.environ)
         self.log = tempfile.TemporaryFile(mode="w+")
-        cmd = [sys.executable, os.path.abspath(__file__), "--timeit-server", "--repeat", str(repeat)]
+        cmd = [sys.executable, self.SCRIPT, "--timeit-server", "--repeat", str(repeat)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env=env)  # fmt: skip
         self._send(json.dumps({"backend": backend, "seed": seed, "rows": rows}))
@@ -175,7 +178,10 @@ class TimeitProcess:
 
 # -- rounds --------------------------------------------------------------------------------------------------------
 class Check:
-    """The paired rounds: each a run (rows: key -> run median) and a timeit pass (key -> timeit median)."""
+    """The paired rounds: each a run (rows: key -> run median) and a timeit pass (key -> timeit median). ``OTHER``:
+    the timeit process's class; :meth:`keep` the rows it times (every timed row here)."""
+
+    OTHER = TimeitProcess
 
     def __init__(self, extra: list[str], out: Path, repeat: int) -> None:
         self.extra, self.out, self.repeat = extra, out, repeat
@@ -188,11 +194,15 @@ class Check:
 
     def run(self, index: int) -> None:
         rows, seed, wall = run_kbench(self.extra, self.out / f"round-{index}")
+        rows = {k: r for k, r in rows.items() if self.keep(r)}
         self.runs.append({k: r["median_s"] for k, r in rows.items()})
         self.walls.append(wall)
         if self.other is None:  # the first run says what to time
             self.rows = rows
-            self.other = TimeitProcess(rows, seed, self.repeat)
+            self.other = self.OTHER(rows, seed, self.repeat)
+
+    def keep(self, row: dict) -> bool:
+        return True
 
     def timeit_pass(self) -> None:
         self.timeits.append({key: self.other.median(key) for key in self.rows})
