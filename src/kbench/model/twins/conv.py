@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from kbench.model.twins.base import Call, Emitted, Emitter, Shape, Unsupported, choice, flag, ints, single_input
+from kbench.model.twins.base import BadConfig, Call, Emitted, Emitter, Shape, Unsupported, choice, flag, ints
+from kbench.model.twins.base import single_input
 from kbench.model.twins.dense import ACTIVATIONS, activation_name
 
 HELPERS = '''
@@ -81,7 +82,7 @@ def spatial_input(call: Call, n: int) -> Spatial:
     """The call's one input as ``n`` spatial axes and channels; :class:`Unsupported` for any other rank."""
     shape, first = single_input(call), channels_first(call)
     if len(shape) != n + 1:
-        raise Unsupported(call.node, f"{call.node.cls} takes (*{n} spatial axes, channels) inputs, not {shape}")
+        raise BadConfig(call.node, f"{call.node.cls} takes (*{n} spatial axes, channels) inputs, not {shape}")
     x = call.args[0]
     if first:
         return Spatial(shape[1:], shape[0], True, f"np.moveaxis({x}, 1, -1)")
@@ -116,7 +117,7 @@ def window(call: Call, sizes: Shape, size: Shape, strides: Shape, dilation: Shap
         pads = tuple((span - 1, 0) if padding == "causal" else (0, 0) for span in spans)
         out = tuple((n + p[0] - span) // s + 1 for n, p, span, s in zip(sizes, pads, spans, strides))
     if min(out) < 1:
-        raise Unsupported(call.node, f"a window spanning {tuple(spans)} does not fit the input's {sizes} ({padding})")
+        raise BadConfig(call.node, f"a window spanning {tuple(spans)} does not fit the input's {sizes} ({padding})")
     return Window(size, strides, dilation, pads, out)
 
 
@@ -150,7 +151,7 @@ def _convolution(call: Call, n: int) -> Emitted:
     win = conv_window(call, spatial, n, ("valid", "same", "causal") if n == 1 else ("valid", "same"))
     (filters,), (groups,) = ints(call, "filters", 1), ints(call, "groups", 1, 1)
     if spatial.channels % groups or filters % groups:
-        raise Unsupported(call.node, f"groups={groups} does not divide both the {spatial.channels} channels and the "
+        raise BadConfig(call.node, f"groups={groups} does not divide both the {spatial.channels} channels and the "
                                      f"{filters} filters")
     per_group = spatial.channels // groups
     z = f"_conv({spatial.code}, {call.w('kernel')}, {win.args}, {groups})"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from kbench.model.twins.base import Call, Emitted, Emitter, Unsupported, single_input
-from kbench.model.twins.base import choice, flag, ints
+from kbench.model.twins.base import BadConfig, choice, flag, ints
 from kbench.model.twins.conv import channels_first, spatial_input, window
 
 HELPERS = '''
@@ -80,7 +80,7 @@ def _global(call: Call, n: int, mean: bool) -> Emitted:
     shape = single_input(call)
     cls = call.node.cls
     if len(shape) != n + 1:
-        raise Unsupported(call.node, f"{cls} has a NumPy twin for (*{n} spatial axes, channels) inputs, not {shape}")
+        raise BadConfig(call.node, f"{cls} has a NumPy twin for (*{n} spatial axes, channels) inputs, not {shape}")
     first, keepdims = channels_first(call), flag(call, "keepdims", False)
     axes = tuple(range(2, n + 2)) if first else tuple(range(1, n + 1))
     kept = tuple(1 if i + 1 in axes else d for i, d in enumerate(shape))

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from kbench.model.keras_file import Node
 from kbench.model.twins.base import Call, Emitted, Emitter, Shape, Unsupported, single_input
-from kbench.model.twins.base import flag
+from kbench.model.twins.base import BadConfig, flag, ints
 from kbench.model.twins.dense import ACTIVATIONS, activation_name, dense
 
 HELPERS = '''
@@ -109,16 +109,14 @@ CELLS: dict[str, Cell] = {
 
 
 def _units(call: Call) -> int:
-    units = call.cfg.get("units")
-    if type(units) is not int or units < 1:
-        raise Unsupported(call.node, f"units={units!r}: expected an integer >= 1")
+    (units,) = ints(call, "units", 1)
     return units
 
 
 def _sequence(call: Call) -> Shape:
     shape = single_input(call)
     if len(shape) != 2 or min(shape) < 1:
-        raise Unsupported(call.node, f"{call.node.cls} reads (time steps, features) inputs, not {shape}")
+        raise BadConfig(call.node, f"{call.node.cls} reads (time steps, features) inputs, not {shape}")
     return shape
 
 
@@ -178,8 +176,8 @@ def _inside(call: Call, inner: Call, emitter: Emitter) -> Emitted:
     """The wrapped layer's emitted code; its refusal is the wrapper's, naming the wrapped class."""
     try:
         return emitter(inner)
-    except Unsupported as exc:
-        raise Unsupported(call.node, f"its {inner.node.cls}: {exc.why}") from None
+    except Unsupported as exc:  # a broken config stays broken (BadConfig), naming the wrapped class
+        raise type(exc)(call.node, f"its {inner.node.cls}: {exc.why}") from None
 
 
 MERGE_MODES = {"concat": "np.concatenate([{f}, {b}], axis=-1)", "sum": "{f} + {b}", "mul": "{f} * {b}",
@@ -219,11 +217,12 @@ def time_distributed(call: Call) -> Emitted:
     """TimeDistributed(Dense): the Dense on every step at once (its matmul broadcasts over the time axis)."""
     shape = single_input(call)
     if len(shape) < 2:
-        raise Unsupported(call.node, f"TimeDistributed reads (time steps, ...) inputs, not {shape}")
+        raise BadConfig(call.node, f"TimeDistributed reads (time steps, ...) inputs, not {shape}")
     inner = _wrapped(call, "layer", ("Dense",), call.node.name)
-    units = inner.cfg.get("units")
-    if type(units) is not int or units < 1:
-        raise Unsupported(call.node, f"its Dense: units={units!r}: expected an integer >= 1")
+    try:
+        ints(inner, "units", 1)
+    except BadConfig as exc:
+        raise BadConfig(call.node, f"its Dense: {exc.why}") from None
     return _inside(call, inner, dense)
 
 

@@ -43,7 +43,7 @@ def reshape(call: Call) -> Emitted:
         known = math.prod(d for d in target if d != -1)
         target[target.index(-1)] = math.prod(shape) // known
     if math.prod(target) != math.prod(shape):
-        raise Unsupported(call.node, f"Reshape to {tuple(target)} does not fit {shape}")
+        raise BadConfig(call.node, f"Reshape to {tuple(target)} does not fit {shape}")
     return Emitted(f"{call.args[0]}.reshape(len({call.args[0]}), {', '.join(map(str, target))})", tuple(target))
 
 
@@ -59,7 +59,7 @@ def _spatial_axes(call: Call, n: int) -> tuple[Shape, tuple[int, ...]]:
     """The input's shape and its ``n`` spatial axes (NumPy's, batch first); :class:`Unsupported` for another rank."""
     shape = single_input(call)
     if len(shape) != n + 1:
-        raise Unsupported(call.node, f"{call.node.cls} takes (*{n} spatial axes, channels) inputs, not {shape}")
+        raise BadConfig(call.node, f"{call.node.cls} takes (*{n} spatial axes, channels) inputs, not {shape}")
     first = "data_format" in call.cfg and channels_first(call)
     return shape, tuple(range(2, n + 2)) if first else tuple(range(1, n + 1))
 
@@ -72,7 +72,7 @@ def _pairs(call: Call, field: str, n: int) -> tuple[tuple[int, int], ...]:
     items = [items] if n == 1 and isinstance(value, (list, tuple)) else items
     pairs = [list(v) if isinstance(v, (list, tuple)) else [v, v] for v in items]
     if len(pairs) != n or not all(len(p) == 2 and all(type(i) is int and i >= 0 for i in p) for p in pairs):
-        raise Unsupported(call.node, f"{field}={value!r}: expected {n} pair(s) of integers >= 0")
+        raise BadConfig(call.node, f"{field}={shown(value)}: expected {n} pair(s) of integers >= 0")
     return tuple((p[0], p[1]) for p in pairs)
 
 
@@ -90,7 +90,7 @@ def _cropping(call: Call, n: int) -> Emitted:
     for a, (before, after) in zip(axes, _pairs(call, "cropping", n)):
         out[a - 1] = shape[a - 1] - before - after
         if out[a - 1] < 1:
-            raise Unsupported(call.node, f"cropping {(before, after)} leaves nothing of an axis of {shape[a - 1]}")
+            raise BadConfig(call.node, f"cropping {(before, after)} leaves nothing of an axis of {shape[a - 1]}")
         index[a] = f"{before}:{before + out[a - 1]}"
     return Emitted(f"{call.args[0]}[{', '.join(index)}]", tuple(out))
 
@@ -110,7 +110,7 @@ def repeat_vector(call: Call) -> Emitted:
     shape = single_input(call)
     (n,) = ints(call, "n", 1)
     if len(shape) != 1:
-        raise Unsupported(call.node, f"RepeatVector takes (features,) inputs, not {shape}")
+        raise BadConfig(call.node, f"RepeatVector takes (features,) inputs, not {shape}")
     return Emitted(f"np.repeat({call.args[0]}[:, None, :], {n}, axis=1)", (n, shape[0]))
 
 
@@ -119,7 +119,7 @@ def permute(call: Call) -> Emitted:
     shape, dims = single_input(call), call.cfg.get("dims")
     axes = list(range(1, len(shape) + 1))
     if not isinstance(dims, (list, tuple)) or sorted(d for d in dims if type(d) is int) != axes:
-        raise Unsupported(call.node, f"dims={dims!r}: expected a permutation of 1..{len(shape)}")
+        raise BadConfig(call.node, f"dims={shown(dims)}: expected a permutation of 1..{len(shape)}")
     return Emitted(f"np.transpose({call.args[0]}, {(0, *dims)!r})", tuple(shape[d - 1] for d in dims))
 
 
