@@ -95,6 +95,7 @@ def test_deep_nesting_is_refused_without_recursion(tmp_path, depth, kind):
     (lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, 4.5]), "each dimension"),
     (lambda c: c["config"]["layers"][1]["config"].update(dtype={"class_name": "DTypePolicy", "config": 5}),
      "has dtype 'float32'"),
+    (lambda c: c["config"]["layers"][1]["config"].update(dtype=3), "layer 'd''s dtype is 3"),
 ])  # fmt: skip
 def test_a_damaged_sequential_config_is_one_line(tmp_path, mutate, expected):
     config = sequential(_input(), _dense())
@@ -143,6 +144,9 @@ def test_a_damaged_functional_config_is_one_line(tmp_path, mutate, expected):
     (_layer("Reshape", "r", target_shape=[2, 2.0]), "target_shape=[2, 2.0]"),
     (_layer("Reshape", "r", target_shape=[-1, -1]), "one -1 at most"),
     (_layer("Reshape", "r", target_shape=None), "target_shape=None"),
+    (_layer("GRU", "g", units=4), "reads (time steps, features) inputs, not (4,)"),  # a rank Keras refuses too
+    (_layer("Conv2D", "c", filters=2, kernel_size=[3, 3]), "takes (*2 spatial axes, channels) inputs, not (4,)"),
+    (_layer("Bidirectional", "b", layer={"class_name": "GRU", "config": {"units": 0}}), "its GRU: GRU reads"),
 ])  # fmt: skip
 def test_a_bad_twin_field_names_the_layer_and_the_field(tmp_path, layer, expected):
     message = refused(write(tmp_path / "m.keras", sequential(_input(), layer)), "has a broken config", expected)
@@ -199,6 +203,9 @@ def test_a_hostile_name_reaches_the_generated_code_only_as_a_repr(tmp_path):
 
 def test_a_file_keras_refuses_to_load_is_a_usage_error_of_one_printable_line():
     def load_model(path, **kwargs):
+        if "weights" in path:
+            raise ValueError("A total of 1 objects could not be loaded. Example error message: Layer 'd' expected 2 "
+                             "variables, but received 0 variables during loading. " + "[0.1, 0.2] " * 1000)  # fmt: skip
         raise ValueError("Could not deserialize {'config': {...}}\n" + "x" * 5000 + " Exception encountered: "
                          "Argument `name` must be a string and cannot contain character `/`. \x1b[2J")  # fmt: skip
 
@@ -208,6 +215,9 @@ def test_a_file_keras_refuses_to_load_is_a_usage_error_of_one_printable_line():
     message = str(info.value)
     assert info.value.exit_code == 2 and "\n" not in message and "\x1b" not in message and len(message) < 600
     assert message.startswith("m.keras: Keras cannot load it (ValueError: Argument `name` must be a string")
+    with pytest.raises(keras_checks.KerasLoadError) as info:
+        keras_checks.load_keras(keras, "weights.keras")
+    assert "Layer 'd' expected 2 variables, but received 0" in str(info.value) and len(str(info.value)) < 600
 
 
 def test_saved_weights_over_the_memory_guard_are_refused_before_loading(tmp_path):

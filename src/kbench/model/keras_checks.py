@@ -86,8 +86,8 @@ def load_keras(keras: Any, path: str) -> Any:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001  (whatever Keras raises on a file it refuses)
         reason = one_line(exc).rsplit("Exception encountered:", 1)[-1].strip()
-        if len(reason) > LOAD_MESSAGE_CHARS:
-            reason = "..." + reason[-LOAD_MESSAGE_CHARS:]
+        if len(reason) > LOAD_MESSAGE_CHARS:  # its first sentences say what; then come configs and arrays
+            reason = reason[:LOAD_MESSAGE_CHARS] + "..."
         raise KerasLoadError(f"{visible(Path(path).name)}: Keras cannot load it ({type(exc).__name__}: "
                              f"{visible(reason)}); the file is damaged or its config does not fit its weights: save "
                              "the model again with model.save('x.keras')") from None  # fmt: skip

@@ -337,6 +337,9 @@ def _policy(layers: list, where: str) -> str:
             seen.add(str(_obj(policy.get("config")).get("name", "float32")))
         elif isinstance(policy, str) and layer.get("class_name") != "InputLayer":
             seen.add(policy)
+        elif policy is not None and not isinstance(policy, str):
+            raise _Damage(f"layer {_short(layer['config'].get('name'))}'s dtype is {_short(policy)}, not a dtype name "
+                          "or policy")  # fmt: skip
     bad = sorted(seen - set(FLOAT_POLICIES))
     if bad:
         raise UnsupportedInputError(f"{where}: the model computes in {bad[0]}; kbench compares float32 and float64 "
