@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from kbench.model.keras_file import Node
 from kbench.model.twins.base import Call, Emitted, Emitter, Shape, Unsupported, single_input
-from kbench.model.twins.base import BadConfig, flag, ints
+from kbench.model.twins.base import BadConfig, flag, ints, shown
 from kbench.model.twins.dense import ACTIVATIONS, activation_name, dense
 
 HELPERS = '''
@@ -166,9 +166,11 @@ def _wrapped(call: Call, field: str, allowed: tuple[str, ...], name: str) -> Cal
     keyed under ``name``; :class:`Unsupported` when it is missing or not one of ``allowed``."""
     inner = call.cfg.get(field)
     cls = inner.get("class_name") if isinstance(inner, dict) else None
-    if cls not in allowed or not isinstance(inner.get("config"), dict):
-        what = f"{field}: a {cls}" if isinstance(cls, str) else f"{field}={inner!r}"
-        raise Unsupported(call.node, f"{what}, and {call.node.cls} has a NumPy twin over {', '.join(allowed)} only")
+    if not isinstance(cls, str) or not isinstance(inner.get("config"), dict):  # Keras cannot build it either
+        raise BadConfig(call.node, f"{field}={shown(inner)}: expected a layer (its class_name and config)")
+    if cls not in allowed:
+        raise Unsupported(call.node, f"{field}: a {cls}, and {call.node.cls} has a NumPy twin over "
+                          f"{', '.join(allowed)} only")  # fmt: skip
     return Call(Node(name, cls, inner["config"], call.node.inputs), call.args, call.shapes)
 
 
