@@ -80,6 +80,7 @@ def test_deep_nesting_is_refused_without_recursion(tmp_path, depth, kind):
 @pytest.mark.parametrize("mutate,expected", [
     (lambda c: c.update(config=[1, 2]), "the model's config is a list"),
     (lambda c: c["config"].update(layers=float("nan")), "its layers are a float"),
+    (lambda c: c["config"].update(layers=None), "its layers are null"),
     (lambda c: c["config"]["layers"][1].pop("config"), "layer 1 ('Dense') has no config object"),
     (lambda c: c["config"]["layers"][1].update(class_name=None), "layer 1 is a dict without a class name"),
     (lambda c: c["config"]["layers"].append(copy.deepcopy(c["config"]["layers"][1])), "two layers are named 'd'"),
@@ -147,6 +148,7 @@ def test_a_damaged_functional_config_is_one_line(tmp_path, mutate, expected):
     (_layer("GRU", "g", units=4), "reads (time steps, features) inputs, not (4,)"),  # a rank Keras refuses too
     (_layer("Conv2D", "c", filters=2, kernel_size=[3, 3]), "takes (*2 spatial axes, channels) inputs, not (4,)"),
     (_layer("Bidirectional", "b", layer={"class_name": "GRU", "config": {"units": 0}}), "its GRU: GRU reads"),
+    (_layer("Bidirectional", "b", layer=None), "layer=None: expected a layer (its class_name and config)"),
 ])  # fmt: skip
 def test_a_bad_twin_field_names_the_layer_and_the_field(tmp_path, layer, expected):
     message = refused(write(tmp_path / "m.keras", sequential(_input(), layer)), "has a broken config", expected)

@@ -193,8 +193,8 @@ def _body(config: dict) -> tuple[dict, list[dict]]:
     body = config.get("config") if config.get("config") is not None else {}
     if not isinstance(body, dict):
         raise _Damage(f"the model's config is {_kind(body)}, not an object")
-    layers = body.get("layers") if body.get("layers") is not None else []
-    if not isinstance(layers, list):
+    layers = body.get("layers")
+    if not isinstance(layers, list):  # Keras saves a list, empty or not
         raise _Damage(f"its layers are {_kind(layers)}, not a list")
     seen: set[str] = set()
     for i, layer in enumerate(layers):
