@@ -91,7 +91,8 @@ def test_each_backend_declares_its_own_paths_and_only_registry_paths():
         for path, impl in b.paths.items():
             assert PATHS[path].impl(name) is impl
         assert callable(b.references)
-    assert set(backends.get("tensorflow").paths) == {"predict", "predict_on_batch", "call", "compiled", "xla"}
+    assert set(backends.get("tensorflow").paths) == {"predict", "predict_on_batch", "call", "compiled", "xla",
+                                                     "onnxruntime", "litert", "openvino"}  # the serving runtimes too
     assert "compiled@device" in backends.get("jax").paths and "compiled@device" in backends.get("torch").paths
 
 

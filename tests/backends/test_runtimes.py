@@ -63,6 +63,12 @@ def test_runtimes_are_never_in_the_default_selection_and_are_asked_for_by_name_o
         api.plan(["dense"], runtimes="onnx")
 
 
+def test_a_run_with_a_runtime_has_no_time_goal_so_export_and_load_leave_its_sampling_alone():
+    assert api.plan(["dense"]).cell_goal_s == 15.0
+    assert api.plan(["dense"], runtimes="litert").cell_goal_s is None
+    assert api.plan(["dense"], paths=["litert"]).cell_goal_s is None
+
+
 def test_a_missing_runtime_is_skipped_with_one_line(monkeypatch):
     real = runtimes.importlib.util.find_spec
     monkeypatch.setattr(runtimes.importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
@@ -73,6 +79,16 @@ def test_a_missing_runtime_is_skipped_with_one_line(monkeypatch):
     render.show_unavailable(Console(file=out, width=200), plan)
     assert out.getvalue().splitlines() == ["kbench: path 'openvino' skipped: openvino not installed; pip install "
                                            "'kbench[openvino]'"]  # fmt: skip
+
+
+def test_runtimes_without_a_tensorflow_worker_are_skipped_with_the_fix():
+    from kbench.orchestrate.planning import installed_paths
+
+    kept, gone = installed_paths(("numpy", "call", "litert"), ("jax",))
+    assert kept == ("numpy", "call")
+    assert gone == (("litert", "a path of the TensorFlow worker (Keras exports from TensorFlow); add tensorflow to "
+                                "--backend"),)  # fmt: skip
+    assert installed_paths(("numpy", "litert"), ("jax", "tensorflow")) == (("numpy", "litert"), ())
 
 
 class _Unexportable:

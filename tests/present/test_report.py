@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from kbench.present import presentation, report, run_context, run_warnings
 from kbench.cli.app import app
 from kbench.core.errors import ReportWriteError
-from kbench.measure.callpaths import PATHS as ALL_PATHS
+from kbench.measure.callpaths import DEFAULT_PATHS
 from kbench.measure.callpaths import paths_for
 
-PATHS = paths_for("tensorflow", tuple(ALL_PATHS))  # what a default run measures
+PATHS = paths_for("tensorflow", DEFAULT_PATHS)  # what a default run measures
 from kbench.store.results import load_run
 
 runner = CliRunner()

@@ -214,12 +214,19 @@ def parse_runtimes(names: Iterable[str] | None) -> set[str]:
     return wanted
 
 
-def installed_paths(selected: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """(the selected paths whose runtime is installed, (path, why not) for each serving runtime that is not):
-    a missing runtime is skipped with one line, never the run's failure. Found without importing anything."""
+def installed_paths(selected: tuple[str, ...], backends: tuple[str, ...] = ("tensorflow",),
+                    ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:  # fmt: skip
+    """(the selected paths whose runtime is installed and run by one of ``backends``, (path, why not) for each
+    serving runtime that is not): a missing runtime is skipped with one line, never the run's failure. Found
+    without importing anything."""
     from kbench.backends.runtimes import missing
 
-    gone = tuple((p, why) for p in selected if PATHS[p].runtime and (why := missing(p)) is not None)
+    def why_not(p: str) -> str | None:
+        if not any(PATHS[p].available(b) for b in backends):
+            return "a path of the TensorFlow worker (Keras exports from TensorFlow); add tensorflow to --backend"
+        return missing(p)
+
+    gone = tuple((p, why) for p in selected if PATHS[p].runtime and (why := why_not(p)) is not None)
     dropped = {p for p, _ in gone}
     return tuple(p for p in selected if p not in dropped), gone
 

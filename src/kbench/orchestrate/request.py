@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 from kbench.core import errors
+from kbench.measure.callpaths import RUNTIMES
 from kbench.measure.timer import TimerConfig
 from kbench.model.loader import load_model
 from kbench.orchestrate import shard as shard_mod
@@ -110,8 +111,9 @@ def make_plan(request: RunRequest) -> Plan:
     timer = request.timer or make_timer(_base_timer(request), request.cell_budget, request.min_samples,
                                         request.target_ci)  # fmt: skip
     specs = [load_model(n, tuple(request.models_dirs)) for n in dict.fromkeys(names)]
-    selected, unavailable = installed_paths(parse_paths(listify(request.paths), listify(request.runtimes)))
+    asked = parse_paths(listify(request.paths), listify(request.runtimes))
     chosen = parse_backends(listify(request.backends))
+    selected, unavailable = installed_paths(asked, chosen)
     _check_backends(chosen, request.dtype)
     size_lists = {k: parse_size_list(k, v) for k, v in (request.sizes or {}).items() if v is not None}
     budget_s = parse_duration(request.run_budget)
@@ -129,7 +131,7 @@ def make_plan(request: RunRequest) -> Plan:
                 run_budget_s=budget_s, skipped=skipped, backends=chosen, device=request.device,
                 precision=request.precision, resident=request.resident,
                 processes=n_processes if request.mode == "run" else 1, cell_timeout_s=request.cell_timeout, gaps=gaps,
-                threads=threads, rate=rate, cell_goal_s=_cell_goal(request), fork=not request.spawn,
+                threads=threads, rate=rate, cell_goal_s=_cell_goal(request, selected), fork=not request.spawn,
                 unavailable=unavailable)  # fmt: skip
     return full if wanted_shard is None else shard_mod.apply(full, wanted_shard)
 
@@ -141,11 +143,12 @@ def _base_timer(request: RunRequest) -> TimerConfig:
     return QUICK if request.quick else RIGOROUS if request.rigorous else TimerConfig()
 
 
-def _cell_goal(request: RunRequest) -> float | None:
+def _cell_goal(request: RunRequest, selected: tuple[str, ...] = ()) -> float | None:
     """:data:`GOAL_PER_CELL_S` for a run that chose none of its own time (no --budget, --cell-budget, timer or
-    --rigorous)."""
+    --rigorous) and times no serving runtime (their export and load take seconds per cell and process: under the
+    goal they would leave the cell almost no sampling)."""
     chosen = (request.run_budget, request.cell_budget, request.timer)
-    own_time = request.rigorous or any(c is not None for c in chosen)
+    own_time = request.rigorous or any(c is not None for c in chosen) or bool(set(selected) & set(RUNTIMES))
     return GOAL_PER_CELL_S if request.mode == "run" and not own_time else None
 
 

@@ -22,12 +22,16 @@ from matplotlib.figure import Figure  # drawn without pyplot: no backend or glob
 from kbench.analysis.sweep import swept_axis
 from kbench.core.durations import fmt_gap
 from kbench.core.fmt import fmt_ratio, fmt_time, visible
-from kbench.measure.callpaths import BASELINE, PATHS
+from kbench.measure.callpaths import BASELINE, PATHS, RUNTIMES
 from kbench.present import seaborn_import
 
 sns = seaborn_import.load()
 
-PATH_COLORS: dict[str, tuple[float, float, float]] = dict(zip(PATHS, sns.color_palette("colorblind", len(PATHS))))
+_FRAMEWORK = [p for p in PATHS if p not in RUNTIMES]  # their colours as before the runtimes came; these apart
+PATH_COLORS: dict[str, tuple[float, float, float]] = {
+    **dict(zip(_FRAMEWORK, sns.color_palette("colorblind", len(_FRAMEWORK)))),
+    **dict(zip(RUNTIMES, ((0.1, 0.1, 0.1), (0.0, 0.5, 0.5), (0.5, 0.5, 0.0)))),  # near-black, teal, olive
+}
 PHASE_COLORS = dict(zip(("import", "build", "first call", "retrace", "steady call", "export", "load"),
                         sns.color_palette("muted", 7)))  # fmt: skip
 

@@ -101,11 +101,19 @@ class CellTable:
         return " · ".join(p for p in (self.model, self.sizes, opts, self.dtype) if p)
 
 
+def _first_call(r: Any) -> str:
+    """The first call; a serving runtime's with its export and load before it."""
+    first = fmt_time(r.get("first_call_s"))
+    if missing(r.get("export_s")):
+        return first
+    return f"{first} (export {fmt_time(r.get('export_s'))}, load {fmt_time(r.get('load_s'))})"
+
+
 def _path_row(r: Any) -> PathRow:
     return PathRow(
         path=visible(r["path"]), baseline=r["path"] == BASELINE, ok=bool(r["parity_ok"]),
         median=fmt_median_iqr(r.get("median_s"), r.get("iqr_s")), ratio=fmt_ratio(r.get("ratio_to_numpy")),
-        first_call=fmt_time(r.get("first_call_s")), retrace=fmt_time(r.get("retrace_s")),
+        first_call=_first_call(r), retrace=fmt_time(r.get("retrace_s")),
         samples=DASH if missing(r.get("n_samples")) else f"{int(r['n_samples'])}×{int(r['loops'])}",
         abs_err=fmt_err(r.get("parity_max_abs_err")), rel_err=fmt_err(r.get("parity_max_rel_err")),
         twin_err=fmt_err(r.get("parity_twin_max_abs_err")),
