@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import twin_property as tp
 
-PER_KIND = {"torch": 20, "jax": 5}
+PER_KIND = {"torch": 15, "jax": 3}  # about 20 s and 40 s of one CI core; the benchmark runs 200+ per layer
 MHA_ON_TENSORFLOW = 215  # a few fall to Keras' bias bug on TensorFlow (twin_property.mha_bias_bug): 200 remain
 
 
@@ -36,10 +36,12 @@ def test_random_multi_head_attention_matches_keras_on_tensorflow(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_random_configurations_match_keras_on_jax_and_torch(tmp_path, backend):
-    tallies, failures = tp.run(tmp_path, dict.fromkeys(tp.KINDS, _per_kind(backend)), backend)
+    n = _per_kind(backend)
+    tallies, failures = tp.run(tmp_path, dict.fromkeys(tp.KINDS, n), backend)
     assert not failures, f"{len(failures)} failed, e.g. " + "\n".join(failures[:5])
     print(tp.table(tallies, backend))
-    assert set(tallies) == set(tp.KINDS) and sum(t.checked for t in tallies.values()) >= len(tp.KINDS) * 3, tallies
+    # Keras refuses some draws (a window that does not fit; on JAX, an MHA value_dim of its own): most remain
+    assert set(tallies) == set(tp.KINDS) and sum(t.checked for t in tallies.values()) >= len(tp.KINDS) * n * 2 // 3
 
 
 def test_random_configurations_are_seeded_and_cover_every_kind_and_call():
