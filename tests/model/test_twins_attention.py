@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import test_autotwin
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_autotwin import _case, _check, build_models
 
 from kbench.model import autotwin, keras_file, keras_spec
@@ -247,3 +249,23 @@ def test_dropout_and_default_attention_axes_are_honoured():
         assert _emit({**MHA, **extra}, (4, 6), (5, 3)).shape == (4, 6), extra
     assert _emit({**MHA, "attention_axes": [1, 2]}, (3, 4, 6), (3, 4, 6)).shape == (3, 4, 6)
     assert _emit(MHA, (4, 6), (5, 3), kwargs={"training": False, "use_causal_mask": False}).shape == (4, 6)
+
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-3, 9), st.floats(allow_nan=True), st.text(max_size=3),
+                 st.lists(st.one_of(st.integers(-3, 9), st.none(), st.text(max_size=2)), max_size=3))  # fmt: skip
+FIELDS = ["num_heads", "key_dim", "value_dim", "use_bias", "output_shape", "dropout", "attention_axes", "use_gate",
+          "sliding_window"]  # fmt: skip
+CALL = ["use_causal_mask", "return_attention_scores", "attention_mask", "value_mask", "training", "key", "value"]
+
+
+@settings(max_examples=200)
+@given(config=st.dictionaries(st.sampled_from(FIELDS), JUNK), kwargs=st.dictionaries(st.sampled_from(CALL), JUNK),
+       shapes=st.lists(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple), min_size=1, max_size=4))
+def test_junk_configs_and_calls_never_raise_anything_else(config, kwargs, shapes):
+    """Whatever the config and the call hold, the emitter gives a twin or a one-line refusal naming a reason."""
+    try:
+        emitted = _emit({**MHA, **config}, *shapes, kwargs=kwargs)
+    except Unsupported as exc:
+        assert exc.why and "\n" not in exc.why
+        return
+    assert emitted.code.startswith("_mha(") and all(d >= 1 for d in emitted.shape)
