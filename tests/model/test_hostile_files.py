@@ -109,13 +109,17 @@ def test_a_damaged_sequential_config_is_one_line(tmp_path, mutate, expected):
 
 @pytest.mark.parametrize("mutate,expected", [
     (lambda c: c["config"].update(output_layers=[["nowhere", 0, 0]]), "output_layers names 'nowhere'"),
+    (lambda c: c["config"]["layers"][1].update(class_name="InputLayer"), "output_layers names 'd', which is no layer"),
+    (lambda c: [c["config"]["layers"].insert(0, _input("z")),
+                c["config"]["layers"][2]["inbound_nodes"][0]["args"][0]["config"].update(keras_history=["z", 0, 0])],
+     "reads 'z', which is no layer or input"),
     (lambda c: c["config"].update(output_layers={"a": 1}), "not [layer name, node, index] references"),
     (lambda c: c["config"].update(input_layers=[["d", 0, 0]]), "no InputLayer of the model"),
     (lambda c: c["config"]["layers"][1].update(inbound_nodes="x"), "inbound_nodes are not a list of calls"),
     (lambda c: c["config"]["layers"][1]["inbound_nodes"][0]["args"][0]["config"].update(keras_history=None),
      "keras_history is None"),
     (lambda c: c["config"]["layers"][1]["inbound_nodes"][0]["args"][0]["config"].update(keras_history=["y", 0, 0]),
-     "reads 'y', which is no layer"),
+     "reads 'y', which is no layer or input"),
     (lambda c: c["config"]["layers"][1].update(name="other"), "the same in the layer and its config"),
 ])  # fmt: skip
 def test_a_damaged_functional_config_is_one_line(tmp_path, mutate, expected):
@@ -190,7 +194,9 @@ def test_a_hostile_name_is_shown_escaped_in_one_line(tmp_path):
 
 
 def test_a_hostile_name_reaches_the_generated_code_only_as_a_repr(tmp_path):
-    spec_path = write(tmp_path / "m.keras", sequential(_input(HOSTILE + "in"), _dense(HOSTILE, units=2)))
+    config = sequential(_input(HOSTILE + "in"), _dense(HOSTILE, units=2))
+    config["config"]["name"] = HOSTILE + "\x00\r"  # the model's name too (a NUL broke compile()'s file name)
+    spec_path = write(tmp_path / "m.keras", config)
     twin = autotwin.build(keras_file.read_graph(spec_path))
     assert isinstance(twin, autotwin.Twin)
     for line in twin.source.splitlines():

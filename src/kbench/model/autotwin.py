@@ -162,7 +162,7 @@ def build(graph: Graph) -> Twin | NoTwin:
         steps.append(Step(call, emitted, _compile(emitted.code, call.args)))
     source = module_source(graph, names, lines)
     namespace: dict[str, Any] = {}
-    exec(compile(source, f"<kbench twin of {graph.name}>", "exec"), namespace)  # noqa: S102  (our own generated code)
+    exec(compile(source, f"<kbench twin of {graph.name!r}>", "exec"), namespace)  # noqa: S102  (our own generated code)
     return Twin(graph, source, tuple(steps), names, shapes[graph.output],
                 tuple((s.call.key(n), shp) for s in steps for n, shp in s.emitted.weights),
                 sum(s.emitted.flops for s in steps), max(1, sum(s.emitted.reduction for s in steps)),

@@ -261,16 +261,17 @@ def _functional(body: dict, layers: list, where: str):
         kwargs = _obj(calls[0].get("kwargs")) if calls else {}
         names = tuple(_tensor_names(args) + _tensor_names(kwargs))  # a tensor passed by keyword is read too
         nodes.append(Node(name, layer["class_name"], layer["config"], names, kwargs, _obj(layer.get("build_config"))))
-    for node in nodes:
-        for t in node.inputs:
-            if t not in by_name:
-                raise _Damage(f"layer {_short(node.name)} reads {_short(t)}, which is no layer of the model")
     for ref in _refs(body.get("input_layers"), "input_layers"):
         if _obj(by_name.get(ref[0])).get("class_name") != "InputLayer":
             raise _Damage(f"input_layers names {_short(ref[0])}, which is no InputLayer of the model")
         inputs.append(_input(by_name[ref[0]]["config"], where))
-    if outs[0][0] not in by_name:
-        raise _Damage(f"output_layers names {_short(outs[0][0])}, which is no layer of the model")
+    tensors = {i.name for i in inputs} | {n.name for n in nodes}  # an InputLayer not among the inputs makes none
+    for node in nodes:
+        for t in node.inputs:
+            if t not in tensors:
+                raise _Damage(f"layer {_short(node.name)} reads {_short(t)}, which is no layer or input of the model")
+    if outs[0][0] not in tensors:
+        raise _Damage(f"output_layers names {_short(outs[0][0])}, which is no layer or input of the model")
     return tuple(inputs), tuple(nodes), outs[0][0], tuple(shared)
 
 
