@@ -150,3 +150,13 @@ def test_export_refuses_bad_paths_and_models(tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
         assert "layer 'conv' (Conv1D) has a broken config: kernel_size=None: expected 1 integer(s) from 1 to 2147483647" in lines[0]
+
+
+def test_a_file_keras_refuses_in_the_worker_exits_2_with_one_line(tmp_path):
+    """A config the parent accepts with weights Keras cannot read: the worker's refusal is the file's (exit 2, one
+    line), not a worker failure (exit 1)."""
+    path = write_keras(tmp_path / "m.keras", sequential(_input(), _dense()), {"model.weights.h5": b"not hdf5"})
+    proc = kbench("parity", "--model", str(path), "--batch", "1", "--path", "call")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert lines[0].startswith("kbench: error: m.keras: Keras cannot load it (") and "worker failure" not in proc.stdout
