@@ -273,7 +273,7 @@ def merged_meta(runs: list[ShardRun], run_id: str, merge_command: str, mixed: li
     """run.json of the merged run. Checked equal in every shard (the plan's settings, mode, backends): as they
     are. The machine (``env``, ``peak``, ``machine``): the first shard's, equal in all unless ``--allow-mixed``
     (``merged.mixed`` lists what differed). ``plan.cells``: the merged cells in full-plan order. ``started``: the
-    earliest; ``finished``: the latest; ``status``: the worst. ``skipped``, ``failed_cells`` and ``failures``: every
+    earliest; ``finished``: the latest; ``status``: the worst. ``skipped``, ``unavailable_paths``, ``failed_cells`` and ``failures``: every
     shard's (each failure prefixed with its shard). Imports and runtime init: see :func:`merged_timings`.
     ``merged``: the merge command, the shards, what is missing, and each input's own command, status, times, row
     and sample counts and timings."""
@@ -292,6 +292,7 @@ def merged_meta(runs: list[ShardRun], run_id: str, merge_command: str, mixed: li
             "plan": {**first.meta.plan, "cells": [c for _, c in cells]},
             "models": {k: v for r in runs for k, v in (r.meta.get("models") or {}).items()},
             "skipped": _unique(s for r in runs for s in r.meta.skipped),
+            "unavailable_paths": _unique(u for r in runs for u in r.meta.unavailable_paths),
             "failed_cells": [{**f, "shard": r.shard.label} for r in runs for f in r.meta.failed_cells],
             "failures": [f"shard {r.shard.label}: {f}" for r in runs for f in r.meta.failures],
             "merged": {"command": merge_command, "count": count, "shards": [r.shard.label for r in runs],
