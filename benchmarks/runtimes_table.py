@@ -4,7 +4,7 @@ cold start (export, load, first call), for dense, mlp, conv1d and a user's .kera
     python benchmarks/runtimes_table.py                    # the default cell budget, 3 processes: ~6 minutes on 2 cores
     python benchmarks/runtimes_table.py --quick            # --quick cells: a first look
     python benchmarks/runtimes_table.py --smoke            # batch 1 only, 1 process, 0.2 s cells: checks the script
-    python benchmarks/runtimes_table.py --wall             # also: the default run's wall time with and without them
+    python benchmarks/runtimes_table.py --wall             # also (+3 min): the default run with and without them
 
 1. builds and saves the CNN with Keras in a child process (this script never imports Keras), as
    ``benchmarks/cnn_sweep.py`` does: 28×28×1 input, Conv2D(8, 3, relu), MaxPooling2D(2), Conv2D(16, 3, relu),
