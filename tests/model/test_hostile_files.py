@@ -89,6 +89,7 @@ def test_deep_nesting_is_refused_without_recursion(tmp_path, depth, kind):
      "is named 3"),
     (lambda c: c["config"]["layers"][0]["config"].update(dtype={"config": "x"}), "has dtype 'float32'"),
     (lambda c: c["config"]["layers"][0]["config"].update(dtype={"config": {"name": [1]}}), "has dtype [1]"),
+    (lambda c: c["config"]["layers"][0]["config"].update(dtype="float16"), "has dtype float16; Keras rounds it"),
     (lambda c: c["config"]["layers"][0]["config"].update(batch_shape="abc"), "shape 'abc', not a list"),
     (lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, "4"]), "each dimension"),
     (lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, -4]), "each dimension"),

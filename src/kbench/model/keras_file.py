@@ -25,6 +25,7 @@ MODEL_CLASSES = ("Sequential", "Functional", "Model")
 NUMBER_DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
                  "uint32", "uint64")  # fmt: skip
 FLOAT_POLICIES = ("float32", "float64")
+HALF_DTYPES = ("float16", "bfloat16")  # inputs Keras rounds before a float32 layer sees them
 
 
 class NotAKerasFileError(ModelLoadError):
@@ -313,6 +314,10 @@ def _input(config: Mapping[str, Any], where: str) -> ModelInput:
     if not isinstance(dtype, str) or dtype not in NUMBER_DTYPES:
         raise UnsupportedInputError(f"{where}: input {name!r} has dtype {_short(dtype)}; kbench feeds numeric arrays only "
                                     "(float or int inputs)")  # fmt: skip
+    if dtype in HALF_DTYPES:
+        raise UnsupportedInputError(f"{where}: input {name!r} has dtype {dtype}; Keras rounds it to {dtype} and the "
+                                    "NumPy twin would not, so parity would fail on rounding alone; save the model "
+                                    "with a float32 or float64 input")  # fmt: skip
     if not shape or len(shape) < 2:
         raise UnsupportedInputError(f"{where}: input {name!r} has shape {_short(shape)}; kbench needs a batch dimension and "
                                     "at least one more")  # fmt: skip
