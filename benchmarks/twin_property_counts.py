@@ -3,7 +3,7 @@ default) against Keras on one backend, and the table of counts to paste into the
 
     python benchmarks/twin_property_counts.py --backend tensorflow        # about 2 minutes on 2 cores
     python benchmarks/twin_property_counts.py --backend torch             # about 3 minutes
-    python benchmarks/twin_property_counts.py --backend jax               # about half an hour (eager XLA per op)
+    python benchmarks/twin_property_counts.py --backend jax               # about 40 minutes (eager XLA per op)
     python benchmarks/twin_property_counts.py --backend jax --layers MultiHeadAttention,GRU --count 50
 
 Each layer class gets seeded random configurations (kernel sizes, strides, padding, dilation, groups, units,
@@ -30,19 +30,20 @@ import twin_property as tp  # noqa: E402
 
 def counts(backend: str, layers: list[str], count: int, folder: Path, rounds: int = 4):
     """Tallies per layer with at least ``count`` checked each (fresh seeded draws for the short ones), and the
-    failures."""
+    failures. One Keras child per layer and round (a slow backend shows progress, on stderr, layer by layer)."""
     total: dict[str, tp.Tally] = {cls: tp.Tally() for cls in layers}
     failures: list[str] = []
-    for r in range(rounds):
-        short = {cls: int((count - t.checked) * 1.25) + 5 for cls, t in total.items() if t.checked < count}
-        if not short:
-            break
-        tallies, failed = tp.run(folder / f"round{r}", short, backend, seed=20240611 + r)
-        failures += failed
-        for cls, t in tallies.items():
-            mine = total[cls]
+    for cls, mine in total.items():
+        for r in range(rounds):
+            if mine.checked >= count:
+                break
+            wanted = {cls: int((count - mine.checked) * 1.25) + 5}
+            tallies, failed = tp.run(folder / f"{cls}{r}", wanted, backend, seed=20240611 + r, timeout=4 * 3600)
+            failures += failed
+            t = tallies[cls]
             mine.checked, mine.failures = mine.checked + t.checked, mine.failures + t.failures
             mine.refused, mine.bugs, mine.worst = mine.refused + t.refused, mine.bugs + t.bugs, max(mine.worst, t.worst)
+        print(f"{cls}: {mine.checked} checked, {mine.failures} failed", file=sys.stderr, flush=True)
     return total, failures
 
 

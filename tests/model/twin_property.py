@@ -342,10 +342,10 @@ def _check_one(config: dict, layer: dict, arrays, i: int, tally: Tally) -> str:
     return "" if verdict.ok else verdict.message
 
 
-def run(folder: Path, per_kind: dict[str, int], backend: str, seed: int = 20240611):
+def run(folder: Path, per_kind: dict[str, int], backend: str, seed: int = 20240611, timeout: float = 1800):
     """Generate, compute on ``backend`` and check: the tallies per class and the failures."""
     configs = random_configs(per_kind, seed)
-    results, arrays = keras_outputs(folder, configs, backend)
+    results, arrays = keras_outputs(folder, configs, backend, timeout)
     return check_all(configs, results, arrays, backend)
 
 
