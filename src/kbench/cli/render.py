@@ -49,8 +49,8 @@ def with_progress(err, plan: Plan, fn: Callable[[Callable[[Any], None]], RunResu
 
     total = len(plan.cells) * len(plan.backends) * plan.processes
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} cells"),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err,
-                  transient=True) as progress:  # fmt: skip
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True,
+                  disable=not err.is_terminal) as progress:  # fmt: skip  (piped: no bar, and no blank line left)
         task = progress.add_task(f"starting the {plan.backends[0]} worker (importing Keras and the backend)", total=total)
 
         def hook(p) -> None:
