@@ -175,6 +175,8 @@ def test_a_layer_whose_input_no_longer_fits_its_saved_build_is_refused(tmp_path)
     assert "config and the weights disagree" in message
     second["build_config"]["input_shape"] = [None, 1]
     keras_spec.load_spec(write(tmp_path / "ok.keras", sequential(_input(), _dense("d1", 1), second)))
+    second["build_config"]["input_shape"] = [40, 1]  # built with a batch, as Normalization.adapt(data) saves it
+    keras_spec.load_spec(write(tmp_path / "batch.keras", sequential(_input(), _dense("d1", 1), second)))
 
 
 @pytest.mark.parametrize("input_dim", ["50", -1, None, 2**40])

@@ -38,8 +38,10 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _fits(saved: Any, actual: Any) -> bool:
-    """Whether a saved shape (``[None, 8]`` or a list of them) matches the actual one; a saved None fits anything."""
-    if saved is None:
+    """Whether a saved shape (``[None, 8]`` or a list of them) matches the actual one; a None on either side fits
+    anything: the batch dimension (an adapted Normalization is saved built for its data's batch, e.g. ``[40, 4]``)
+    and any size the graph leaves open."""
+    if saved is None or actual is None:
         return True
     if isinstance(saved, list) and isinstance(actual, list):
         return len(saved) == len(actual) and all(_fits(s, a) for s, a in zip(saved, actual))
