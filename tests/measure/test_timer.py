@@ -737,6 +737,10 @@ def test_switch_warmup_on_a_real_clock_interleaved_median_matches_isolated():
         state["dirty"] = True
         spin()
 
+    def c():  # the control: the same spin, never disturbed; it dirties b too, so b follows a switch after a or c
+        state["dirty"] = True
+        spin()
+
     def b():
         if state.pop("dirty", False):
             extra()
@@ -744,7 +748,7 @@ def test_switch_warmup_on_a_real_clock_interleaved_median_matches_isolated():
 
     def ratios(**kw) -> tuple[float, float]:
         config = TimerConfig(budget_s=0.45, warmup_s=0.005, min_samples=30, min_sample_s=1e-3, **kw)
-        out = Timer(config).run({"a": a, "b": b, "c": spin})
+        out = Timer(config).run({"a": a, "b": b, "c": c})
         alone = Timer(replace(config, budget_s=0.15)).measure(spin)
         return out["b"].median / alone.median, out["b"].median / out["c"].median
 
