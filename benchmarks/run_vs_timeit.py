@@ -5,14 +5,16 @@
     python benchmarks/run_vs_timeit.py --rounds 1 --repeat 1 -- --batch 32 --path numpy,compiled --cell-budget 0.5
 
 Where ``benchmarks/harness_accuracy.py`` checks kbench's Timer inside one process, this checks what a user gets:
-``kbench run --model dense --no-report`` (plus anything after ``--``) as a subprocess, with its default protocol
-(3 forked worker processes, interleaved paths, the run's own time goal), against every (path, sizes) row of that
-run timed alone by ``timeit.Timer(fn)`` in a separate long-lived process (this script with ``--timeit-server``):
-each row's callable is built as the worker builds it (``kbench.measure.cellinputs``: the seeded weights and inputs,
-a fresh Keras model per path, first call made before any timing), its loops come from ``autorange()`` once
-(>= 0.2 s per repeat), and its time is the median of ``--repeat`` repeats, gc off as timeit does. The rows to time
-are read from the first run's ``results.json`` (and its seed from ``run.json``); the timeit process runs under the
-worker's environment (``KERAS_BACKEND``, GPUs hidden) and blocks on a pipe while the run runs.
+``kbench run --model dense --no-report`` (plus anything after ``--``) as a subprocess, with its default protocol (3
+forked worker processes, interleaved paths, the run's own time goal), against every (path, sizes) row of that run
+timed alone by ``timeit.Timer(fn)`` in other processes (this script with ``--timeit-server``; ``--processes`` fresh
+ones a round, 3 like the run's workers, each row's figure the median of theirs: one process can sit in a fast or
+slow mode for its life, so a single long-lived one is no reference): each row's callable is built as the worker
+builds it (``kbench.measure.cellinputs``: the seeded weights and inputs, a fresh Keras model per path, first call
+made before any timing), its loops come from ``autorange()`` once (>= 0.2 s per repeat, once per process), and its
+time is the median of ``--repeat`` repeats, gc off as timeit does. The rows to time are read from the first run's
+``results.json`` (and its seed from ``run.json``); the timeit processes run under the worker's environment
+(``KERAS_BACKEND``, GPUs hidden), one at a time, after the run.
 
 The machine drifts by several percent within a minute, so the comparison is *paired*: a round is one run, then one
 timeit pass over its rows, and each run is held against the geometric mean of the passes just before and just after
@@ -111,16 +113,22 @@ def build_row(row: dict, seed: int):
     return fn
 
 
-def serve_timeit(repeat: int) -> int:
-    """Read the rows (one JSON line), build them, say ready with the BLAS pools; then per key read, its median."""
+def build_rows(first: dict) -> dict:
+    """Every row's callable, keyed as the run keys it (the backend's device set up first)."""
+    from kbench.backends import get as get_backend
+
+    get_backend(first["backend"]).setup_device("cpu", "default")
+    return {key: build_row(row, first["seed"]) for key, row in first["rows"].items()}
+
+
+def serve_timeit(repeat: int, build=build_rows) -> int:
+    """Read the rows (one JSON line), ``build`` them, say ready with the BLAS pools; then per key read, its median."""
     proto = os.fdopen(os.dup(1), "w")  # the protocol's own stdout: anything the libraries print goes to stderr
     os.dup2(2, 1)
     first = json.loads(sys.stdin.readline())
-    from kbench.backends import get as get_backend
     from threadpoolctl import threadpool_info
 
-    get_backend(first["backend"]).setup_device("cpu", "default")
-    fns = {key: build_row(row, first["seed"]) for key, row in first["rows"].items()}
+    fns = build(first)
     numbers = {key: timeit.Timer(fn).autorange()[0] for key, fn in fns.items()}  # once: loops for >= 0.2 s
     blas = [{k: p.get(k) for k in ("internal_api", "num_threads", "version")} for p in threadpool_info()]
     print(json.dumps({"ready": True, "blas": blas, "loops": numbers}), file=proto, flush=True)
@@ -183,29 +191,41 @@ class Check:
 
     OTHER = TimeitProcess
 
-    def __init__(self, extra: list[str], out: Path, repeat: int) -> None:
-        self.extra, self.out, self.repeat = extra, out, repeat
+    def __init__(self, extra: list[str], out: Path, repeat: int, processes: int = 3) -> None:
+        self.extra, self.out, self.repeat, self.processes = extra, out, repeat, processes
         self.rows: dict[str, dict] = {}  # the first run's rows: the ones timeit times
+        self.seed = 0
+        self.ready: dict = {}  # the first timeit process's hello (its BLAS pools)
         self.runs: list[dict[str, float]] = []
         self.timeits: list[dict[str, float]] = []
         self.walls: list[float] = []
         self.loads: list[float] = []  # the 1-minute load average after each round: others' work on a shared machine
-        self.other: TimeitProcess | None = None
 
     def run(self, index: int) -> None:
         rows, seed, wall = run_kbench(self.extra, self.out / f"round-{index}")
         rows = {k: r for k, r in rows.items() if self.keep(r)}
         self.runs.append({k: r["median_s"] for k, r in rows.items()})
         self.walls.append(wall)
-        if self.other is None:  # the first run says what to time
-            self.rows = rows
-            self.other = self.OTHER(rows, seed, self.repeat)
+        if not self.rows:  # the first run says what to time
+            self.rows, self.seed = rows, seed
 
     def keep(self, row: dict) -> bool:
         return True
 
     def timeit_pass(self) -> None:
-        self.timeits.append({key: self.other.median(key) for key in self.rows})
+        """``processes`` fresh timeit processes, one after the other, each timing every row; per row the median of
+        their medians (a process can sit in a slow or fast mode for its whole life, as a worker can: a runtime's
+        2-thread pool on 2 cores read 16-31 µs from one process to the next, so one long-lived process is no
+        reference)."""
+        per_process = []
+        for _ in range(self.processes):
+            other = self.OTHER(self.rows, self.seed, self.repeat)
+            try:
+                per_process.append({key: other.median(key) for key in self.rows})
+            finally:
+                other.close()
+            self.ready = self.ready or other.ready
+        self.timeits.append({key: statistics.median(p[key] for p in per_process) for key in self.rows})
 
     def round(self, index: int) -> None:
         """A run, then a timeit pass: the passes bracket every run after the first (:meth:`reference`)."""
@@ -220,8 +240,7 @@ class Check:
         return math.exp(statistics.fmean(math.log(v) for v in around))
 
     def close(self) -> None:
-        if self.other is not None:
-            self.other.close()
+        """Nothing left open: each pass closes its own processes (kept for the callers' ``finally``)."""
 
 
 # -- report --------------------------------------------------------------------------------------------------------
@@ -282,10 +301,10 @@ def report(check: Check) -> tuple[int, int]:
 
 
 def print_setting(check: Check, peak_line: str) -> None:
-    print(f"kbench run {' '.join(check.extra) or '(defaults)'}: {len(check.runs)} paired rounds, timeit median of "
-          f"{check.repeat} repeats a row, in another process")  # fmt: skip
+    print(f"kbench run {' '.join(check.extra) or '(defaults)'}: {len(check.runs)} paired rounds; timeit: median of "
+          f"{check.repeat} repeats a row, in each of {check.processes} fresh processes a round (median of those)")
     print(f"machine: {peak_line}")
-    pools = check.other.ready["blas"]
+    pools = check.ready.get("blas", [])
     blas = ", ".join(f"{p['internal_api']} {p['version']}: {p['num_threads']} threads" for p in pools)
     print(f"BLAS thread pools in the timeit process: {blas or 'none found'}")
     print("wall time per kbench run: " + ", ".join(f"{w:.1f} s" for w in check.walls)
@@ -298,7 +317,8 @@ def print_setting(check: Check, peak_line: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="paired rounds (one kbench run and one timeit pass each)")
-    ap.add_argument("--repeat", type=int, default=3, help="timeit repeats per row and round (median)")
+    ap.add_argument("--repeat", type=int, default=3, help="timeit repeats per row, process and round (median)")
+    ap.add_argument("--processes", type=int, default=3, help="fresh timeit processes per round (median of medians)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the run folders in this folder")
     ap.add_argument("--refresh-peak", action="store_true", help="measure kbench peak again instead of its cache")
     ap.add_argument("--no-gate", action="store_true", help="exit 0 even when a row misses its target")
@@ -316,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     peak_line, _ = kbench_peak(args.refresh_peak)  # once, before any timing
     with tempfile.TemporaryDirectory(prefix="kbench-run-vs-timeit-") as tmp:
         out = args.keep if args.keep is not None else Path(tmp)
-        check = Check(args.kbench_args, out, args.repeat)
+        check = Check(args.kbench_args, out, args.repeat, args.processes)
         try:
             for i in range(args.rounds):
                 check.round(i)

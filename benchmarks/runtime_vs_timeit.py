@@ -22,12 +22,9 @@ Single-input models only (dense, mlp, conv1d). Exit status as ``run_vs_timeit.py
 
 from __future__ import annotations
 
-import json
 import os
-import statistics
 import sys
 import tempfile
-import timeit
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -99,29 +96,15 @@ def openvino_call(file: str, x, opts: dict):
 CALLS = {"onnxruntime": onnxruntime_call, "litert": litert_call, "openvino": openvino_call}
 
 
-def serve_timeit(repeat: int) -> int:
-    """``run_vs_timeit.serve_timeit``'s protocol, each row's call built here, apart from kbench's runtime code."""
-    proto = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    first = json.loads(sys.stdin.readline())
-    from threadpoolctl import threadpool_info
-
+def build_rows(first: dict) -> dict:
+    """Each row's call, built here from its own export, apart from kbench's runtime code; first call made."""
     folder = tempfile.mkdtemp(prefix="kbench-runtime-timeit-")
     fns = {}
     for key, row in first["rows"].items():
         file, x = exported(row, first["seed"], folder)
         fns[key] = CALLS[row["path"]](file, x, row["runtime_options"])
         fns[key]()  # first call outside the timing
-    numbers = {key: timeit.Timer(fn).autorange()[0] for key, fn in fns.items()}
-    blas = [{k: p.get(k) for k in ("internal_api", "num_threads", "version")} for p in threadpool_info()]
-    print(json.dumps({"ready": True, "blas": blas, "loops": numbers}), file=proto, flush=True)
-    for line in sys.stdin:
-        key = line.strip()
-        if not key:
-            break
-        times = timeit.Timer(fns[key]).repeat(repeat=repeat, number=numbers[key])
-        print(json.dumps(statistics.median(t / numbers[key] for t in times)), file=proto, flush=True)
-    return 0
+    return fns
 
 
 class RuntimeTimeit(base.TimeitProcess):
@@ -138,7 +121,7 @@ class RuntimeCheck(base.Check):
 def main(argv: list[str] | None = None) -> int:
     args = base.parse_args(argv)
     if args.timeit_server:
-        return serve_timeit(args.repeat)
+        return base.serve_timeit(args.repeat, build_rows)
     if args.rounds < 1:
         sys.exit("--rounds must be at least 1")
     extra = list(args.kbench_args)
@@ -146,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     extra += [] if {"--path", "-p"} & set(extra) else ["--path", "numpy"]
     peak_line, _ = base.kbench_peak(args.refresh_peak)
     with tempfile.TemporaryDirectory(prefix="kbench-runtime-vs-timeit-") as tmp:
-        check = RuntimeCheck(extra, args.keep if args.keep is not None else Path(tmp), args.repeat)
+        check = RuntimeCheck(extra, args.keep if args.keep is not None else Path(tmp), args.repeat, args.processes)
         try:
             for i in range(args.rounds):
                 check.round(i)
