@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -128,7 +129,37 @@ def test_a_timed_run_with_every_runtime_names_the_fastest_way_to_serve(tmp_path)
     run = load_run(next(p for p in tmp_path.iterdir() if p.is_dir()))
     timed = run.results.set_index("path")
     assert set(RUNTIMES) <= set(timed.index) and timed.loc[list(RUNTIMES), "median_s"].gt(0).all()
-    assert timed.loc[list(RUNTIMES), "floor_s"].isna().all()  # the TensorFlow floor is not what a runtime runs
+    served = timed.loc[list(RUNTIMES)]  # where the time goes: each runtime's own steps, not TensorFlow's floor
+    assert served["floor_name"].tolist() == [f"{n} run" for n in RUNTIMES] and served["compute_from"].eq("floor").all()
+    assert served[["floor_s", "conversion_in_s", "conversion_out_s"]].gt(0).all().all()
+    parts = served["floor_s"] + served["conversion_in_s"] + served["conversion_out_s"] + served["overhead_s"]
+    assert (parts - served["median_s"]).abs().max() < 1e-12  # the parts add up to the path by construction
+    assert timed.loc["compiled", "floor_name"] == "tf.function"
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_a_runtimes_three_steps_are_its_own_call_taken_apart(name):
+    """``bind`` then ``run`` then ``fetch`` on other inputs give what the timed call gives on those inputs: the
+    run step infers on what bind bound (not on the inputs first bound), and fetch reads that run's output."""
+    need_runtimes()
+    from kbench.backends.base import RUNTIME_PARTS
+    from kbench.measure.callpaths import PATHS
+    from kbench.measure.cellinputs import prepare
+    from kbench.measure.protocol import Cell
+
+    sizes = (("batch", 3), ("features", 8), ("units", 5))
+    inputs = prepare(Cell("dense", "", sizes, (("activation", "linear"),), "float32"), load_model("dense"), 0, "float32")
+    served = inputs.build(PATHS[name], "tensorflow")
+    first = np.asarray(served(inputs.inputs)())
+    other = {k: (2.0 * v + 1.0).astype(v.dtype) for k, v in inputs.inputs.items()}
+    expected = np.asarray(served(other)())
+    steps = served.parts(other)
+    assert tuple(steps) == RUNTIME_PARTS
+    for step in RUNTIME_PARTS[:-1]:
+        steps[step]()
+    out = np.asarray(steps["fetch"]())
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(out, first)  # the other inputs were really bound
 
 
 def _cell(medians: dict[str, float]) -> pd.DataFrame:

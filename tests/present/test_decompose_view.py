@@ -83,3 +83,10 @@ def test_a_cell_breakdown_shows_every_keras_path_with_a_bar_of_its_split_and_num
     split = breakdown([_row("numpy", 20.0), _row("compiled", 400.0, 300.0, dispatch_us=200.0)], "n=1").rows[0]
     assert (split.compute, split.dispatch, split.bar) == ("100 µs", "200 µs", "██▓▓▓▓░░")
     assert breakdown([_row("numpy", 20.0)], "n=1").rows == ()
+
+
+def test_a_serving_runtime_gets_its_own_row_but_the_sentence_stays_about_the_keras_paths():
+    runtime = {**_row("litert", 9.0, 6.0, 1.5, 0.5, floor="litert run"), "runtime": "ai-edge-litert 2.3.0"}
+    b = breakdown([_row("numpy", 4.0), _row("compiled", 400.0, 300.0), runtime], "batch=1")
+    assert [r.path for r in b.rows] == ["compiled", "litert"] and b.rows[1].floor == "litert run"
+    assert "of compiled (the fastest Keras path)" in b.sentence and "litert" not in b.sentence

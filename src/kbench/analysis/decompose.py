@@ -1,5 +1,6 @@
 """Where the time goes, the arithmetic: each Keras row's median split into compute, dispatch, the conversions and
-the framework around them, from the reference callables every process timed (:mod:`kbench.measure.decompose`).
+the framework around them, from the reference callables every process timed (:mod:`kbench.measure.decompose`); a
+serving runtime's row from its own call's three steps (:func:`runtime_columns`).
 
 ``overhead = path - floor - conversion_in - conversion_out`` (:func:`decompose`; each a pooled median), and the
 floor (the model compiled, on resident inputs) is split in two: **compute**, the backend's kernels, and
@@ -25,7 +26,7 @@ from typing import Any, Mapping, Sequence
 from kbench.core import stats
 from kbench.measure.callpaths import PATHS
 from kbench.backends.base import (BASE, DISPATCH, DISPATCH_XLA, KERNEL, KERNEL_COMPILE, KERNEL_XLA, PROFILED,
-                                  TO_BACKEND, TO_NUMPY)  # fmt: skip
+                                  RUNTIME_PARTS, TO_BACKEND, TO_NUMPY)  # fmt: skip
 from kbench.measure.decompose import decomposable
 
 COLUMNS = ("floor_s", "floor_name", "compute_s", "compute_from", "dispatch_s", "conversion_in_s", "conversion_out_s",
@@ -176,6 +177,22 @@ def row_columns(backend: str, path: str, measured: Estimate, refs: Mapping[str, 
             "overhead_high_s": d.overhead_high_s}  # fmt: skip
 
 
+def runtime_columns(path: str, measured: Estimate, refs: Mapping[str, Estimate]) -> dict[str, Any]:
+    """The decomposition columns of a serving runtime's row from its three steps (``<path>.bind``, ``.run``,
+    ``.fetch``): the run on inputs already bound is the floor, all of it compute (``compute_from`` ``floor``: no
+    dispatch reference for a runtime), binding the NumPy inputs and reading the output back are the conversions,
+    and the rest of the call is overhead. Empty when a step was not measured."""
+    steps = [refs.get(f"{path}.{step}") for step in RUNTIME_PARTS]
+    if any(s is None for s in steps):
+        return {}
+    cin, floor, cout = steps
+    d = decompose(measured, floor, cin, cout)
+    return {"floor_s": d.floor_s, "floor_name": f"{path} run", "compute_s": d.compute_s, "compute_from": d.compute_from,
+            "dispatch_s": d.dispatch_s, "conversion_in_s": d.conversion_in_s, "conversion_out_s": d.conversion_out_s,
+            "overhead_s": d.overhead_s, "overhead_low_s": d.overhead_low_s,
+            "overhead_high_s": d.overhead_high_s}  # fmt: skip
+
+
 def _as_float(v: Any) -> float:
     """``v`` as a float; NaN when it is none (None, a string, a missing cell)."""
     try:
@@ -218,6 +235,10 @@ def annotate(rows: list[dict], per_process: Sequence[Sequence[Any]], backend: st
     for row in rows:
         path = PATHS.get(row["path"])
         median = row.get("median_s")
-        if path is None or not decomposable(path) or median is None or not median > 0:
+        if path is None or median is None or not median > 0:
             continue
-        row.update(row_columns(backend, row["path"], Estimate(median, row["ci_low_s"], row["ci_high_s"]), refs))
+        measured = Estimate(median, row["ci_low_s"], row["ci_high_s"])
+        if path.runtime:
+            row.update(runtime_columns(row["path"], measured, refs))
+        elif decomposable(path):
+            row.update(row_columns(backend, row["path"], measured, refs))

@@ -54,6 +54,14 @@ class Impl:
     warm: Callable[[], None] | None = None  # the worker's throwaway first pass runs this instead of a build and call
 
 
+# a serving runtime's call in three steps, each timed apart as a reference named "<path>.<step>": the NumPy inputs
+# bound to the runtime (its conversion in), the runtime's inference on inputs already bound (its floor), the output
+# read back into NumPy (its conversion out)
+BIND, RUN, FETCH = "bind", "run", "fetch"
+RUNTIME_PARTS = (BIND, RUN, FETCH)
+Parts = Callable[[Arrays], dict[str, Callable[[], Any]]]
+
+
 @dataclass(frozen=True)
 class Served:
     """What a serving runtime's ``prepare`` returns (:mod:`kbench.backends.runtimes`): its ``bind``, with the two
@@ -66,6 +74,7 @@ class Served:
     runtime: str  # which runtime and its version, e.g. "onnxruntime 1.32.0"
     exporter: str  # what wrote the file, e.g. 'keras 3.15.1 model.export(format="onnx") with tf2onnx 1.17.0'
     settings: tuple[tuple[str, Any], ...] = ()  # the settings in effect: threads, optimisation level, delegate
+    parts: Parts | None = None  # inputs -> the timed call's steps, timed apart as references (where the time goes)
 
     def __call__(self, arrays: Arrays) -> Callable[[], Any]:
         return self.bind(arrays)

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from kbench.backends.base import Arrays, Bind, Impl, PathContext, Served
+from kbench.backends.base import BIND, FETCH, RUN, Arrays, Bind, Impl, Parts, PathContext, Served
 from kbench.core.errors import ExportError, one_line
 
 REASON_LIMIT = 300  # characters of an exporter's or runtime's message kept in the one line that reports it
@@ -39,11 +39,13 @@ NAMES = ("onnxruntime", "litert", "openvino")
 
 @dataclass(frozen=True)
 class Loaded:
-    """A runtime's loaded model: ``bind`` (inputs -> the timed call), what it is, and the settings in effect."""
+    """A runtime's loaded model: ``bind`` (inputs -> the timed call), what it is, the settings in effect, and
+    ``parts`` (inputs -> the timed call's three steps, :data:`kbench.backends.base.RUNTIME_PARTS`)."""
 
     bind: Bind
     runtime: str
     settings: tuple[tuple[str, Any], ...]
+    parts: Parts
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,23 @@ def load_onnxruntime(file: str, ctx: PathContext, threads: int) -> Loaded:
         feed, run = dict(in_order(names, ctx, arrays)), session.run
         return lambda: run(None, feed)[0]
 
+    def parts(arrays: Arrays) -> dict[str, Callable[[], Any]]:
+        """Through an I/O binding: the inputs bound, the session run on them, its output copied out."""
+        pairs, binding = in_order(names, ctx, arrays), session.io_binding()
+        for name in [o.name for o in session.get_outputs()][:1]:
+            binding.bind_output(name, "cpu")
+
+        def bind_inputs() -> None:
+            for name, x in pairs:
+                binding.bind_cpu_input(name, x)
+
+        bind_inputs()
+        return {BIND: bind_inputs, RUN: lambda: session.run_with_iobinding(binding),
+                FETCH: lambda: binding.get_outputs()[0].numpy()}  # fmt: skip
+
     settings = (("intra_op_threads", threads), ("graph_optimization_level", ORT_LEVEL),
                 ("execution_provider", "CPUExecutionProvider"))  # fmt: skip
-    return Loaded(bind, f"onnxruntime {ort.__version__}", settings)
+    return Loaded(bind, f"onnxruntime {ort.__version__}", settings, parts)
 
 
 # -- LiteRT ---------------------------------------------------------------------------------------------------------
@@ -131,20 +147,30 @@ def load_litert(file: str, ctx: PathContext, threads: int) -> Loaded:
     inputs = {litert_name(d["name"]): d["index"] for d in it.get_input_details()}
     out = it.get_output_details()[0]["index"]
 
-    def bind(arrays: Arrays) -> Callable[[], Any]:
+    def parts(arrays: Arrays) -> dict[str, Callable[[], Any]]:
+        """The timed call's own three steps: ``set_tensor`` each input (a copy), ``invoke``, ``get_tensor``."""
         pairs = [(inputs[n], x) for n, x in in_order(list(inputs), ctx, arrays)]
         shapes = {d["index"]: tuple(d["shape"]) for d in it.get_input_details()}
         if any(shapes.get(index) != x.shape for index, x in pairs):
             for index, x in pairs:  # a new shape: resize and allocate again (in bind, untimed)
                 it.resize_tensor_input(index, x.shape, strict=False)
             it.allocate_tensors()
-        set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
+        set_tensor, get_tensor = it.set_tensor, it.get_tensor
 
-        def call() -> Any:
+        def bind_inputs() -> None:
             for index, x in pairs:
                 set_tensor(index, x)
+
+        return {BIND: bind_inputs, RUN: it.invoke, FETCH: lambda: get_tensor(out)}
+
+    def bind(arrays: Arrays) -> Callable[[], Any]:
+        steps = parts(arrays)
+        bind_inputs, invoke, fetch = steps[BIND], steps[RUN], steps[FETCH]
+
+        def call() -> Any:
+            bind_inputs()
             invoke()
-            return get_tensor(out)
+            return fetch()
 
         return call
 
@@ -153,7 +179,7 @@ def load_litert(file: str, ctx: PathContext, threads: int) -> Loaded:
         it.resize_tensor_input(inputs[name], x.shape, strict=False)
     it.allocate_tensors()
     settings = (("intra_op_threads", threads), ("delegate", "XNNPACK (the interpreter's default)"))
-    return Loaded(bind, which, settings)
+    return Loaded(bind, which, settings, parts)
 
 
 # -- OpenVINO -------------------------------------------------------------------------------------------------------
@@ -173,9 +199,24 @@ def load_openvino(file: str, ctx: PathContext, threads: int) -> Loaded:
         feed, infer = {i: x for i, (_, x) in enumerate(in_order(names, ctx, arrays))}, request.infer
         return lambda: infer(feed)[output]
 
+    def parts(arrays: Arrays) -> dict[str, Callable[[], Any]]:
+        """What ``infer(feed)`` does in three: each input copied into the request's tensor (its default
+        ``share_inputs=False``), the inference on them, the output copied out (``share_outputs=False``)."""
+        feed = [(request.get_input_tensor(i), x) for i, (_, x) in enumerate(in_order(names, ctx, arrays))]
+        for tensor, x in feed:
+            tensor.shape = x.shape
+
+        def bind_inputs() -> None:
+            for tensor, x in feed:
+                tensor.data[...] = x
+
+        bind_inputs()
+        return {BIND: bind_inputs, RUN: lambda: request.infer(share_outputs=True),
+                FETCH: lambda: request.get_output_tensor(0).data.copy()}  # fmt: skip
+
     settings = (("intra_op_threads", threads), ("inference_precision_hint", "f32"), ("performance_hint", "LATENCY"),
                 ("device", "CPU"))  # fmt: skip
-    return Loaded(bind, f"openvino {version('openvino')}", settings)
+    return Loaded(bind, f"openvino {version('openvino')}", settings, parts)
 
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
@@ -233,7 +274,7 @@ def prepare_for(rt: Runtime) -> Callable[[PathContext, Any], Served]:
             raise ExportError(reason(stage, exc)) from exc
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # loaded runtimes hold the model in memory (or mapped)
-        return Served(loaded.bind, t1 - t0, t2 - t1, loaded.runtime, exporter, loaded.settings)
+        return Served(loaded.bind, t1 - t0, t2 - t1, loaded.runtime, exporter, loaded.settings, loaded.parts)
 
     return prepare
 

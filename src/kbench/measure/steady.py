@@ -1,9 +1,10 @@
 """Step 4 of a cell (:mod:`kbench.measure.cellrun`), after the cold start: the steady state, then latency as a
 server sees it.
 
-- **References.** :mod:`kbench.measure.decompose`'s reference callables (floor, dispatch, conversions), each called
-  once before the steady state so that tracing and compilation stay out of it; after it, each floor under the
-  backend's profiler where it has one (``profiled_<floor>``).
+- **References.** :mod:`kbench.measure.decompose`'s reference callables (floor, dispatch, conversions) and each
+  serving runtime's three steps (bind, run, fetch), each called once before the steady state so that tracing and
+  compilation stay out of it; after it, each floor under the backend's profiler where it has one
+  (``profiled_<floor>``).
 - **Steady state.** Every path and every reference (named ``ref:<name>``) in one interleaved
   :class:`kbench.measure.timer.Timer` run; a reference gets a smaller share of the budget
   (:data:`kbench.measure.decompose.REFERENCE_WEIGHT`).
@@ -21,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kbench.backends.base import Served
 from kbench.backends.host import to_host
 from kbench.measure.cellinputs import CellInputs
 from kbench.measure.coldstart import Cold
@@ -46,22 +48,31 @@ def steady_state(inputs: CellInputs, cold: list[Cold], job: Job, budget_s: float
 
 
 def references(inputs: CellInputs, cold: list[Cold], backend: str, phase: Phase) -> dict[str, Callable[[], Any]]:
-    """The decomposition's reference callables, each called once; none when no Keras host path runs in the cell."""
+    """The decomposition's reference callables, each called once: the backend's, when a Keras host path runs in
+    the cell, and each serving runtime's steps (``<path>.bind``, ``.run``, ``.fetch``)."""
+    refs = {f"{c.path.name}.{step}": fn for c in cold if isinstance(c.bind, Served) and c.bind.parts is not None
+            for step, fn in c.bind.parts(inputs.inputs).items()}  # fmt: skip
+    refs.update(backend_references(inputs, cold, backend))
+    if refs:
+        phase("references")
+    for fn in refs.values():
+        fn()
+    return refs
+
+
+def backend_references(inputs: CellInputs, cold: list[Cold], backend: str) -> dict[str, Callable[[], Any]]:
+    """The backend's reference callables (floor, dispatch, conversions); none when no Keras host path runs."""
     from kbench.measure import decompose
 
     keras_paths = {c.path.name for c in cold if decompose.decomposable(c.path)}
     if not keras_paths:
         return {}
-    phase("references")
     model_inputs = [inputs.inputs[t.name] for t in inputs.spec.inputs]
     output = inputs.twin  # an array of the output's shape and dtype; without a twin, a Keras path's
     if output is None:
         output = next(to_host(c.output) for c in cold if not c.path.transfer)
-    refs = decompose.reference_fns(backend, inputs.ctx, inputs.build_keras, model_inputs, np.ascontiguousarray(output),
-                                   with_xla="xla" in keras_paths)  # fmt: skip
-    for fn in refs.values():
-        fn()
-    return refs
+    return decompose.reference_fns(backend, inputs.ctx, inputs.build_keras, model_inputs,
+                                   np.ascontiguousarray(output), with_xla="xla" in keras_paths)  # fmt: skip
 
 
 def steady(cold: list[Cold], job: Job, budget_s: float | None, rng: random.Random,

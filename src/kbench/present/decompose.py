@@ -106,7 +106,8 @@ class PartsRow:
 
 @dataclass(frozen=True)
 class Breakdown:
-    """One cell's "where the time goes": a row per Keras path, NumPy's time beside them, and one sentence."""
+    """One cell's "where the time goes": a row per Keras path and serving runtime, NumPy's time beside them, and
+    one sentence about the fastest Keras path."""
 
     numpy: str
     rows: tuple[PartsRow, ...] = ()
@@ -125,7 +126,9 @@ def breakdown(rows: Sequence[Mapping[str, Any]], where: str, baseline: str = "nu
                            fmt_time(d.dispatch_part_s) if d.has_dispatch else "", floors.get(p, ""),
                            signed_time(d.conversion_s, fmt_time), *overhead_text(d, fmt_time), text_bar(d))
                   for p, d in decomps.items())  # fmt: skip
-    return Breakdown(fmt_time(numpy_s), shown, visible(cell_sentence(where, decomps, numpy_s)), visible(model))
+    served = {str(r["path"]) for r in rows if isinstance(r.get("runtime"), str) and r["runtime"]}
+    keras = {p: d for p, d in decomps.items() if p not in served}  # the sentence is about the Keras paths
+    return Breakdown(fmt_time(numpy_s), shown, visible(cell_sentence(where, keras, numpy_s)), visible(model))
 
 
 def cell_breakdowns(df: Any, keys: Sequence[str]) -> tuple[Breakdown, ...]:

@@ -177,18 +177,18 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     _c("mem_py_peak_b", "int", "B", "The peak of Python's allocations (tracemalloc) over those calls.", 2),
     _c("mem_device_peak_b", "int", "B", "A `@device` path's peak device memory where the backend reports it; "
                                         "empty on a CPU.", 2),
-    _c("floor_s", "float", "s", "Where the time goes (Keras host rows): the median of the model compiled by the "
-                                "backend on resident inputs, output synced, not converted (v2: `kernel_s`).", 3),
+    _c("floor_s", "float", "s", "Where the time goes: the median of the model compiled by the backend on resident "
+                                "inputs, synced, not converted (v2: `kernel_s`); a runtime's: its run on bound inputs.", 3),
     _c("floor_name", "str", "", "Which floor: `tf.function`, `xla`, `jax.jit`, `torch.jit.trace`, or `torch.compile` "
-                                "where tracing failed (v2: `kernel_floor`).", 3),
+                                "where tracing failed (v2: `kernel_floor`); `<runtime> run`.", 3),
     _c("compute_s", "float", "s", "The backend's kernels inside the floor, by `compute_from`.", 3),
-    _c("compute_from", "str", "", "`profiler` (the backend's profiler, per call), `floor-dispatch` (`floor_s` minus "
-                                  "`dispatch_s`), or `floor` (no dispatch reference: torch; it holds dispatch too).", 3),
+    _c("compute_from", "str", "", "`profiler` (the backend's profiler, per call), `floor-dispatch` (`floor_s` less "
+                                  "`dispatch_s`), or `floor` (torch, runtimes: no dispatch timed; compute holds it).", 3),
     _c("dispatch_s", "float", "s", "The median of a trivial compiled call on the same inputs (an identity "
                                    "`tf.function`, `jit_compile` for `xla`; JAX: a jitted touch; torch: none).", 2),
-    _c("conversion_in_s", "float", "s", "The median of converting the inputs to the backend (GPU: the copy in).", 2),
+    _c("conversion_in_s", "float", "s", "Converting the inputs to the backend (GPU: the copy in; a runtime: bind).", 2),
     _c("conversion_out_s", "float", "s", "The median of converting a result of the output's shape to NumPy (on a "
-                                         "GPU: the device-to-host copy).", 2),
+                                         "GPU: the device-to-host copy; a runtime: its fetch).", 2),
     _c("overhead_s", "float", "s", "Framework overhead: `median_s` minus `floor_s` and both conversions; below 0 it "
                                    "is within noise when `overhead_high_s` >= 0.", 2),
     _c("overhead_low_s", "float", "s", "The low end of the overhead's 95% interval (the four CIs in quadrature).", 2),
