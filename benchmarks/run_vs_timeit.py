@@ -213,19 +213,29 @@ class Check:
         return True
 
     def timeit_pass(self) -> None:
-        """``processes`` fresh timeit processes, one after the other, each timing every row; per row the median of
-        their medians (a process can sit in a slow or fast mode for its whole life, as a worker can: a runtime's
-        2-thread pool on 2 cores read 16-31 µs from one process to the next, so one long-lived process is no
-        reference)."""
-        per_process = []
-        for _ in range(self.processes):
-            other = self.OTHER(self.rows, self.seed, self.repeat)
-            try:
-                per_process.append({key: other.median(key) for key in self.rows})
-            finally:
-                other.close()
-            self.ready = self.ready or other.ready
-        self.timeits.append({key: statistics.median(p[key] for p in per_process) for key in self.rows})
+        """``processes`` fresh timeit processes per group of rows (:meth:`group`), one after the other, each timing
+        its group's rows; per row the median of their medians (a process can sit in a slow or fast mode for its
+        whole life, as a worker can: a runtime's 2-thread pool on 2 cores read 16-31 µs from one process to the
+        next, so one long-lived process is no reference)."""
+        groups: dict[str, dict[str, dict]] = {}
+        for key, row in self.rows.items():
+            groups.setdefault(self.group(row), {})[key] = row
+        medians: dict[str, float] = {}
+        for rows in groups.values():
+            per_process = []
+            for _ in range(self.processes):
+                other = self.OTHER(rows, self.seed, self.repeat)
+                try:
+                    per_process.append({key: other.median(key) for key in rows})
+                finally:
+                    other.close()
+                self.ready = self.ready or other.ready
+            medians.update({key: statistics.median(p[key] for p in per_process) for key in rows})
+        self.timeits.append(medians)
+
+    def group(self, row: dict) -> str:
+        """Which rows share a timeit process: all of them here (kbench's worker runs them together too)."""
+        return ""
 
     def round(self, index: int) -> None:
         """A run, then a timeit pass: the passes bracket every run after the first (:meth:`reference`)."""

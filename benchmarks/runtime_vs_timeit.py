@@ -17,6 +17,9 @@ the way the runtime's documentation does, with the settings the row recorded (``
   ``get_tensor``;
 - openvino: ``Core().compile_model(file, "CPU", config)``, timed ``request.infer({0: x})``.
 
+Each runtime is timed in timeit processes of its own (``--processes`` fresh ones a round), as kbench times it in
+worker processes of its own: in one process, importing ONNX Runtime doubled OpenVINO's ``infer(feed)``.
+
 Single-input models only (dense, mlp, conv1d). Exit status as ``run_vs_timeit.py``'s.
 """
 
@@ -116,6 +119,10 @@ class RuntimeCheck(base.Check):
 
     def keep(self, row: dict) -> bool:
         return row["path"] in RUNTIMES
+
+    def group(self, row: dict) -> str:
+        """Each runtime in timeit processes of its own, as kbench times it (and as a server would load it)."""
+        return row["path"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.special import erf
 
+from kbench.measure import parity
 from kbench.measure.parity import TOL_FACTOR, TWIN, ParityResult, check, check_all, magnitude, reference, tolerance
 from kbench.model.loader import load_model
 from kbench.model.spec import ModelSpec
@@ -695,3 +696,15 @@ def test_blame_in_a_wrong_shape_cell(d32):
     results = check_all(outputs, ref, twin, d32.tol, mag)
     assert_fails(results["jit"], "output shape", "likely culprit: jit")
     assert results["call"].ok and not math.isnan(results["call"].peer_max_rel_err)
+
+
+def test_a_runtime_alone_in_its_process_is_held_against_keras_own_call_when_there_is_no_twin():
+    keras_out = np.linspace(-1.0, 1.0, 12, dtype=np.float32).reshape(3, 4)
+    good = keras_out + np.float32(1e-7)
+    bad = keras_out.copy()
+    bad[1, 2] += 0.05  # a runtime that fused something wrongly
+    checks = parity.check_against_keras({"litert": good, "openvino": bad}, keras_out, 1e-5, "no twin: Lambda layer")
+    assert checks["litert"].ok and not checks["openvino"].ok
+    assert checks["openvino"].max_rel_err == pytest.approx(0.05, rel=1e-3)
+    assert checks["litert"].message == f"no twin: Lambda layer: {parity.AGAINST_KERAS}"
+    assert checks["openvino"].message.startswith(f"no twin: Lambda layer: {parity.AGAINST_KERAS}; error 5.00e-02")

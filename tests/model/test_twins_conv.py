@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from kbench.measure import parity
 from kbench.model import autotwin, keras_file, keras_spec
 import test_autotwin
+import twin_property as tp
 from test_autotwin import _case, _check, build_models
 
 
@@ -184,45 +185,12 @@ with open(os.path.join(folder, "results.json"), "w") as f:
 PER_KIND = {"Conv1D": 260, "Conv2D": 260, "DepthwiseConv2D": 260, "MaxPooling2D": 260, "AveragePooling2D": 260,
             "SeparableConv2D": 60, "MaxPooling1D": 60, "AveragePooling1D": 60}  # fmt: skip
 MIN_PER_KIND = {kind: 200 for kind, n in PER_KIND.items() if n >= 200}
-ACTS = ["linear", "relu", "tanh", "sigmoid", "softmax"]
-
-
-def _window_kwargs(rng: np.random.Generator, n: int, conv: bool) -> dict:
-    """Kernel or pool size, strides, padding, data format (and dilation for a convolution), tiny and random."""
-    size = [int(v) for v in rng.integers(1, 5 if conv else 4, n)]
-    kw = {"kernel_size" if conv else "pool_size": size, "padding": str(rng.choice(["valid", "same"])),
-          "data_format": "channels_first" if rng.random() < 0.25 else "channels_last"}  # fmt: skip
-    dilated = conv and rng.random() < 0.4
-    if dilated:
-        kw["dilation_rate"] = [int(v) for v in rng.integers(1, 4, n)]
-    if not dilated or rng.random() < 0.1:  # Keras refuses strides > 1 with dilation > 1 on Conv1D/2D
-        kw["strides"] = [int(v) for v in rng.integers(1, 4, n)]
-    if not conv and rng.random() < 0.3:
-        kw.pop("strides", None)  # strides default to the pool size
-    return kw
 
 
 def _random_config(rng: np.random.Generator, cls: str) -> dict:
-    n = 1 if cls.endswith("1D") else 2
-    conv = "Conv" in cls
-    kw = _window_kwargs(rng, n, conv)
-    groups = int(rng.choice([1, 1, 2, 3])) if cls in ("Conv1D", "Conv2D") else 1
-    channels = groups * int(rng.integers(1, 4))
-    if cls in ("Conv1D", "Conv2D"):
-        kw.update(filters=groups * int(rng.integers(1, 4)), groups=groups)
-        if n == 1 and rng.random() < 0.2:
-            kw["padding"] = "causal"
-    if cls in ("DepthwiseConv2D", "SeparableConv2D"):
-        kw["depth_multiplier"] = int(rng.integers(1, 4))
-    if cls == "SeparableConv2D":
-        kw["filters"] = int(rng.integers(1, 5))
-    if conv:
-        kw.update(use_bias=bool(rng.random() < 0.7), activation=str(rng.choice(ACTS)))
-    size, dilation = kw.get("kernel_size", kw.get("pool_size")), kw.get("dilation_rate", [1] * n)
-    spans = [(k - 1) * d + 1 for k, d in zip(size, dilation)]
-    sizes = [max(1, span + int(rng.integers(-1, 6))) for span in spans]  # now and then too short for a valid window
-    shape = [channels, *sizes] if kw["data_format"] == "channels_first" else [*sizes, channels]
-    return {"cls": cls, "kwargs": kw, "shape": shape}
+    """The property module's random layer (one generator for both tests), with its one input shape."""
+    c = tp.conv_config(rng, cls)
+    return {"cls": c["cls"], "kwargs": c["kwargs"], "shape": c["shapes"][0]}
 
 
 def _graph(layer: dict, shape: list) -> keras_file.Graph:

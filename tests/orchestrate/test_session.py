@@ -56,3 +56,16 @@ def test_under_the_time_goal_the_extras_run_in_process_0_and_later_processes_lea
 ])  # fmt: skip
 def test_log_names(args, name):
     assert log_name(*args) == name
+
+
+def test_each_serving_runtime_gets_worker_processes_of_its_own_and_shares_the_run_budget():
+    """Importing one runtime slows another's calls (ONNX Runtime's import doubled OpenVINO's infer), so a backend's
+    processes time its Keras paths and NumPy together and each runtime apart; the budget counts every group."""
+    plan = Plan((CELL,), ("numpy", "call", "onnxruntime", "openvino"), run_budget_s=80.0, processes=2)
+    assert plan.path_groups("tensorflow") == (("numpy", "call"), ("onnxruntime",), ("openvino",))
+    assert plan.path_groups("jax") == (("numpy", "call"),)  # no runtime on another backend
+    jobs = [worker_job(plan, "tensorflow", k, None, 0.0, group=g) for g in range(3) for k in range(2)]
+    assert [j.paths for j in jobs[::2]] == [("numpy", "call"), ("onnxruntime",), ("openvino",)]
+    assert [j.slot for j in jobs] == [0, 1, 2, 3, 4, 5]  # distinct keys when the cell's rows are pooled
+    assert jobs[0].run_budget_s == pytest.approx(80.0 / 6) and jobs[-1].run_budget_s == pytest.approx(80.0)
+    assert log_name("tensorflow", 1, None, ("openvino",)) == "worker-tensorflow-openvino-2.log"

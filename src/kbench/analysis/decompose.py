@@ -210,18 +210,27 @@ def from_row(row: Mapping[str, Any]) -> Decomposition | None:
     return Decomposition(*values, dispatch_s=_as_float(row.get("dispatch_s")), profiled_s=profiled)
 
 
+def _group(name: str) -> str:
+    """Whose reference it is: a serving runtime's (``onnxruntime.run`` -> ``onnxruntime``), else the backend's."""
+    return name.split(".", 1)[0] if "." in name else ""
+
+
 def reference_estimates(per_process: Sequence[Sequence[Any]]) -> dict[str, Estimate]:
     """Each reference's pooled median and 95% CI (:func:`kbench.core.stats.summarize`) from every process's
-    :class:`kbench.measure.protocol.Reference` records; a reference some process lacks is left out, except a
-    profiled floor (``profiled_<floor>``), which under the time goal only the first process takes."""
+    :class:`kbench.measure.protocol.Reference` records; a reference that some process of its group lacks is left
+    out (the backend's references come from the processes that ran the Keras paths, a runtime's from its own), except
+    a profiled floor (``profiled_<floor>``), which under the time goal only the first process takes."""
     by_name: dict[str, list[tuple[float, ...]]] = {}
+    owners: dict[str, int] = {}  # per group of references, the processes that timed any of them
     for refs in per_process:
+        for group in {_group(r.name) for r in refs}:
+            owners[group] = owners.get(group, 0) + 1
         for r in refs:
             if r.samples:
                 by_name.setdefault(r.name, []).append(tuple(r.samples))
     out = {}
     for name, samples in by_name.items():
-        if len(samples) == len(per_process) or name.startswith(PROFILED):
+        if len(samples) == owners[_group(name)] or name.startswith(PROFILED):
             s = stats.summarize(samples)
             out[name] = Estimate(s.median, s.ci_low, s.ci_high)
     return out

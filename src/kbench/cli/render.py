@@ -47,7 +47,7 @@ def with_progress(err, plan: Plan, fn: Callable[[Callable[[Any], None]], RunResu
 
     from kbench.measure import protocol
 
-    total = len(plan.cells) * len(plan.backends) * plan.processes
+    total = len(plan.cells) * plan.processes * sum(len(plan.path_groups(b)) or 1 for b in plan.backends)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} cells"),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True,
                   disable=not err.is_terminal) as progress:  # fmt: skip  (piped: no bar, and no blank line left)

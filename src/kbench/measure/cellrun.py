@@ -62,7 +62,7 @@ class CellRunner:
     def __init__(self, job: Job, index: int, state: WorkerState, emit: Callable[[Any], None]) -> None:
         self.job, self.index, self.state, self.emit = job, index, state, emit
         self.cell = job.cells[index]
-        self.rng = random.Random(f"{job.seed}:{index}:{job.process}")  # each process shuffles its own way
+        self.rng = random.Random(f"{job.seed}:{index}:{job.slot}")  # each process shuffles its own way
 
     def run(self, budget_s: float | None = None) -> CellDone:
         job, cell = self.job, self.cell
@@ -74,7 +74,7 @@ class CellRunner:
         self.rng.shuffle(order)
         unavailable: dict[str, str] = {}  # serving runtimes that could not take the model: path -> reason
         cold = cold_start(inputs, order, job.backend, self._phase, unavailable)
-        checks = check_parity(inputs, cold, cell.label)
+        checks = check_parity(inputs, cold, cell.label, lambda: inputs.build(PATHS["call"], job.backend)(inputs.inputs)())
         measured: dict[str, Measurement] = {}
         retraced: dict[str, tuple[float, int]] = {}
         references: tuple[Reference, ...] = ()

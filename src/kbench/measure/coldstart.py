@@ -68,9 +68,11 @@ def cold_start(inputs: CellInputs, order: list[CallPath], backend: str, phase: C
     return cold
 
 
-def check_parity(inputs: CellInputs, cold: list[Cold], label: str) -> dict[str, parity.ParityResult]:
+def check_parity(inputs: CellInputs, cold: list[Cold], label: str,
+                 keras_call: Callable[[], Any] | None = None) -> dict[str, parity.ParityResult]:  # fmt: skip
     """Per path, its first output's parity; a path whose output shape differs from the twin's is the model file's
-    error (``label``: the cell's sizes, for the message)."""
+    error (``label``: the cell's sizes, for the message). Without a twin, serving runtimes alone in their process
+    are held against ``keras_call`` (Keras' own call of the model, untimed)."""
     outputs = {}
     for c in cold:
         if c.path.transfer:  # a copy, not the model: nothing to compare
@@ -82,7 +84,10 @@ def check_parity(inputs: CellInputs, cold: list[Cold], label: str) -> dict[str, 
                 f"returns {inputs.twin.shape} at {label}; make build_keras() and forward() compute the same thing"
             )
         outputs[c.path.name] = out
-    if inputs.twin is None:
+    served_alone = bool(outputs) and all(c.path.runtime for c in cold if not c.path.transfer)
+    if inputs.twin is None and served_alone and keras_call is not None:
+        checks = parity.check_against_keras(outputs, to_host(keras_call()), inputs.tol, inputs.spec.no_twin)
+    elif inputs.twin is None:
         checks = parity.check_keras_only(outputs, inputs.tol, inputs.spec.no_twin)
     else:
         checks = parity.check_all(outputs, inputs.ref, inputs.twin, inputs.tol, inputs.magnitudes)

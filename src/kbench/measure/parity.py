@@ -286,3 +286,19 @@ def check_keras_only(outputs: Mapping[str, Any], tol: float, note: str) -> dict[
     failing = [n for n, r in out.items() if not r.ok]
     culprit = failing[0] if len(failing) == 1 and len(arrays) > 2 else ""
     return {n: replace(r, culprit=culprit, peer_max_rel_err=_peer_max(n, diffs)) for n, r in out.items()}
+
+
+AGAINST_KERAS = "a serving runtime timed in processes of its own, compared with Keras' call of the model there"
+
+
+def check_against_keras(outputs: Mapping[str, Any], keras_out: Any, tol: float, note: str) -> dict[str, ParityResult]:
+    """A model without a twin in a process that times only a serving runtime (each runs in processes of its own):
+    each output against Keras' own call of the model in that process, in float64, on the max|Keras| scale. Every
+    message starts with ``note`` and :data:`AGAINST_KERAS`; a failing one adds the error."""
+    ref = np.asarray(keras_out).astype(np.float64)
+    head = f"{note}: {AGAINST_KERAS}"
+    out = {}
+    for name, a in outputs.items():
+        r = check(name, a, ref, ref, tol, None)
+        out[name] = replace(r, twin_max_abs_err=float("nan"), message=head + ("" if r.ok else f"; {r.message}"))
+    return out

@@ -84,6 +84,12 @@ class Job:
     time_goal_s: float | None = None  # this process's share of the default run's time goal (sampling trimmed, no skip)
     extras_first_only: bool = False  # single calls and the retrace check in process 0 only, all of them there
     cell_overhead_s: float | None = None  # a cell's time outside sampling in the processes before (the time goal)
+    group: int = 0  # which share of the backend's paths (kbench.measure.callpaths.path_groups): 0, or a runtime's
+
+    @property
+    def slot(self) -> int:
+        """This process's index among all of its backend's processes, every group together."""
+        return self.group * self.processes + self.process
 
     @property
     def runs_extras(self) -> bool:

@@ -43,7 +43,7 @@ class RunOutput:
         """Rebuild the rows of the cell ``event`` finished, with every process's record of it, and write them;
         ``meta`` gives run.json's object if the run folder is still to be created."""
         key = cell_key(job.backend, event.index, job.threads)
-        self.done.setdefault(key, {})[job.process] = event
+        self.done.setdefault(key, {})[job.slot] = event  # every process of every path group
         cell = self.plan.cells[event.index]
         spec = self.specs[cell.model_file]
         facts = CellFacts(self.run_id, job.backend, cell, spec.flops(cell.sizes_dict), _array_bytes(spec, cell),

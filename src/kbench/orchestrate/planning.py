@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from kbench.core.errors import BadOptionError, BadSizeError, DtypeError, MemoryLimitError, UnknownPathError
-from kbench.measure.callpaths import BASELINE, DEFAULT_PATHS, PATHS, RUNTIMES
+from kbench.measure.callpaths import BASELINE, DEFAULT_PATHS, PATHS, RUNTIMES, path_groups, paths_for
 from kbench.measure.protocol import Cell
 from kbench.model.spec import ModelSpec
 from kbench.measure.timer import TimerConfig
@@ -73,6 +73,10 @@ class Plan:
     def thread_settings(self) -> tuple[int | None, ...]:
         """The ``threads`` of each set of worker processes per backend: (None,) for the default."""
         return self.threads or (None,)
+
+    def path_groups(self, backend: str) -> tuple[tuple[str, ...], ...]:
+        """``backend``'s paths as its worker processes share them (each serving runtime in processes of its own)."""
+        return path_groups(paths_for(backend, self.paths, resident=True))
 
 
 MIN_PROCESS_S = 5.0  # what one worker process costs at least: the backend's import and the first cold start

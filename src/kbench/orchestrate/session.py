@@ -23,7 +23,6 @@ import pandas as pd
 
 from kbench.core import errors
 from kbench.measure import protocol
-from kbench.measure.callpaths import paths_for
 from kbench.measure.protocol import CellDone, CellSkipped, Done, Exited, Failed, Imported, Job, Phase, RuntimeInit, Timeout
 from kbench.orchestrate.output import RunOutput
 from kbench.orchestrate.planning import Plan
@@ -126,21 +125,34 @@ class RunSession:
         return all(self._run_threads(backend, threads) for threads in self.plan.thread_settings)
 
     def _run_threads(self, backend: str, threads: int | None) -> bool:
+        """``plan.processes`` worker processes for each group of the backend's paths (the serving runtimes each in
+        processes of their own: :func:`kbench.measure.callpaths.path_groups`), one after the other."""
+        groups = self.plan.path_groups(backend)
         with ForkServer(backend, self.plan.device, threads) as server:
             launch = server.stream if self.plan.fork else stream
-            for process in range(self.plan.processes):
-                elapsed = time.perf_counter() - self.started
-                overheads = self.overheads.setdefault((backend, threads), [])
-                overhead = statistics.median(overheads) if overheads else None
-                run = WorkerRun(worker_job(self.plan, backend, process, threads, elapsed, overhead))
-                for event in launch(run.job, self.tmp / log_name(backend, process, threads), self.timeout):
-                    self.hook(Progress(backend, process, self.plan.processes, event))
-                    self.handle(run, event)
-                if self.user_error is not None:
-                    return False
-                if run.failed:  # the failure would repeat in the next process: keep what was finished, stop here
-                    self._fail_cells(backend, self._unsettled(backend), f"not run: the {backend} worker stopped before it")
-                    return False
+            for group in range(max(len(groups), 1)):
+                for process in range(self.plan.processes):
+                    elapsed = time.perf_counter() - self.started
+                    overheads = self.overheads.setdefault((backend, threads), [])
+                    overhead = statistics.median(overheads) if overheads else None
+                    job = worker_job(self.plan, backend, process, threads, elapsed, overhead, group)
+                    if not self._run_worker(WorkerRun(job), launch):
+                        return False
+        return True
+
+    def _run_worker(self, run: WorkerRun, launch: Callable[..., Any]) -> bool:
+        """One worker process, its events handled as they arrive; False when the backend's next process should not
+        start (the user's error, or a failure that would repeat)."""
+        backend, job = run.job.backend, run.job
+        log = self.tmp / worker_log(job)
+        for event in launch(job, log, self.timeout):
+            self.hook(Progress(backend, job.slot, job.processes * len(self.plan.path_groups(backend)), event))
+            self.handle(run, event)
+        if self.user_error is not None:
+            return False
+        if run.failed:  # the failure would repeat in the next process: keep what was finished, stop here
+            self._fail_cells(backend, self._unsettled(backend), f"not run: the {backend} worker stopped before it")
+            return False
         return True
 
     def _finish(self, status: str) -> Any:
@@ -208,7 +220,7 @@ class RunSession:
             return
         backend = run.job.backend
         tail = f"; its last words: {e.stderr_tail}" if e.stderr_tail else ""
-        log = log_name(backend, run.job.process, run.job.threads)
+        log = worker_log(run.job)
         reason = f"the {backend} worker {describe_exit(e.returncode)} (see {log}){tail}"
         self._worker_failed(run, min(set(range(len(self.plan.cells))) - run.settled), reason)
 
@@ -234,7 +246,7 @@ MIN_SAMPLES_PER_PROCESS = 3  # the least a process's median is taken over
 
 
 def worker_job(plan: Plan, backend: str, process: int, threads: int | None, elapsed_s: float,
-               cell_overhead_s: float | None = None) -> Job:  # fmt: skip
+               cell_overhead_s: float | None = None, group: int = 0) -> Job:  # fmt: skip
     """Process ``process`` of ``backend`` (at ``threads``), ``elapsed_s`` into the run: its share of the cell budget,
     of the minimum samples (``--min-samples`` counts over all the processes, at least
     :data:`MIN_SAMPLES_PER_PROCESS` each) and of the run budget or time goal left. Under the time goal, single
@@ -242,19 +254,27 @@ def worker_job(plan: Plan, backend: str, process: int, threads: int | None, elap
     ``cell_overhead_s`` (a cell's time outside sampling in the processes before) plans the first cell's share."""
     timer, settings = plan.timer, plan.thread_settings
     sets_left = (len(plan.backends) - plan.backends.index(backend)) * len(settings) - settings.index(threads)
-    workers_left = sets_left * plan.processes - process
+    groups = plan.path_groups(backend)  # this process times groups[group] (each serving runtime apart)
+    count = max(len(groups), 1)
+    workers_left = ((sets_left - 1) * count + count - group) * plan.processes - process
     share = lambda total: None if total is None else max(total - elapsed_s, 0.0) / workers_left  # noqa: E731
     goal = None if plan.cell_goal_s is None else plan.cell_goal_s * len(plan.cells) * len(plan.backends) * len(settings)
     min_samples = max(min(MIN_SAMPLES_PER_PROCESS, timer.min_samples), math.ceil(timer.min_samples / plan.processes))
     timer = replace(timer, budget_s=timer.budget_s / plan.processes, min_samples=min_samples,
                     max_samples=max(timer.max_samples, min_samples))  # fmt: skip
-    return Job(plan.cells, paths_for(backend, plan.paths, resident=True), backend, plan.seed, timer, plan.mode,
+    return Job(plan.cells, groups[group] if groups else (), backend, plan.seed, timer, plan.mode,
                plan.device, plan.precision, plan.resident, share(plan.run_budget_s), process, plan.processes,
                plan.gaps, threads, rate=plan.rate, time_goal_s=share(goal),
-               extras_first_only=goal is not None, cell_overhead_s=cell_overhead_s)  # fmt: skip
+               extras_first_only=goal is not None, cell_overhead_s=cell_overhead_s, group=group)  # fmt: skip
 
 
-def log_name(backend: str, process: int, threads: int | None = None) -> str:
-    """The worker's log file: ``worker-tensorflow.log``, ``worker-tensorflow-2.log``, ``worker-jax-threads1.log``."""
-    name = backend if threads is None else f"{backend}-threads{threads}"
+def worker_log(job: Job) -> str:
+    """The log file of ``job``'s worker (:func:`log_name`; a serving runtime's group named after it)."""
+    return log_name(job.backend, job.process, job.threads, job.paths if job.group else ())
+
+
+def log_name(backend: str, process: int, threads: int | None = None, group: tuple[str, ...] = ()) -> str:
+    """The worker's log file: ``worker-tensorflow.log``, ``worker-tensorflow-2.log``, ``worker-jax-threads1.log``;
+    a serving runtime's processes (``group``): ``worker-tensorflow-onnxruntime.log``."""
+    name = "-".join((backend, *group)) if threads is None else f"{'-'.join((backend, *group))}-threads{threads}"
     return f"worker-{name}.log" if process == 0 else f"worker-{name}-{process + 1}.log"
