@@ -22,7 +22,8 @@ it (the first run against the one after), which cancels a drift that is linear o
 run median / timeit median is taken per round; the printed ratio is its geometric mean over ``--rounds`` rounds
 with its 95% t interval. Targets: 0.95-1.05 (``predict`` 0.90-1.10). Verdict ``ok`` when the whole interval lies
 inside the target, ``ok?`` when the mean does but the interval reaches out (or one round gives no interval: run
-more ``--rounds``), ``MISS`` when the mean is outside. Also printed: ``kbench peak``'s float32 GFLOP/s (every wall
+more ``--rounds``), ``MISS`` when the mean is outside. ``A/A``: timeit against itself, the largest ratio between its
+passes of the row (how far apart two honest measurements of the same call came that hour). Also printed: ``kbench peak``'s float32 GFLOP/s (every wall
 time here is quoted with the machine's peak; on a machine slowed since the peak was cached, e.g. to ~70 GFLOP/s by a
 CPU quota, pass ``--refresh-peak``), the wall time of each run, the load average after each round (others' work on a
 shared machine shows there, and in a row's per-round ratios), and the BLAS thread pools as the timeit process sees
@@ -290,11 +291,21 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def aa_spread(check: Check, key: str) -> str:
+    """timeit against itself: the largest ratio between two timeit passes of ``key`` (each the median of fresh
+    processes), as ``±x%``, the spread no run can be held to more tightly; "-" with one pass."""
+    values = [t[key] for t in check.timeits if key in t]
+    if len(values) < 2:
+        return "-"
+    return f"±{100 * (max(values) / min(values) - 1):.0f}%"
+
+
 def report(check: Check) -> tuple[int, int]:
     """Print one line per row; return (rows within target, rows)."""
     names = labels(check.rows)
     width = max(len(n) for n in names.values()) + 2
-    print(f"{'row':<{width}}{'run':>9} {'timeit':>9}   {'run/timeit [95% CI]':<26}{'target':<11}verdict  per round")
+    print(f"{'row':<{width}}{'run':>9} {'timeit':>9}   {'run/timeit [95% CI]':<26}{'target':<11}verdict  "
+          f"{'A/A':>5}  per round")  # fmt: skip
     within = 0
     for key, row in check.rows.items():
         pairs = [(r[key], check.reference(i, key)) for i, r in enumerate(check.runs) if key in r]
@@ -306,7 +317,7 @@ def report(check: Check) -> tuple[int, int]:
         run_med, ti_med = statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs)
         rounds = " ".join(f"{a / b:.2f}" for a, b in pairs)
         print(f"{names[key]:<{width}}{fmt_time(run_med):>9} {fmt_time(ti_med):>9}   {ratio:.3f} {ci:<20}"
-              f"{t_lo:.2f}-{t_hi:.2f} {v:<8} {rounds}")  # fmt: skip
+              f"{t_lo:.2f}-{t_hi:.2f} {v:<8} {aa_spread(check, key):>5}  {rounds}")  # fmt: skip
     return within, len(check.rows)
 
 
