@@ -42,7 +42,7 @@ KINDS = {**protocol.FORK_EVENTS, **protocol.PARENT_EVENTS}
 FIELDS = {
     "Job": ["cells", "paths", "backend", "seed", "timer", "mode", "device", "precision", "resident", "run_budget_s",
             "process", "processes", "gaps", "threads", "latency_s", "rate",
-            "time_goal_s", "extras_first_only", "cell_overhead_s"],
+            "time_goal_s", "extras_first_only", "cell_overhead_s", "group"],
     "PathResult": ["path", "order", "build_s", "first_call_s", "parity", "device", "placement", "precision", "samples",
                    "loops", "stop_reason", "loop_overhead_s", "fixed_overhead_s", "switch_warmup_calls", "retrace_s",
                    "retrace_batch", "latency", "latency_note", "arrivals", "mem_rss_growth_b", "mem_py_peak_b", "mem_device_peak_b",

@@ -91,8 +91,11 @@ def steady(cold: list[Cold], job: Job, budget_s: float | None, rng: random.Rando
     fns = {c.path.name: c.fn for c in cold}
     fns.update({REF_PREFIX + n: fn for n, fn in refs.items() if REF_PREFIX + n not in apart})
     weights = {n: REFERENCE_WEIGHT if n.startswith(REF_PREFIX) else 1.0 for n in fns}
-    share = sum(weights.values()) / (sum(weights.values()) + REFERENCE_WEIGHT * len(apart))
-    timed = Timer(replace(config, budget_s=config.budget_s * share)).run(fns, weights)
+    total = sum(weights.values()) + REFERENCE_WEIGHT * len(apart)
+    if not total:  # every path of the process left out (a runtime that could not take the model)
+        return {}
+    share = sum(weights.values()) / total
+    timed = Timer(replace(config, budget_s=config.budget_s * share)).run(fns, weights) if fns else {}
     if apart:  # after the call, in a run of their own: interleaved, they slowed the call they take apart
         steps = replace(config, seed=rng.randrange(2**31), budget_s=config.budget_s * (1 - share))
         timed.update(Timer(steps).run(apart, {n: 1.0 for n in apart}))

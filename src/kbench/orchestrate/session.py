@@ -107,8 +107,8 @@ class RunSession:
         """Run every worker; return the status: complete, failed or interrupted."""
         complete = True
         try:
-            for backend in self.plan.backends:
-                complete = self._run_backend(backend) and complete
+            for backend in self.plan.backends:  # plan.processes per --threads setting and path group
+                complete = all(self._run_threads(backend, t) for t in self.plan.thread_settings) and complete
                 if self.user_error is not None:
                     break
         except KeyboardInterrupt as exc:
@@ -120,40 +120,29 @@ class RunSession:
             shutil.rmtree(self.tmp, ignore_errors=True)
         return "interrupted" if self.interrupted else "complete" if complete else "failed"
 
-    def _run_backend(self, backend: str) -> bool:
-        """Every worker process of ``backend``: ``plan.processes`` of them per ``--threads`` setting."""
-        return all(self._run_threads(backend, threads) for threads in self.plan.thread_settings)
-
     def _run_threads(self, backend: str, threads: int | None) -> bool:
-        """``plan.processes`` worker processes for each group of the backend's paths (the serving runtimes each in
-        processes of their own: :func:`kbench.measure.callpaths.path_groups`), one after the other."""
+        """``plan.processes`` workers per group of the backend's paths (each serving runtime apart: ``path_groups``)."""
         groups = self.plan.path_groups(backend)
         with ForkServer(backend, self.plan.device, threads) as server:
             launch = server.stream if self.plan.fork else stream
             for group in range(max(len(groups), 1)):
                 for process in range(self.plan.processes):
-                    elapsed = time.perf_counter() - self.started
-                    overheads = self.overheads.setdefault((backend, threads), [])
-                    overhead = statistics.median(overheads) if overheads else None
-                    job = worker_job(self.plan, backend, process, threads, elapsed, overhead, group)
+                    seen = self.overheads.setdefault((backend, threads), [])
+                    job = worker_job(self.plan, backend, process, threads, time.perf_counter() - self.started,
+                                     statistics.median(seen) if seen else None, group)  # fmt: skip
                     if not self._run_worker(WorkerRun(job), launch):
                         return False
         return True
 
     def _run_worker(self, run: WorkerRun, launch: Callable[..., Any]) -> bool:
-        """One worker process, its events handled as they arrive; False when the backend's next process should not
-        start (the user's error, or a failure that would repeat)."""
-        backend, job = run.job.backend, run.job
-        log = self.tmp / worker_log(job)
-        for event in launch(job, log, self.timeout):
-            self.hook(Progress(backend, job.slot, job.processes * len(self.plan.path_groups(backend)), event))
+        """One worker process; False when the next should not start (the user's error, or a failure that repeats)."""
+        job = run.job
+        for event in launch(job, self.tmp / worker_log(job), self.timeout):
+            self.hook(Progress(job.backend, job.slot, job.processes * len(self.plan.path_groups(job.backend)), event))
             self.handle(run, event)
-        if self.user_error is not None:
-            return False
-        if run.failed:  # the failure would repeat in the next process: keep what was finished, stop here
-            self._fail_cells(backend, self._unsettled(backend), f"not run: the {backend} worker stopped before it")
-            return False
-        return True
+        if run.failed and self.user_error is None:  # it would repeat in the next process: keep what was finished
+            self._fail_cells(job.backend, self._unsettled(job.backend), f"not run: the {job.backend} worker stopped before it")
+        return not run.failed and self.user_error is None
 
     def _finish(self, status: str) -> Any:
         """Write the run's end into run.json; return run.json's content (a RunMeta once there is a run folder)."""
