@@ -95,7 +95,7 @@ def steady(cold: list[Cold], job: Job, budget_s: float | None, rng: random.Rando
     if not total:  # every path of the process left out (a runtime that could not take the model)
         return {}
     share = sum(weights.values()) / total
-    timed = Timer(replace(config, budget_s=config.budget_s * share)).run(fns, weights) if fns else {}
+    timed = Timer(replace(config, budget_s=config.budget_s * share)).run(fns, weights)
     if apart:  # after the call, in a run of their own: interleaved, they slowed the call they take apart
         steps = replace(config, seed=rng.randrange(2**31), budget_s=config.budget_s * (1 - share))
         timed.update(Timer(steps).run(apart, {n: 1.0 for n in apart}))
