@@ -162,6 +162,22 @@ def test_a_runtimes_three_steps_are_its_own_call_taken_apart(name):
     assert not np.allclose(out, first)  # the other inputs were really bound
 
 
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_a_runtime_binds_each_input_of_a_two_input_model(name):
+    """matmul's a @ b through each runtime, against NumPy on two pairs of inputs: both inputs are bound on every
+    call (LiteRT's one-input call has a path of its own, so the loop over inputs is tested here)."""
+    need_runtimes()
+    from kbench.measure.callpaths import PATHS
+    from kbench.measure.cellinputs import prepare
+    from kbench.measure.protocol import Cell
+
+    inputs = prepare(Cell("matmul", "", (("n", 4),), (), "float32"), load_model("matmul"), 0, "float32")
+    served = inputs.build(PATHS[name], "tensorflow")
+    for scale in (1.0, 3.0):
+        x = {k: (scale * v + k.startswith("b")).astype(v.dtype) for k, v in inputs.inputs.items()}
+        np.testing.assert_allclose(np.asarray(served(x)()), x["a"] @ x["b"], rtol=1e-5, atol=1e-5)
+
+
 def _cell(medians: dict[str, float]) -> pd.DataFrame:
     rows = [{"model": "dense", "backend": "tensorflow", "path": p, "sizes": "batch=1", "dtype": "float32",
              "options": {}, "size_batch": 1, "median_s": m, "ci_low_s": m, "ci_high_s": m, "iqr_s": 0.0,

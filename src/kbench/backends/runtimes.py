@@ -158,6 +158,15 @@ def load_litert(file: str, ctx: PathContext, threads: int) -> Loaded:
 
     def bind(arrays: Arrays) -> Callable[[], Any]:
         pairs, set_tensor, invoke, get_tensor = bound(arrays), it.set_tensor, it.invoke, it.get_tensor
+        if len(pairs) == 1:  # no loop over one input: 40 ns, 2% of a 2.2 µs call
+            (index, x), = pairs
+
+            def call_one() -> Any:
+                set_tensor(index, x)
+                invoke()
+                return get_tensor(out)
+
+            return call_one
 
         def call() -> Any:  # the three steps inline: the timed loop runs nothing but the runtime's own calls
             for index, x in pairs:
