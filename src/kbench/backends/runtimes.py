@@ -140,6 +140,29 @@ def litert_name(name: str) -> str:
     return name.removeprefix("serving_default_").rsplit(":", 1)[0]
 
 
+def litert_call(it: Any, pairs: list[tuple[int, np.ndarray]], out: int) -> Callable[[], Any]:
+    """The timed call, its three steps inline so the timed loop runs nothing but the interpreter's own calls: each
+    input set (one input directly, without a loop: 40 ns, 2% of a 2.2 µs call), ``invoke``, the output read."""
+    set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
+    if len(pairs) == 1:
+        (index, x), = pairs
+
+        def call_one() -> Any:
+            set_tensor(index, x)
+            invoke()
+            return get_tensor(out)
+
+        return call_one
+
+    def call() -> Any:
+        for index, x in pairs:
+            set_tensor(index, x)
+        invoke()
+        return get_tensor(out)
+
+    return call
+
+
 def load_litert(file: str, ctx: PathContext, threads: int) -> Loaded:
     cls, which = interpreter()
     it = cls(model_path=file, num_threads=threads)  # XNNPACK: the interpreter's default delegate on the CPU
@@ -157,24 +180,7 @@ def load_litert(file: str, ctx: PathContext, threads: int) -> Loaded:
         return pairs
 
     def bind(arrays: Arrays) -> Callable[[], Any]:
-        pairs, set_tensor, invoke, get_tensor = bound(arrays), it.set_tensor, it.invoke, it.get_tensor
-        if len(pairs) == 1:  # no loop over one input: 40 ns, 2% of a 2.2 µs call
-            (index, x), = pairs
-
-            def call_one() -> Any:
-                set_tensor(index, x)
-                invoke()
-                return get_tensor(out)
-
-            return call_one
-
-        def call() -> Any:  # the three steps inline: the timed loop runs nothing but the runtime's own calls
-            for index, x in pairs:
-                set_tensor(index, x)
-            invoke()
-            return get_tensor(out)
-
-        return call
+        return litert_call(it, bound(arrays), out)
 
     def parts(arrays: Arrays) -> dict[str, Callable[[], Any]]:
         """The timed call's own three steps: ``set_tensor`` each input (a copy), ``invoke``, ``get_tensor``."""
