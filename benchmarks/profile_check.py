@@ -4,8 +4,9 @@
     python benchmarks/profile_check.py --backend torch --processes 3
 
 kbench's decomposition is wall-clock only: ``floor_s`` is the median of the *floor* (the model compiled by the
-backend, on resident inputs), ``dispatch_s`` that of a trivial compiled call (TensorFlow: an identity
-``tf.function``; JAX: a jitted touch), ``compute_s`` = floor - dispatch, and the overhead is what the path costs
+backend, on resident inputs), ``dispatch_s`` that of its call with no arithmetic (TensorFlow: the floor's own
+``tf.function`` on an empty batch, an identity where the model takes none; JAX: a jitted touch), ``compute_s`` =
+floor - dispatch where no profiler runs, and the overhead is what the path costs
 beyond the floor and the conversions. Two things in it can be checked with a profiler, once, here (the product
 stays on wall-clock time):
 

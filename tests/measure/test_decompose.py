@@ -68,3 +68,45 @@ def test_torchs_floor_is_the_frozen_traced_model_computing_the_models_output_wit
     got = json.loads(done.stdout.strip().splitlines()[-1])
     # the floor, not the torch.compile fallback; the model's own output; no autograd graph, grad mode left alone
     assert got == {"name": "kernel", "close": True, "requires_grad": False, "grad_enabled": True}
+
+
+# -- TensorFlow's dispatch reference ----------------------------------------------------------------------------------
+
+
+def _tf_cell(model: str, sizes: tuple, options: tuple = ()):
+    from kbench.measure.cellinputs import prepare
+    from kbench.measure.protocol import Cell
+    from kbench.model.loader import load_model
+
+    inputs = prepare(Cell(model, "", sizes, options, "float32"), load_model(model), 0, "float32")
+    return inputs, inputs.ctx.input_list(inputs.inputs)
+
+
+@pytest.mark.parametrize("model, sizes, options, empty", [
+    ("dense", (("batch", 3), ("features", 8), ("units", 5)), (("activation", "relu"),), (0, 5)),
+    ("matmul", (("n", 4),), (), (0, 4)),  # a @ b: only the first input's batch can be cut
+])  # fmt: skip
+def test_tensorflows_dispatch_is_the_floors_own_function_on_an_empty_batch(model, sizes, options, empty):
+    """The dispatch reference runs the model's own function (its output's shape, not the input's) on no rows."""
+    from kbench.backends import tensorflow as tfb
+    from kbench.backends.base import DISPATCH, KERNEL
+
+    inputs, xs = _tf_cell(model, sizes, options)
+    refs = tfb.references(inputs.ctx, inputs.build_keras, xs, inputs.ref, with_xla=False)
+    assert tuple(refs[DISPATCH]().shape) == empty
+    assert refs[KERNEL]().shape == inputs.ref.shape
+
+
+def test_a_model_that_refuses_an_empty_batch_gets_an_identity_for_dispatch():
+    from kbench.backends import tensorflow as tfb
+
+    inputs, xs = _tf_cell("dense", (("batch", 3), ("features", 8), ("units", 5)), (("activation", "linear"),))
+    tried = []
+
+    def refuses(*args):
+        tried.append(tuple(a.shape[0] for a in args))
+        raise ValueError("no empty batch here")
+
+    dispatch = tfb.dispatch_of(refuses, inputs.ctx, False, xs, lambda y: y)
+    assert tried == [(0,)]  # one input: cut once, not twice
+    assert (dispatch().numpy() == xs[0]).all()  # the identity on the inputs

@@ -24,11 +24,11 @@ reference      what one timed call runs
                caches an array's host copy, and forwards an identity's input), minus ``to_numpy_base``, the same
                result only synchronised. JAX converts inside its C++ dispatch far more cheaply than
                ``jax.device_put`` does alone, hence the differences.
-``dispatch``   TF: an identity ``tf.function`` with the floor's signature on the same tensors; JAX uses
-               ``to_backend_base``: the backend's own per-call cost, part of the floor (``dispatch_s``); the
-               floor less it is the row's ``compute_s``. Beside ``kernel_xla``, ``dispatch_xla`` is the
-               identity with ``jit_compile``, the ``xla`` floor's (an XLA call dispatches more cheaply than a
-               plain function). torch has none.
+``dispatch``   TF: the floor's own ``tf.function`` on an empty batch (an identity ``tf.function`` where the
+               model takes none: ``kbench.backends.tensorflow.dispatch_of``); JAX uses ``to_backend_base``:
+               the backend's own per-call cost, part of the floor (``dispatch_s``); the floor less it is the
+               row's ``compute_s`` without a profiler. Beside ``kernel_xla``, ``dispatch_xla`` is the same for
+               the ``xla`` floor (an XLA call dispatches more cheaply than a plain function). torch has none.
 =============  ===========================================================================================
 
 **Synchronisation.** TensorFlow runs eager ops and function calls synchronously on the CPU, so the floor's output
@@ -42,9 +42,10 @@ memory (≈ 1 µs), JAX's may alias.
 
 **Profiled floors.** After the steady state, a backend with a profiler (TensorFlow's ``tf.profiler``) runs each
 floor in :data:`PROFILE_SESSIONS` short sessions: the union of its kernel op events per call is the row's
-``compute_s`` (``compute_from`` ``profiler``). Wall clocks alone (floor minus the trivial call) put TensorFlow's
-compute for a Dense layer at batch 1 and 32 at 1.7-2.7x the profiler's kernels: a Keras model's function also reads
-its variables and runs more ops than an identity, which is dispatch, not arithmetic.
+``compute_s`` (``compute_from`` ``profiler``). Wall clocks alone (the floor minus an identity call) put TensorFlow's
+compute for a Dense layer at batch 1 and 32 at 1.7-3.5x the profiler's kernels: a Keras model's function also reads
+its variables and runs more ops than an identity, which is dispatch, not arithmetic; minus the floor on an empty
+batch, 1.2-1.5x.
 
 Each backend builds its own references (``Backend.references`` in :mod:`kbench.backends.tensorflow`,
 :mod:`kbench.backends.jax`, :mod:`kbench.backends.torch`); a backend without them has no decomposition. The parent

@@ -184,8 +184,8 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     _c("compute_s", "float", "s", "The backend's kernels inside the floor, by `compute_from`.", 3),
     _c("compute_from", "str", "", "`profiler` (the backend's profiler, per call), `floor-dispatch` (`floor_s` less "
                                   "`dispatch_s`), or `floor` (torch, runtimes: no dispatch timed; compute holds it).", 3),
-    _c("dispatch_s", "float", "s", "The median of a trivial compiled call on the same inputs (an identity "
-                                   "`tf.function`, `jit_compile` for `xla`; JAX: a jitted touch; torch: none).", 2),
+    _c("dispatch_s", "float", "s", "The median of the backend's call with no arithmetic (TF: the floor's function "
+                                   "on an empty batch, else an identity; JAX: a jitted touch; torch: none).", 2),
     _c("conversion_in_s", "float", "s", "Converting the inputs to the backend (GPU: the copy in; a runtime: bind).", 2),
     _c("conversion_out_s", "float", "s", "The median of converting a result of the output's shape to NumPy (on a "
                                          "GPU: the device-to-host copy; a runtime: its fetch).", 2),
