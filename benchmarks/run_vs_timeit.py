@@ -25,7 +25,11 @@ inside the target, ``ok?`` when the mean does but the interval reaches out (or o
 more ``--rounds``), ``MISS`` when the mean is outside. ``A/A``: timeit against itself, the largest ratio between its
 passes of the row (how far apart two honest measurements of the same call came that hour). Also printed: ``kbench peak``'s float32 GFLOP/s (every wall
 time here is quoted with the machine's peak; on a machine slowed since the peak was cached, e.g. to ~70 GFLOP/s by a
-CPU quota, pass ``--refresh-peak``), the wall time of each run, the load average after each round (others' work on a
+CPU quota, pass ``--refresh-peak``; a competing busy loop must run in a session of its own, e.g.
+``setsid nice -n 2 taskset -c 0 python -c "while True: pass" &`` before ``taskset -c 0 python
+benchmarks/run_vs_timeit.py --refresh-peak``: Linux shares a core between sessions first, kbench's workers run in
+sessions of their own, and a loop in this script's session takes half the core from them but less from the timeit
+side, which read kbench 1.24-1.80x slow that way), the wall time of each run, the load average after each round (others' work on a
 shared machine shows there, and in a row's per-round ratios), and the BLAS thread pools as the timeit process sees
 them (threadpoolctl).
 
