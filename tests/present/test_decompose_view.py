@@ -90,3 +90,19 @@ def test_a_serving_runtime_gets_its_own_row_but_the_sentence_stays_about_the_ker
     b = breakdown([_row("numpy", 4.0), _row("compiled", 400.0, 300.0), runtime], "batch=1")
     assert [r.path for r in b.rows] == ["compiled", "litert"] and b.rows[1].floor == "litert run"
     assert "of compiled (the fastest Keras path)" in b.sentence and "litert" not in b.sentence
+
+
+def test_the_reports_figure_draws_the_rows_own_compute_not_the_floor_less_dispatch():
+    """A profiled row's bar splits its floor as the row (and the terminal) does; a row without ``compute_s`` falls
+    back to its dispatch reference, and one with neither is all compute."""
+    import numpy as np
+    import pandas as pd
+
+    from kbench.present.decompose_figures import part_widths
+
+    d = pd.DataFrame({"floor_s": [300e-6, 300e-6, 50e-6], "compute_s": [10e-6, np.nan, np.nan],
+                      "dispatch_s": [200e-6, 240e-6, np.nan], "conversion_in_s": [1e-6] * 3,
+                      "conversion_out_s": [2e-6] * 3, "overhead_s": [5e-6] * 3})  # fmt: skip
+    parts = part_widths(d)
+    np.testing.assert_allclose(parts["compute"], [10e-6, 60e-6, 50e-6])
+    np.testing.assert_allclose(parts["dispatch"], [290e-6, 240e-6, 0.0])

@@ -25,11 +25,14 @@ def _num(d: pd.DataFrame, column: str) -> pd.Series:
 
 
 def part_widths(d: pd.DataFrame) -> dict[str, pd.Series]:
-    """Each part of the rows' medians as drawn (>= 0, NaN as 0): dispatch within the floor, compute the rest of it
-    (all of it where no dispatch was timed), the conversions, the overhead (below zero: within noise, none)."""
+    """Each part of the rows' medians as drawn (>= 0, NaN as 0): compute as the row's ``compute_s`` says (the
+    profiler's kernels where it ran, as in the terminal), dispatch the rest of the floor; where a row has no
+    ``compute_s``, dispatch is its ``dispatch_s`` and compute the rest (all of the floor where no dispatch was timed);
+    then the conversions and the overhead (below zero: within noise, none)."""
     floor = _num(d, "floor_s").clip(lower=0).fillna(0.0)
-    dispatch = np.minimum(_num(d, "dispatch_s").clip(lower=0).fillna(0.0), floor)
-    return {"compute": floor - dispatch, "dispatch": dispatch,
+    from_dispatch = floor - np.minimum(_num(d, "dispatch_s").clip(lower=0).fillna(0.0), floor)
+    compute = np.minimum(_num(d, "compute_s").clip(lower=0), floor).fillna(from_dispatch)
+    return {"compute": compute, "dispatch": floor - compute,
             "conversion in": _num(d, "conversion_in_s").clip(lower=0).fillna(0.0),
             "conversion out": _num(d, "conversion_out_s").clip(lower=0).fillna(0.0),
             "overhead": _num(d, "overhead_s").clip(lower=0).fillna(0.0)}  # fmt: skip
