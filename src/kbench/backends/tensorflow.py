@@ -147,7 +147,7 @@ def references(ctx: PathContext, build_model: Callable[[], Any], inputs: Sequenc
 
     def floor_and_dispatch(jit_compile: bool) -> tuple[Fn, Fn]:
         fn = tf_function(build_model(), ctx, jit_compile)
-        return (lambda: sync(fn(*ts))), dispatch_of(fn, ctx, jit_compile, inputs, sync)
+        return (lambda: sync(fn(*ts))), dispatch_of(fn, ctx, jit_compile, ts, sync)
 
     refs: dict[str, Fn] = {TO_BACKEND: lambda: [tf.convert_to_tensor(x) for x in inputs], TO_NUMPY: lambda: y.numpy()}
     refs[KERNEL], refs[DISPATCH] = floor_and_dispatch(False)
@@ -156,23 +156,22 @@ def references(ctx: PathContext, build_model: Callable[[], Any], inputs: Sequenc
     return refs
 
 
-def dispatch_of(fn: Any, ctx: PathContext, jit_compile: bool, inputs: Sequence[np.ndarray],
-                sync: Callable[[Any], Any]) -> Fn:  # fmt: skip
+def dispatch_of(fn: Any, ctx: PathContext, jit_compile: bool, ts: Sequence[Any], sync: Callable[[Any], Any]) -> Fn:
     """The floor's own function on an empty batch: every input's first axis cut to 0 (or, where the model refuses
     that, only the first input's, as ``a @ b`` needs), so each op is dispatched, each variable read, and no
     arithmetic done; an identity ``tf.function`` on the inputs where the model takes neither. An identity leaves out
     the variable reads and per-op work of a real model's function: a Dense model's floor less an identity was 2-3.5x
-    its profiled kernels at batch 1 and 32, less its empty batch 1.2-1.5x."""
+    its profiled kernels at batch 1 and 32, less its empty batch 1.2-1.5x. ``ts``: the floor's resident inputs."""
     import tensorflow as tf
 
-    for cut in dict.fromkeys((len(inputs), 1)):  # all inputs, then the first alone
-        xs = [tf.constant(x[:0] if i < cut else x) for i, x in enumerate(inputs)]
+    for cut in dict.fromkeys((len(ts), 1)):  # all inputs, then the first alone
+        xs = [t[:0] if i < cut else t for i, t in enumerate(ts)]
         try:
             fn(*xs)
         except Exception:  # noqa: BLE001  a model that cannot take an empty batch (a shape check, a reshape)
             continue
         return lambda: sync(fn(*xs))
-    multi, ts = len(inputs) > 1, [tf.constant(x) for x in inputs]
+    multi = len(ts) > 1
     identity = tf_function(lambda x, training: tf.identity(x[0] if multi else x), ctx, jit_compile)
     return lambda: sync(identity(*ts))
 
