@@ -3,6 +3,7 @@ real, one short subprocess per installed backend (the parent never imports a bac
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -207,6 +208,34 @@ def test_each_backend_for_real(monkeypatch, backend):
         assert fp["devices"] == ["cpu"] and fp["num_threads"] >= 1
     if backend != "tensorflow":
         assert out["to_host"] == [[0.0, 2.0, 4.0], "ndarray", True]
+
+
+def _xplane(tmp_path, events: list[tuple[str, int, int]]) -> str:
+    """An XPlane file with one line of ``(name, offset_ps, duration_ps)`` events."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    plane = space.planes.add()
+    line = plane.lines.add()
+    for i, (name, offset, duration) in enumerate(events, start=1):
+        plane.event_metadata[i].name = name
+        ev = line.events.add()
+        ev.metadata_id, ev.offset_ps, ev.duration_ps = i, offset, duration
+    path = tmp_path / "t.xplane.pb"
+    path.write_bytes(space.SerializeToString())
+    return str(path)
+
+
+def test_a_profile_that_missed_some_calls_kernels_gives_no_figure(tmp_path):
+    need("tensorflow")
+    from kbench.backends.tensorflow import _kernel_seconds
+
+    calls = [("FunctionRun", i * 10**7, 10**6) for i in range(4)]
+    ops = [("model/dense/matmul:_MklMatMul", i * 10**7 + 10**5, 5 * 10**5) for i in range(4)]
+    read = [("model/dense/ReadVariableOp:ReadVariableOp", i * 10**7, 10**4) for i in range(4)]
+    assert _kernel_seconds(_xplane(tmp_path, calls + ops + read), 4) == pytest.approx(5e-7)
+    assert math.isnan(_kernel_seconds(_xplane(tmp_path, calls + ops[:3] + read), 4))  # one call's kernel unseen
+    assert math.isnan(_kernel_seconds(_xplane(tmp_path, calls + read), 4))
 
 
 def test_the_profilers_kernel_intervals_count_once_where_they_overlap():
