@@ -261,8 +261,9 @@ TARGETS = {("tensorflow", "dense", "batch", 1): (1 / 1.5, 1.5), ("tensorflow", "
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backend", default="tensorflow,jax,torch")
-    ap.add_argument("--processes", type=int, default=1)
-    ap.add_argument("--cell-budget", type=float, default=1.0)
+    ap.add_argument("--processes", type=int, default=3, help="kbench's worker processes (default: the run's 3)")
+    ap.add_argument("--cell-budget", type=float, default=None, help="seconds per cell (default: the run's own)")
+    ap.add_argument("--quick", action="store_true", help="kbench's --quick run: fewer, rougher samples")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -274,7 +275,7 @@ def main() -> None:
     print(HEADER)
     notes, verdicts = [], []
     for model, axis, values in CELLS:
-        plan = kbench.plan(model, sizes={axis: ",".join(map(str, values))}, backends=args.backend, quick=True,
+        plan = kbench.plan(model, sizes={axis: ",".join(map(str, values))}, backends=args.backend, quick=args.quick,
                            paths="numpy,compiled", processes=args.processes, cell_budget=args.cell_budget,
                            command="benchmarks/profile_check.py")  # fmt: skip
         df = kbench.run(plan, None).results

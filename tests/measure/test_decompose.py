@@ -110,3 +110,27 @@ def test_a_model_that_refuses_an_empty_batch_gets_an_identity_for_dispatch():
     dispatch = tfb.dispatch_of(refuses, inputs.ctx, False, xs, lambda y: y)
     assert tried == [(0,)]  # one input: cut once, not twice
     assert (dispatch().numpy() == xs[0]).all()  # the identity on the inputs
+
+
+def test_each_profiler_session_starts_once_the_threads_left_spinning_are_idle(monkeypatch):
+    """A NumPy GEMM's OpenBLAS threads spin ~0.1 s after the steady state's last visit: every profiler session waits
+    for quiet first, so the profiled kernels are not slowed by them, then warms the floor up unprofiled."""
+    from dataclasses import replace
+
+    from kbench import backends
+    from kbench.measure import decompose, timer
+
+    events = []
+    monkeypatch.setattr(timer, "wait_quiet", lambda max_s, *a, **k: events.append(("quiet", max_s)) or 0.0)
+
+    def profile(fn, calls):
+        events.append(("profile", calls))
+        return 1e-5
+
+    fake = replace(backends.get("tensorflow"), name="fake", profile=profile)
+    monkeypatch.setitem(backends.BACKENDS, "fake", fake)
+    refs = {"kernel": lambda: events.append(("call", None)), "dispatch": lambda: None}
+    out = decompose.profiled("fake", refs, {"kernel": 1e-3, "dispatch": 1e-3})
+    assert [r.name for r in out] == ["profiled_kernel"] and out[0].samples == (1e-5,) * decompose.PROFILE_SESSIONS
+    quiet, warm = ("quiet", decompose.PROFILE_QUIESCE_MAX_S), [("call", None)] * 30
+    assert events == [quiet, *warm, ("profile", 30)] * decompose.PROFILE_SESSIONS
