@@ -44,9 +44,10 @@ def test_only_a_run_that_chose_no_time_of_its_own_gets_the_time_goal():
         assert make_plan(RunRequest("dense", **chosen)).cell_goal_s is None, chosen
 
 
-def test_rigorous_runs_more_processes_on_a_longer_budget_with_no_time_goal():
+def test_rigorous_runs_more_spawned_processes_on_a_longer_budget_with_no_time_goal():
     plan = make_plan(RunRequest("dense", rigorous=True))
-    assert (plan.timer, plan.processes, plan.cell_goal_s) == (RIGOROUS, RIGOROUS_PROCESSES, None)
+    assert (plan.timer, plan.processes, plan.cell_goal_s, plan.fork) == (RIGOROUS, RIGOROUS_PROCESSES, None, False)
+    assert make_plan(RunRequest("dense")).fork and make_plan(RunRequest("dense", rigorous=True, spawn=False)).fork
     assert plan.processes > make_plan(RunRequest("dense")).processes and plan.timer.budget_s > 4.0
     mine = make_plan(RunRequest("dense", rigorous=True, processes=6, cell_budget=8.0))  # the user's own still win
     assert (mine.processes, mine.timer.budget_s, mine.timer.min_samples) == (6, 8.0, RIGOROUS.min_samples)

@@ -45,7 +45,7 @@ def run(
     target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05, --rigorous: 0.01]."),
     quick: bool = QuickOpt, rigorous: bool = RigorousOpt,
     processes: Optional[int] = typer.Option(None, "--processes", help="Worker processes per backend, one after the other; they share each cell's budget and their spread goes into the CI [default: 3, --rigorous: 15]."),
-    spawn: bool = typer.Option(False, "--spawn", help="Start each worker process as a fresh interpreter that imports the backend itself, instead of forking the workers from one process that imported it once (slower: one import per process)."),
+    spawn: Optional[bool] = typer.Option(None, "--spawn/--fork", help="Start each worker process as a fresh interpreter that imports the backend itself (--spawn), or fork the workers from one process that imported it once (--fork: faster, one import) [default: --fork, --rigorous: --spawn]."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report (regenerate it later with `kbench report`)."),
     details: bool = typer.Option(False, "--details", help="Also print each cell's full table (IQR, first call, retrace, samples), where the time goes, the sweep fits, single calls, imports, the machine check and peak, and the per-row stability notes."),

@@ -30,6 +30,9 @@ DEFAULT_PROCESSES = 3
 # medians of one row spread by about 10% (sd of their logs), so 3 processes leave the mean of a run uncertain by
 # ~6%. 15 processes bring that to ~2.6% and the difference of two runs to ~3.7% (sd): about 8 rows in 10 within
 # ±5%. More processes, not longer ones: each process samples a cell for 1 s of the 15 s cell budget. No time goal.
+# Spawned, not forked: workers forked from one import share its address-space layout, so a run's processes agree
+# with each other more than with another run's (with 8 forked processes the run's level moved by 2.7% sd between
+# runs against 1.2% spawned, interleaved in the same minutes), and the run's CI misses that part of the spread.
 RIGOROUS = TimerConfig(budget_s=15.0, min_samples=30, target_ci=0.01)
 RIGOROUS_PROCESSES = 15
 # The time goal of a run given no --budget and no --cell-budget, per cell, backend and thread setting: 45 s for the
@@ -51,7 +54,8 @@ class RunRequest:
     ``gaps`` (``"0,1ms,20ms"``) adds single calls after each idle gap and ``threads`` (``"1,2"``) runs the worker
     processes once per thread count; ``rate`` (``"50/s"``) adds open-loop Poisson arrivals, queueing included
     (:mod:`kbench.orchestrate.latency_options`). ``spawn`` starts every worker as a fresh interpreter that imports
-    the backend itself, instead of forking the workers from one process that imported it once. ``runtimes``
+    the backend itself, instead of forking the workers from one process that imported it once (``None``: only for
+    ``rigorous``). ``runtimes``
     (``"onnxruntime,litert"`` or ``"all"``) adds the serving runtimes (:mod:`kbench.backends.runtimes`), never timed by
     default. Lists are kept as tuples and mappings as read-only copies."""
 
@@ -84,7 +88,7 @@ class RunRequest:
     gaps: str | Iterable[str | float] | None = None
     threads: str | int | Iterable[str | int] | None = None
     rate: str | float | None = None
-    spawn: bool = False
+    spawn: bool | None = None  # None: spawned for --rigorous, else forked
     rigorous: bool = False
     runtimes: Iterable[str] | str | None = None  # --runtime: serving runtimes to time too (names, or "all")
 
@@ -131,9 +135,14 @@ def make_plan(request: RunRequest) -> Plan:
                 run_budget_s=budget_s, skipped=skipped, backends=chosen, device=request.device,
                 precision=request.precision, resident=request.resident,
                 processes=n_processes if request.mode == "run" else 1, cell_timeout_s=request.cell_timeout, gaps=gaps,
-                threads=threads, rate=rate, cell_goal_s=_cell_goal(request, selected), fork=not request.spawn,
+                threads=threads, rate=rate, cell_goal_s=_cell_goal(request, selected), fork=not _spawned(request),
                 unavailable=unavailable)  # fmt: skip
     return full if wanted_shard is None else shard_mod.apply(full, wanted_shard)
+
+
+def _spawned(request: RunRequest) -> bool:
+    """Whether the workers are spawned: as asked, else for ``--rigorous`` only (see :data:`RIGOROUS`)."""
+    return request.rigorous if request.spawn is None else request.spawn
 
 
 def _base_timer(request: RunRequest) -> TimerConfig:
