@@ -46,6 +46,8 @@ def test_under_the_time_goal_the_extras_run_in_process_0_and_later_processes_lea
     assert [j.cell_overhead_s for j in jobs] == [None, 2.5, 2.5]
     chosen = Plan((CELL,), ("numpy",), processes=3)  # a run that chose its own time: every process as before
     assert not any(worker_job(chosen, "tensorflow", k, None, 0.0).extras_first_only for k in range(3))
+    many = Plan((CELL,), ("numpy",), processes=15)  # --rigorous: no time goal, many processes
+    assert [worker_job(many, "tensorflow", k, None, 0.0).runs_extras for k in range(15)] == [True] + [False] * 14
 
 
 @pytest.mark.parametrize("args, name", [

@@ -232,6 +232,10 @@ class RunSession:
 
 
 MIN_SAMPLES_PER_PROCESS = 3  # the least a process's median is taken over
+# Over this many processes (--rigorous: 15) the extras (single calls, the retrace check, the profile) run in the first
+# only, as under the time goal: their figures need no more, and each process's share of them costs it set-up of its
+# own. A --rigorous run on 2 cores slowed to 86 GFLOP/s took 263 s so, 297 s with them spread over all 15.
+FEW_PROCESSES = 3
 
 
 def worker_job(plan: Plan, backend: str, process: int, threads: int | None, elapsed_s: float,
@@ -254,7 +258,7 @@ def worker_job(plan: Plan, backend: str, process: int, threads: int | None, elap
     return Job(plan.cells, groups[group] if groups else (), backend, plan.seed, timer, plan.mode,
                plan.device, plan.precision, plan.resident, share(plan.run_budget_s), process, plan.processes,
                plan.gaps, threads, rate=plan.rate, time_goal_s=share(goal),
-               extras_first_only=goal is not None, cell_overhead_s=cell_overhead_s, group=group)  # fmt: skip
+               extras_first_only=goal is not None or plan.processes > FEW_PROCESSES, cell_overhead_s=cell_overhead_s, group=group)  # fmt: skip
 
 
 def worker_log(job: Job) -> str:
