@@ -40,12 +40,12 @@ CPU). JAX's ``block_until_ready`` and torch's ``torch.cuda.synchronize`` (a no-o
 ``h2d`` and ``d2h`` transfer rows. On the CPU they degenerate honestly: torch's ``from_numpy``/``.numpy()`` share
 memory (≈ 1 µs), JAX's may alias.
 
-**Profiled floors.** After the steady state, a backend with a profiler (TensorFlow's ``tf.profiler``) runs each
-floor in :data:`PROFILE_SESSIONS` short sessions, each after the threads left spinning went idle and an unprofiled
-warm-up: the union of its kernel op events per call is the row's ``compute_s`` (``compute_from`` ``profiler``). Wall clocks alone (the floor minus an identity call) put TensorFlow's
-compute for a Dense layer at batch 1 and 32 at 1.7-3.5x the profiler's kernels: a Keras model's function also reads
-its variables and runs more ops than an identity, which is dispatch, not arithmetic; minus the floor on an empty
-batch, 1.2-1.5x.
+**Profiled floors.** After the steady state, a backend with a profiler (TensorFlow's ``tf.profiler``) runs each floor in
+:data:`PROFILE_SESSIONS` short sessions, each after the threads left spinning went idle and an unprofiled warm-up: the
+union of its kernel op events per call is the row's ``compute_s`` (``compute_from`` ``profiler``). Wall clocks alone
+(the floor minus an identity call) put TensorFlow's compute for a Dense layer at batch 1 and 32 at 1.7-3.5x the
+profiler's kernels: a Keras model's function also reads its variables and runs more ops than an identity, which is
+dispatch, not arithmetic; minus the floor on an empty batch, 1.2-1.5x.
 
 Each backend builds its own references (``Backend.references`` in :mod:`kbench.backends.tensorflow`,
 :mod:`kbench.backends.jax`, :mod:`kbench.backends.torch`); a backend without them has no decomposition. The parent

@@ -53,11 +53,11 @@ class RunRequest:
     cell's budget. ``shard`` (``"K/N"``) keeps the K-th of N round-robin parts of the cells (:mod:`kbench.orchestrate.shard`).
     ``gaps`` (``"0,1ms,20ms"``) adds single calls after each idle gap and ``threads`` (``"1,2"``) runs the worker
     processes once per thread count; ``rate`` (``"50/s"``) adds open-loop Poisson arrivals, queueing included
-    (:mod:`kbench.orchestrate.latency_options`). ``spawn`` starts every worker as a fresh interpreter that imports
-    the backend itself, instead of forking the workers from one process that imported it once (``None``: only for
-    ``rigorous``). ``runtimes``
-    (``"onnxruntime,litert"`` or ``"all"``) adds the serving runtimes (:mod:`kbench.backends.runtimes`), never timed by
-    default. Lists are kept as tuples and mappings as read-only copies."""
+    (:mod:`kbench.orchestrate.latency_options`). ``spawn`` starts every worker as a fresh interpreter that imports the
+    backend itself, instead of forking the workers from one process that imported it once (``None``: only for
+    ``rigorous``). ``runtimes`` (``"onnxruntime,litert"`` or ``"all"``) adds the serving runtimes
+    (:mod:`kbench.backends.runtimes`), never timed by default. Lists are kept as tuples and mappings as read-only
+    copies."""
 
     models: Iterable[str] | str
     paths: Iterable[str] | str | None = None

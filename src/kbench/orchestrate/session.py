@@ -258,7 +258,8 @@ def worker_job(plan: Plan, backend: str, process: int, threads: int | None, elap
     return Job(plan.cells, groups[group] if groups else (), backend, plan.seed, timer, plan.mode,
                plan.device, plan.precision, plan.resident, share(plan.run_budget_s), process, plan.processes,
                plan.gaps, threads, rate=plan.rate, time_goal_s=share(goal),
-               extras_first_only=goal is not None or plan.processes > FEW_PROCESSES, cell_overhead_s=cell_overhead_s, group=group)  # fmt: skip
+               extras_first_only=goal is not None or plan.processes > FEW_PROCESSES, cell_overhead_s=cell_overhead_s,
+               group=group)  # fmt: skip
 
 
 def worker_log(job: Job) -> str:
