@@ -226,8 +226,7 @@ RUN_FIELDS: tuple[Column, ...] = (
     _c("plan", "dict", "", "The plan: `paths`, `seed`, `timer` (the timer's settings), `cells` (model, sizes, "
                            "options, dtype), `run_budget_s` (`--budget`), `cell_goal_s` (the time goal per cell "
                            "of a run that set no time of its own) and `workers`: `forked` (from one process that "
-                           "imported the backend) or `spawned` (`--spawn`, the default of `--rigorous`: each "
-                           "imports it)."),
+                           "imported the backend) or `spawned` (`--spawn`, `--rigorous`: each imports it)."),
     _c("env", "dict", "", "The environment fingerprint: `host`, and per backend what its worker reported."),
     _c("peak", "dict", "", "The machine peak the `pct_peak_*` columns use (GFLOP/s per dtype, copy GB/s); null "
                            "when not measured."),
