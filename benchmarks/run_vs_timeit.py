@@ -24,12 +24,13 @@ with its 95% t interval. Targets: 0.95-1.05 (``predict`` 0.90-1.10). Verdict ``o
 inside the target, ``ok?`` when the mean does but the interval reaches out (or one round gives no interval: run
 more ``--rounds``), ``MISS`` when the mean is outside. ``A/A``: timeit against itself, the largest ratio between its
 passes of the row (how far apart two honest measurements of the same call came that hour). Also printed: ``kbench peak``'s float32 GFLOP/s (every wall
-time here is quoted with the machine's peak; on a machine slowed since the peak was cached, e.g. to ~70 GFLOP/s by a
-CPU quota, pass ``--refresh-peak``; a competing busy loop must run in a session of its own, e.g.
-``setsid nice -n 2 taskset -c 0 python -c "while True: pass" &`` before ``taskset -c 0 python
-benchmarks/run_vs_timeit.py --refresh-peak``: Linux shares a core between sessions first, kbench's workers run in
-sessions of their own, and a loop in this script's session takes half the core from them but less from the timeit
-side, which read kbench 1.24-1.80x slow that way), the wall time of each run, the load average after each round (others' work on a
+time here is quoted with the machine's peak; on a machine slowed since the peak was cached, pass ``--refresh-peak``:
+``python benchmarks/slow_machine.py -- python benchmarks/run_vs_timeit.py --refresh-peak`` shares one CPU with
+competitors that spin and sleep in turn. Not a plain busy loop: beside one, the median of 5 ms samples depends on
+how they fall against its slices of milliseconds and that of timeit's 0.2 s repeats does not, so the two read up to
+1.3x apart with no fault in either (``slow_machine.py --quantization``); and a loop in this script's session, not
+one of its own, takes half the core from kbench's workers, which run in sessions of their own, but less from the
+timeit side), the wall time of each run, the load average after each round (others' work on a
 shared machine shows there, and in a row's per-round ratios), and the BLAS thread pools as the timeit process sees
 them (threadpoolctl).
 
