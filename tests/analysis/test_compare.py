@@ -6,6 +6,7 @@ import json
 import os
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +52,10 @@ def cell(model="dense", batch=1, options=(("activation", "linear"),)):
     return Cell(model, f"models/{model}.py", (("batch", batch), ("features", 8)), options, "float32")
 
 
-def write_run(root: Path, run_id: str, cells: dict, env=ENV, procs: int = 3, started="2026-11-26T08:00:00") -> Path:
+def write_run(root: Path, run_id: str, cells: dict, env=ENV, procs: int = 3, started="2026-11-26T08:00:00",
+              others_cpu: float | None = None) -> Path:  # fmt: skip
     """A run folder: ``cells`` maps a Cell to {path: median}; every path gets ``procs`` processes of samples.
-    A median may be a list, one per process."""
+    A median may be a list, one per process. ``others_cpu``: the share of the CPUs others took in every process."""
     w = RunWriter(root / run_id, {"run_id": run_id, "command": f"kbench run --model {run_id}", "started": started,
                                   "env": env, "backends": ["tensorflow"]})  # fmt: skip
     for i, (c, medians) in enumerate(cells.items()):
@@ -62,7 +64,8 @@ def write_run(root: Path, run_id: str, cells: dict, env=ENV, procs: int = 3, sta
             paths = []
             for name, m in medians.items():
                 med = m[p] if isinstance(m, (list, tuple)) else m
-                paths.append(_path(name, samples(med, p, seed=zlib.crc32(f"{run_id}/{name}/{i}".encode()))))
+                path = _path(name, samples(med, p, seed=zlib.crc32(f"{run_id}/{name}/{i}".encode())))
+                paths.append(replace(path, others_cpu=others_cpu))
             done[p] = CellDone(i, tuple(paths), tuple(medians))
         rows, s = cell_rows(CellFacts(run_id, "tensorflow", c, 100, 100, {"numpy": 0.1, "backend": 1.0}), done)
         w.put_cell(i, rows, s)
@@ -154,6 +157,22 @@ def test_the_twins_rows_moving_with_the_others_is_called_a_machine_shift_not_a_c
     assert cmp.machine_shift(cmp.compare_runs(a, load_run(write_run(tmp_path, "code", code)))) == ""  # twin still
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "machine"), "--no-html"])
     assert "warning: the machine may have run at another speed" in result.output
+
+
+def test_a_run_timed_beside_another_busy_process_is_named_in_the_comparison(tmp_path):
+    cells = {cell(batch=1): {"numpy": 1e-6, "call": 1e-4}}
+    a = write_run(tmp_path, "quiet", cells, others_cpu=0.01)
+    b = write_run(tmp_path, "busy", {cell(batch=1): {"numpy": 1.9e-6, "call": 1.8e-4}}, others_cpu=0.42)
+    c = cmp.compare_runs(load_run(a), load_run(b))
+    assert cmp.contention(c) == (
+        "B (busy): 2 of 2 rows were timed while other processes took up to 42% of the CPUs; a change in them may be "
+        "that load's: rerun on a quiet machine before reading it as the code's",)
+    assert cmp.contention(cmp.compare_runs(load_run(a), load_run(a))) == ()  # 1% is no contention
+    result = CliRunner().invoke(app, ["compare", str(a), str(b), "--no-html"])
+    assert "warning: B (busy): 2 of 2 rows were timed while other processes took up to 42% of the CPUs" in result.output
+    html = (b / "compare-quiet.html")
+    CliRunner().invoke(app, ["compare", str(a), str(b), "--html", str(html)])
+    assert "2 of 2 rows were timed while other processes took up to 42% of the CPUs" in html.read_text(encoding="utf-8")
 
 
 def test_per_path_factors_decide_which_rows_fail(tmp_path):

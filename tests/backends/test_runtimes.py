@@ -203,7 +203,7 @@ def test_v3_rows_migrate_with_empty_runtime_columns():
                             pd.DataFrame(columns=schema.SAMPLE_COLUMN_NAMES))  # fmt: skip
     out = migrations.migrate(raw)
     (row,) = out.rows
-    assert out.version == schema.SCHEMA_VERSION == 4 and out.meta["unavailable_paths"] == []
+    assert out.version == schema.SCHEMA_VERSION and out.meta["unavailable_paths"] == []
     assert row["runtime"] is None and row["exporter"] is None and row["runtime_options"] == {}
     assert row["export_s"] is None and row["load_s"] is None and row["median_s"] == 1e-3
     assert {c.name for c in schema.RESULT_COLUMNS if c.since == 4} == {"runtime", "exporter", "runtime_options",

@@ -46,7 +46,7 @@ FIELDS = {
     "PathResult": ["path", "order", "build_s", "first_call_s", "parity", "device", "placement", "precision", "samples",
                    "loops", "stop_reason", "loop_overhead_s", "fixed_overhead_s", "switch_warmup_calls", "retrace_s",
                    "retrace_batch", "latency", "latency_note", "arrivals", "mem_rss_growth_b", "mem_py_peak_b", "mem_device_peak_b",
-                   "export_s", "load_s", "runtime", "exporter", "runtime_options"],
+                   "export_s", "load_s", "runtime", "exporter", "runtime_options", "others_cpu", "shared"],
     "Imported": ["numpy_import_s", "backend_import_s", "env", "pid", "fork_server"],
     "RuntimeInit": ["runtime_init_s"],
     "Phase": ["index", "phase"],

@@ -884,3 +884,33 @@ def test_a_run_quiesces_after_a_multithreaded_visit_before_the_next_callable():
     # two quiet steps before the first visit (what calibration left is unknown) and after each visit of "a" (two
     # visits of 4 samples) that another callable follows; none after "b", which ran alone
     assert len(sleeps) in (4, 6)
+
+
+def test_others_share_is_their_cpu_seconds_per_cpu_over_the_rounds_wall_time_and_unknown_when_short():
+    clock = FakeClock()
+    others = {"t": 0.0}
+
+    def work():  # 2 ms, during which other processes spent 0.6 ms per CPU: 30% of the CPUs
+        clock.advance(MS2)
+        others["t"] += 0.3 * MS2
+
+    long = cfg(budget_s=10.0, min_samples=300, max_samples=300, switch_warmup_calls=0)  # 600 samples of 2 ms: 1.2 s
+    out = Timer(long, clock=clock, others=lambda: others["t"]).run({"a": work, "b": work})
+    assert out["a"].others_cpu == pytest.approx(0.3) and out["b"].others_cpu == out["a"].others_cpu
+    short = cfg(min_samples=8, max_samples=8)  # 32 ms: /proc/stat's 10 ms steps say nothing over that
+    assert math.isnan(Timer(short, clock=clock, others=lambda: others["t"]).run({"a": work})["a"].others_cpu)
+    assert math.isnan(Timer(long, clock=clock).run({"a": work})["a"].others_cpu)  # no clock for it: unknown
+
+
+def test_a_cpu_shared_before_calibration_lengthens_the_samples_to_shared_sample_s():
+    clock = FakeClock(read_cost=1e-6)  # the probe spins on the clock: each read moves it
+    work = Work(clock, MS2)
+    half_taken = Timer(cfg(min_samples=4, max_samples=4), clock=clock, wait_clock=lambda: 0.5 * clock.now)
+    out = half_taken.run({"a": work})["a"]
+    assert out.shared and out.loops * MS2 >= 0.05  # 26 calls of 2 ms, not one
+    quiet = Timer(cfg(min_samples=4, max_samples=4), clock=clock, wait_clock=lambda: 0.0).run({"a": work})["a"]
+    assert not quiet.shared and quiet.loops == 1  # min_sample_s is 1 ms here
+    off = Timer(cfg(min_samples=4, max_samples=4, shared_sample_s=0.0), clock=clock,
+                wait_clock=lambda: 0.5 * clock.now).run({"a": work})["a"]  # fmt: skip
+    assert not off.shared and off.loops == 1
+    assert not Timer(cfg(min_samples=4, max_samples=4), clock=clock).run({"a": work})["a"].shared  # no wait clock

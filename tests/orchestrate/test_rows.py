@@ -113,3 +113,28 @@ def test_a_ci_wider_than_the_target_names_its_cause_budget_or_spread_between_pro
                          ("numpy", "call")) for i in range(3)}  # fmt: skip
     call_row = cell_rows(facts, spent)[0][1]
     assert any(w.startswith("budget spent before the median's 95% CI reached the target") for w in call_row["warnings"])
+
+
+def test_a_row_whose_timing_thread_waited_for_a_cpu_is_flagged_contended_with_the_worst_process():
+    def done(wait_numpy, wait_call):
+        base = _done(NUMPY[0], CALL[0])
+        numpy, call = base.paths
+        return replace(base, paths=(replace(numpy, others_cpu=wait_numpy), replace(call, others_cpu=wait_call)))
+
+    rows, _ = cell_rows(FACTS, {0: done(0.01, 0.02), 1: done(0.0, 0.31), 2: done(None, 0.0)})
+    numpy_row, call_row = rows
+    assert numpy_row["others_cpu"] == 0.01 and "contended" not in numpy_row["flags"]
+    assert call_row["others_cpu"] == 0.31 and "contended" in call_row["flags"]
+    assert any("other processes took 31% of the CPUs" in w for w in call_row["warnings"])
+    unknown, _ = cell_rows(FACTS, {0: done(None, None)})
+    assert math.isnan(unknown[1]["others_cpu"]) and "contended" not in unknown[1]["flags"]
+
+
+def test_a_process_that_found_its_cpu_shared_flags_the_row_even_without_a_cpu_share_figure():
+    base = _done(NUMPY[0], CALL[0])
+    numpy, call = base.paths
+    done = {0: replace(base, paths=(numpy, replace(call, shared=True))), 1: base}
+    call_row = cell_rows(FACTS, done)[0][1]
+    assert "contended" in call_row["flags"] and math.isnan(call_row["others_cpu"])
+    assert any("the CPU was shared with other processes" in w and "1 of 2 processes sampled longer" in w
+               for w in call_row["warnings"])  # fmt: skip

@@ -151,6 +151,17 @@ def test_parity_close_to_its_tolerance_warns_and_a_failure_stays_loud():
     assert next(line for line in lines if line.lstrip().startswith("call")).count("✗") == 1
 
 
+def test_rows_measured_beside_another_busy_process_warn_once_with_the_worst_and_the_fix():
+    contended = {"flags": ["contended"], "warnings": ["contended: other processes took 41% of the CPUs"]}
+    df = quiet_run({(32, "numpy"): {**contended, "others_cpu": 0.41}, (1, "call"): {**contended, "others_cpu": 0.12}})
+    expected = ("warning: 2 of 18 rows contended: other processes took up to 41% of the CPUs while they were timed "
+                "(numpy at dense batch=32 features=128 units=128), and these medians hold their time slices; fix: "
+                "stop the other work, or compare only runs taken alike")  # fmt: skip
+    assert warning_lines(df) == [expected]
+    assert run_warnings.digest(df, META)[0] == expected  # the report's digest says it too, not as a bare flag
+    assert not [line for line in run_warnings.digest(df, META) if "flagged contended" in line]
+
+
 def test_a_fixable_machine_finding_warns_and_an_info_one_does_not():
     fixable = {"kind": "threads", "level": "warn", "found": "OMP_NUM_THREADS=8 on 2 usable cores",
                "cost": "threads compete for cores", "fix": "unset OMP_NUM_THREADS"}  # fmt: skip

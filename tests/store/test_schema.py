@@ -208,3 +208,14 @@ def test_v2_rows_get_compute_and_the_floor_under_its_v3_names():
 def test_a_missing_migration_is_refused():
     with pytest.raises(SchemaError, match="no migration from results schema version 0"):
         migrations.migrate(migrations.RawRun(0, {}, (), pd.DataFrame()))
+
+
+def test_v4_rows_get_an_empty_others_cpu_and_no_contended_flag():
+    raw = migrations.RawRun(4, {"schema_version": 4, "run_id": "v4"}, ({"schema_version": 4, "path": "call",
+                                                                         "median_s": 1e-3, "flags": ["unstable"]},),
+                            pd.DataFrame(columns=schema.SAMPLE_COLUMN_NAMES))  # fmt: skip
+    out = migrations.migrate(raw)
+    (row,) = out.rows
+    assert out.version == schema.SCHEMA_VERSION and out.meta["schema_version"] == schema.SCHEMA_VERSION
+    assert row["others_cpu"] is None and row["flags"] == ["unstable"] and row["median_s"] == 1e-3
+    assert {c.name for c in schema.RESULT_COLUMNS if c.since == 5} == {"others_cpu"}

@@ -131,6 +131,9 @@ class RunInfo:
     started: str
     command: str
     schema_version: int  # of the files on disk
+    contended: int = 0  # rows flagged ``contended``: timed while other processes took a share of the CPUs
+    rows: int = 0
+    max_others_cpu: float = math.nan  # the largest share they took
 
 
 @dataclass(frozen=True)
@@ -159,9 +162,12 @@ class Comparison:
 
 
 def _info(run: RunData) -> RunInfo:
-    m = run.meta
+    m, df = run.meta, run.results
+    flagged = df[[("contended" in (f if isinstance(f, (list, tuple)) else ())) for f in df.get("flags", ())]]
+    waits = pd.to_numeric(flagged.get("others_cpu", pd.Series(dtype=float)), errors="coerce").dropna()
     return RunInfo(str(m.get("run_id") or run.run_dir.name), run.run_dir, str(m.get("started", "")),
-                   str(m.get("command", "")), run.source_version)  # fmt: skip
+                   str(m.get("command", "")), run.source_version, len(flagged), len(df),
+                   float(waits.max()) if len(waits) else math.nan)  # fmt: skip
 
 
 def _path_summaries(rows: Sequence[RowComparison]) -> tuple[PathSummary, ...]:
@@ -251,6 +257,19 @@ def machine_shift(c: Comparison) -> str:
     return (f"the machine may have run at another speed: NumPy's rows, which no Keras or backend change touches, "
             f"moved {gn:.3g}× (geometric mean of {len(numpy)}) and the other rows {go:.3g}×; rerun A and B back to "
             "back (--rigorous for a gate) before reading a change as the code's")
+
+
+def contention(c: Comparison) -> tuple[str, ...]:
+    """One warning per run whose rows were measured while another process shared a core (flag ``contended``):
+    their medians hold that process's time slices, so a change in them may be the machine's load."""
+    out = []
+    for side, info in (("A", c.a), ("B", c.b)):
+        if info.contended:
+            worst = "" if math.isnan(info.max_others_cpu) else f" up to {100 * info.max_others_cpu:.0f}% of"
+            out.append(f"{side} ({visible(info.run_id)}): {info.contended} of {info.rows} rows were timed while "
+                       f"other processes took{worst} the CPUs; a change in them may be that load's: rerun on a "
+                       "quiet machine before reading it as the code's")  # fmt: skip
+    return tuple(out)
 
 
 def gate_lines(c: Comparison) -> tuple[str, ...]:

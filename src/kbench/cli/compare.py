@@ -106,9 +106,9 @@ def show(c: cmp.Comparison, console, err) -> None:
         console.print(line, markup=False, soft_wrap=True)
     if head:
         console.print(head, style="bold red", markup=False, soft_wrap=True)
-    shift = cmp.machine_shift(c)
-    if shift:
-        console.print(f"warning: {shift}", style="yellow", markup=False, soft_wrap=True)
+    for line in (*cmp.contention(c), cmp.machine_shift(c)):
+        if line:
+            console.print(f"warning: {line}", style="yellow", markup=False, soft_wrap=True)
     for line in cmp.gate_lines(c):
         err.print(f"kbench: {line}", style="bold red", markup=False, soft_wrap=True)
     if c.factors.active:

@@ -19,6 +19,7 @@ instance so that no path warms another's caches:
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -139,7 +140,8 @@ class CellRunner:
             return result
         return replace(result, samples=tuple(m.samples), loops=m.loops, stop_reason=m.stop_reason,
                        loop_overhead_s=m.per_loop_overhead_s, fixed_overhead_s=m.fixed_overhead_s,
-                       switch_warmup_calls=getattr(m, "switch_warmup_calls", 0))  # fmt: skip
+                       switch_warmup_calls=getattr(m, "switch_warmup_calls", 0),
+                       others_cpu=None if math.isnan(m.others_cpu) else m.others_cpu, shared=m.shared)  # fmt: skip
 
 
 def freeze_heap() -> None:

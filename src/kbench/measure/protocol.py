@@ -133,6 +133,8 @@ class PathResult:
     runtime: str = ""  # a serving runtime: which one and its version
     exporter: str = ""  # a serving runtime: what wrote its file
     runtime_options: tuple[tuple[str, Any], ...] = ()  # a serving runtime: its settings in effect
+    others_cpu: float | None = None  # share of the usable CPUs other processes took over the rounds (None: unknown)
+    shared: bool = False  # the timer found its CPU shared before calibrating, and sampled longer (TimerConfig)
 
 
 @dataclass(frozen=True)

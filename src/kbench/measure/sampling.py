@@ -79,14 +79,16 @@ class Sampler:
             calls += 1
         return calls
 
-    def calibrate(self, fn: Fn) -> int:
-        """A loop count whose sample lasts ``min_sample_s`` with fixed overhead under ``max_overhead``.
+    def calibrate(self, fn: Fn, min_sample_s: float | None = None) -> int:
+        """A loop count whose sample lasts ``min_sample_s`` (default the config's) with fixed overhead under
+        ``max_overhead``.
 
         Grows from 1 like timeit's autorange, but jumps by the measured shortfall (aiming 20% past the target, at
         most 10x a step), so it lands between the smallest sufficient count and about 1.2 times it.
         """
         cfg = self.config
-        target = max(cfg.min_sample_s, self.overhead().fixed_s / cfg.max_overhead)
+        shortest = cfg.min_sample_s if min_sample_s is None else min_sample_s
+        target = max(shortest, self.overhead().fixed_s / cfg.max_overhead)
         loops = 1
         while True:
             t = self.sample(fn, loops)

@@ -33,6 +33,13 @@ One *sample* is ``loops`` back-to-back calls of a zero-argument callable between
   confidence interval of its median lie within ``±target_ci`` of the median (``"ci"``), when its share of the budget is spent
   (``"budget"``), or at ``max_samples``.
 - **gc.** Disabled while sampling; a collection may run *between* samples, never inside one.
+- **A shared CPU.** Beside a busy process that takes slices of milliseconds, a median of 5 ms samples depends on
+  how the samples fall against its slices (``benchmarks/slow_machine.py --quantization``: 0.34x to 1.31x the figure
+  of 200 ms samples, timeit's length). So before calibrating, the timer spins its thread for
+  :data:`SHARED_PROBE_S` and reads how long it waited for a CPU meanwhile; at :data:`SHARED_WAIT` or more, samples
+  last at least ``shared_sample_s`` (50 ms: many slices each, within 2-3% of 200 ms ones) instead of
+  ``min_sample_s`` (:attr:`Measurement.shared`). Over the rounds it also reads how much of its usable CPUs other
+  processes took (:func:`kbench.machine.cpustat.others_clock`): :attr:`Measurement.others_cpu`.
 
 The clock is injectable so the protocol can be tested deterministically on a fake clock. The timed region, the
 overhead, the warm-up and the calibration are :mod:`kbench.measure.sampling`'s (one callable at a time); this module
@@ -52,6 +59,7 @@ from functools import cached_property
 from typing import Callable, Mapping
 
 from kbench.core.stats import median_ci, quantile
+from kbench.machine.cpustat import others_clock, thread_wait
 from kbench.measure.sampling import Clock, Fn, Sampler
 
 UNSTABLE_IQR = 0.10  # warn when IQR exceeds this share of the median
@@ -72,6 +80,7 @@ class TimerConfig:
     switch_warmup_max_frac: float = 1.0  # ... at most this share of the callable's loops (rounded down)
     samples_per_visit: int = 4  # timed samples back to back each time a round comes to a callable
     quiesce_max_s: float = 0.5  # after a visit that kept helper threads busy, wait at most this long for them (0: off)
+    shared_sample_s: float = 0.05  # the shortest sample when the timing thread shares its CPU with others (0: off)
 
     def __post_init__(self) -> None:
         if not (self.budget_s > 0 and self.min_samples >= 1 and self.max_samples >= self.min_samples):
@@ -96,6 +105,8 @@ class Measurement:
     per_loop_overhead_s: float = 0.0
     fixed_overhead_s: float = 0.0
     switch_warmup_calls: int = 0  # untimed calls made at the start of each visit that followed another callable
+    others_cpu: float = math.nan  # share of the usable CPUs other processes took over the rounds (nan: unknown)
+    shared: bool = False  # the probe found the timing thread's CPU shared: samples of shared_sample_s at least
 
     @cached_property
     def sorted(self) -> tuple[float, ...]:
@@ -171,6 +182,10 @@ QUIESCE_STEP_S = 0.005
 # other threads' CPU time is only counted at scheduler ticks (4 ms at HZ=250): a window shorter than a tick can
 # look idle while a thread spins (2 ms steps did, here), so quiet means quiet over two steps in a row
 QUIET_FOR_S = 0.010
+# /proc/stat counts in 10 ms steps per CPU: over a shorter stretch than this, others' share is not said (nan)
+OTHERS_MIN_S = 1.0
+SHARED_PROBE_S = 0.03  # the timing thread spins this long before calibration, reading how long it waited for a CPU
+SHARED_WAIT = 0.05  # ... and this share of waiting (a CPU shared with a busy process) lengthens the samples
 
 
 def process_cpu() -> float:
@@ -197,6 +212,15 @@ def wait_quiet(max_s: float, clock: Clock = time.perf_counter, cpu_clock: Clock 
     return clock() - start
 
 
+def cpu_shared(clock: Clock, wait_clock: Clock) -> bool:
+    """Whether the calling thread shares its CPU with others now: it spins for :data:`SHARED_PROBE_S` and waited for
+    a CPU (``wait_clock``, seconds) :data:`SHARED_WAIT` of that time or more."""
+    wait0, start = wait_clock(), clock()
+    while (now := clock()) - start < SHARED_PROBE_S:
+        pass
+    return wait_clock() - wait0 >= SHARED_WAIT * (now - start)
+
+
 class Timer(Sampler):
     """The protocol over several callables: each warmed up and calibrated (:class:`kbench.measure.sampling.Sampler`),
     then sampled in shuffled rounds, gc held off, until the stopping rule stops each one."""
@@ -204,11 +228,18 @@ class Timer(Sampler):
     config: TimerConfig
 
     def __init__(self, config: TimerConfig = TimerConfig(), clock: Clock = time.perf_counter,
-                 cpu_clock: Clock | None = None, sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
-        """``cpu_clock``: the process's CPU time, for the quiesce step (default :func:`process_cpu` with the real
-        clock; none, so no quiesce, with an injected one unless given)."""
+                 cpu_clock: Clock | None = None, sleep: Callable[[float], None] = time.sleep,
+                 others: Clock | None = None, wait_clock: Clock | None = None) -> None:  # fmt: skip
+        """``cpu_clock``: the process's CPU time, for the quiesce step; ``others``: the CPU seconds other processes
+        spent on this one's CPUs, per CPU, for :attr:`Measurement.others_cpu`; ``wait_clock``: the seconds this
+        thread waited for a CPU, for the shared-CPU probe (defaults :func:`process_cpu`,
+        :func:`kbench.machine.cpustat.others_clock` and :func:`kbench.machine.cpustat.thread_wait` with the real
+        clock; none, so none of the three, with an injected one unless given)."""
         super().__init__(config, clock)
-        self.cpu_clock = cpu_clock if cpu_clock is not None else (process_cpu if clock is time.perf_counter else None)
+        real = clock is time.perf_counter
+        self.cpu_clock = cpu_clock if cpu_clock is not None else (process_cpu if real else None)
+        self.others = others if others is not None else (others_clock() if real else None)
+        self.wait_clock = wait_clock if wait_clock is not None else (thread_wait if real else None)
         self.sleep = sleep
 
     # -- the protocol --------------------------------------------------------------------------------------
@@ -224,19 +255,40 @@ class Timer(Sampler):
         gc.disable()
         try:
             overhead = self.overhead()
+            shared = self.cpu_shared()
+            sample_s = max(cfg.min_sample_s, cfg.shared_sample_s) if shared else cfg.min_sample_s
             loops = {}
             for name in names:
                 self.warmup(fns[name])
-                loops[name] = self.calibrate(fns[name])
+                loops[name] = self.calibrate(fns[name], sample_s)
+            start = self._others_now()
             samples, reason = self._sample_rounds(fns, loops, weights)
+            others = self._others_share(start)
         finally:
             if gc_was_enabled:
                 gc.enable()
         return {
             n: Measurement(tuple(samples[n]), loops[n], reason[n], overhead.per_loop_s, overhead.fixed_s,
-                           cfg.switch_calls(loops[n]))
+                           cfg.switch_calls(loops[n]), others, shared)
             for n in names
         }  # fmt: skip
+
+    def cpu_shared(self) -> bool:
+        """:func:`cpu_shared` on this timer's clocks (False without a wait clock or with ``shared_sample_s`` 0)."""
+        if self.wait_clock is None or self.config.shared_sample_s <= 0:
+            return False
+        return cpu_shared(self.clock, self.wait_clock)
+
+    def _others_now(self) -> tuple[float, float]:
+        return (self.others() if self.others else math.nan), self.clock()
+
+    def _others_share(self, start: tuple[float, float]) -> float:
+        """Others' CPU seconds per CPU over the wall seconds since ``start``, in [0, 1]; nan when unknown or over
+        less than :data:`OTHERS_MIN_S`."""
+        others, wall = self._others_now()
+        if wall - start[1] < OTHERS_MIN_S or math.isnan(others - start[0]):
+            return math.nan
+        return min(max((others - start[0]) / (wall - start[1]), 0.0), 1.0)
 
     def _sample_rounds(self, fns: Mapping[str, Fn], loops: Mapping[str, int],
                        weights: Mapping[str, float] | None = None) -> tuple[dict, dict]:

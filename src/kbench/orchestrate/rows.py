@@ -24,6 +24,8 @@ from kbench.measure.protocol import Cell
 from kbench.measure.protocol import CellDone, PathResult
 from kbench.measure.timer import UNSTABLE_IQR, Measurement
 
+CONTENDED = 0.05  # a row timed while other processes took this share of the usable CPUs is ``contended``
+
 
 @dataclass(frozen=True)
 class CellFacts:
@@ -73,6 +75,7 @@ def _timing(row: dict, results: Sequence[PathResult], base: Sequence[PathResult]
         loop_overhead_pct=100 * m.per_loop_overhead_s / s.median if s.median > 0 else math.nan,
         n_processes=s.n_processes, process_medians_s=list(s.process_medians),
         switch_warmup_calls=int(statistics.median(r.switch_warmup_calls for r in timed)),
+        others_cpu=max((r.others_cpu for r in timed if r.others_cpu is not None), default=math.nan),
     )  # fmt: skip
     base_timed = [r for r in base or () if r.samples]
     if len(base_timed) == len(timed):
@@ -90,7 +93,22 @@ def _timing(row: dict, results: Sequence[PathResult], base: Sequence[PathResult]
         row["flags"].append("unstable")
         warnings.append(f"unstable: IQR is {100 * m.iqr / s.median:.1f}% of the median (threshold {UNSTABLE_IQR:.0%})")
     warnings += _ci_warning(row, s, m, facts.target_ci)
-    return warnings
+    return warnings + _contention_warning(row, sum(r.shared for r in timed), len(timed))
+
+
+def _contention_warning(row: dict, shared: int, processes: int) -> list[str]:
+    """``contended`` when, while some process timed the cell, other processes took :data:`CONTENDED` of its usable
+    CPUs or more, or when ``shared`` of the ``processes`` found their CPU shared before calibrating (and sampled
+    longer): the median holds others' time slices."""
+    share = row["others_cpu"]
+    took = not math.isnan(share) and share >= CONTENDED
+    if not took and not shared:
+        return []
+    row["flags"].append("contended")
+    what = f"other processes took {100 * share:.0f}% of the CPUs while the cell was timed" if took else \
+        "the CPU was shared with other processes when the cell was timed"  # fmt: skip
+    longer = f"; {shared} of {processes} processes sampled longer for it" if shared else ""
+    return [f"contended: {what}, so the median holds their time slices{longer}"]
 
 
 def _ci_warning(row: dict, s: stats.Summary, m: Measurement, target: float | None) -> list[str]:

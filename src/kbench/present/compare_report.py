@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kbench.analysis.compare import (Comparison, RowKey, env_headline, fmt_change, fmt_p, gate_lines, machine_shift,
-                                     where)  # fmt: skip
+from kbench.analysis.compare import (Comparison, RowKey, contention, env_headline, fmt_change, fmt_p, gate_lines,
+                                     machine_shift, where)  # fmt: skip
 from kbench.core.errors import ReportWriteError
 from kbench.core.files import atomic_write
 from kbench.core.fmt import visible
@@ -107,7 +107,8 @@ def build_html(c: Comparison) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     forest = base64.b64encode(to_svg(forest_figure(c))).decode("ascii") if c.rows else ""
     return env.from_string(template).render(
-        c=c, css=Markup(_css()), forest=forest, headline=env_headline(c, limit=6), shift=machine_shift(c), gate=gate_lines(c),
+        c=c, css=Markup(_css()), forest=forest, headline=env_headline(c, limit=6), shift=machine_shift(c),
+        contended=contention(c), gate=gate_lines(c),
         counts=c.counts(), visible=visible, fmt_time=fmt_time, fmt_p=fmt_p, fmt_change=fmt_change,
         label=row_label, where=where, method=METHOD,
     )  # fmt: skip

@@ -79,8 +79,19 @@ def _parity_failed(df: pd.DataFrame) -> str:
             f"{fmt_err(w['parity_max_rel_err'])} against a tolerance of {fmt_err(w['parity_tol'])}")  # fmt: skip
 
 
+def _contended(df: pd.DataFrame) -> str:
+    """Rows timed while other processes took a share of the CPUs (flag ``contended``): the worst, and the fix."""
+    rows = _flagged(df, "contended")
+    if rows.empty:
+        return ""
+    w = _worst(rows, _num(rows, "others_cpu"))
+    return (f"warning: {len(rows)} of {len(df)} rows contended: other processes took up to "
+            f"{fmt_pct(_num(rows, 'others_cpu')[w.name])} of the CPUs while they were timed ({where(w)}), and these "
+            "medians hold their time slices; fix: stop the other work, or compare only runs taken alike")  # fmt: skip
+
+
 def _other_flags(df: pd.DataFrame) -> list[str]:
-    known = {"unstable", "ci_not_reached", "parity_fail"}
+    known = {"unstable", "ci_not_reached", "parity_fail", "contended"}
     flags = dict.fromkeys(f for v in df.get("flags", ()) for f in as_list(v) if f not in known)
     out = []
     for flag in flags:
@@ -106,7 +117,7 @@ def _cell_notices(meta: Mapping[str, Any]) -> list[str]:
 def digest(df: pd.DataFrame, meta: Mapping[str, Any]) -> tuple[str, ...]:
     """One line per kind of warning, with its count and its worst case; the details stay in the results."""
     target = ((meta.get("plan") or {}).get("timer") or {}).get("target_ci")
-    lines = [_parity_failed(df), _unstable(df), _ci_missed(df, target)] if len(df) else []
+    lines = [_parity_failed(df), _contended(df), _unstable(df), _ci_missed(df, target)] if len(df) else []
     lines += _other_flags(df) if len(df) else []
     return tuple(line for line in lines + _cell_notices(meta) if line)
 
@@ -220,7 +231,7 @@ def warnings(df: pd.DataFrame, meta: Mapping[str, Any], machine: bool = True) ->
     (a view that shows the machine check itself). Notes on other flags come first, the warnings after them."""
     lines = _notes(df) if len(df) else []
     if len(df):
-        lines += [_parity_failed(df), _ratio_flips(df), _order_uncertain(df), _parity_close(df)]
+        lines += [_parity_failed(df), _contended(df), _ratio_flips(df), _order_uncertain(df), _parity_close(df)]
     lines += _machine(meta) if machine else []
     return tuple(line for line in lines + _cell_notices(meta) if line)
 

@@ -1,6 +1,6 @@
 """The migrations of the results schema: data written by an older version brought up to
 :data:`kbench.store.schema.SCHEMA_VERSION` in memory, through a chain of small functions, one per version step (as
-asv does): ``v1 -> v2``, ``v2 -> v3``, ``v3 -> v4``. Each step's docstring is its entry in the README
+asv does): ``v1 -> v2`` up to ``v4 -> v5``. Each step's docstring is its entry in the README
 (:mod:`kbench.store.schemadoc`). The columns of older versions are frozen here, as they were written.
 """
 
@@ -93,7 +93,15 @@ def v3_to_v4(raw: RawRun) -> RawRun:
     return RawRun(4, meta, rows, raw.samples)
 
 
-MIGRATIONS: dict[int, Callable[[RawRun], RawRun]] = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}  # version k to k + 1
+def v4_to_v5(raw: RawRun) -> RawRun:
+    """v4 → v5: `others_cpu` empty (v4 did not read what other processes took of the CPUs, so no v4 row is
+    flagged `contended`)."""
+    rows = tuple(coerce_row({**r, "schema_version": 5}, strict=False) for r in raw.rows)
+    return RawRun(5, {**raw.meta, "schema_version": 5}, rows, raw.samples)
+
+
+# version k to k + 1
+MIGRATIONS: dict[int, Callable[[RawRun], RawRun]] = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4, 4: v4_to_v5}
 
 
 def migrate(raw: RawRun) -> RawRun:

@@ -312,7 +312,7 @@ def _read_json_run(run_dir: Path, meta: dict, version: int) -> migrations.RawRun
 
 READERS: dict[int, Callable[[Path, dict], migrations.RawRun]] = {
     1: _read_v1, 2: partial(_read_json_run, version=2), 3: partial(_read_json_run, version=3),
-    4: partial(_read_json_run, version=4)}
+    4: partial(_read_json_run, version=4), 5: partial(_read_json_run, version=5)}
 
 
 def _read_meta(run_dir: Path) -> tuple[dict, int]:

@@ -2,8 +2,7 @@
 
 - :data:`RESULT_COLUMNS`: the rows of ``results.json`` (and its flat export ``results.csv``), in order. The family
   ``size_<name>`` (one column per size a model declares) is one entry of the table, at the place its columns go.
-- :data:`SAMPLE_COLUMNS`: the rows of ``samples.csv``, one per per-call sample.
-- :data:`RUN_FIELDS`: the fields of ``run.json`` (:class:`kbench.store.results.RunMeta`).
+- :data:`SAMPLE_COLUMNS`: ``samples.csv``'s rows, one per sample; :data:`RUN_FIELDS`: ``run.json``'s fields.
 
 :func:`coerce_row` checks a row against the table and turns it into plain JSON-ready Python values. Data written by
 an older version is brought up to :data:`SCHEMA_VERSION` by :mod:`kbench.store.migrations`; the README's
@@ -24,7 +23,7 @@ import pandas as pd
 
 from kbench.core.errors import SchemaError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DTYPES = ("str", "int", "float", "bool", "list[str]", "list[float]", "dict", "list[dict]")
 LIST_SEPARATOR = ";"  # list cells in the flat results.csv export
 _IDENT = r"[a-z_][a-z0-9_]*"
@@ -145,6 +144,8 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     _c("cold_order", "int", "", "The path's place in the cell's shuffled cold-start order, from 0."),
     _c("switch_warmup_calls", "int", "", "Untimed calls made to the path at the start of each visit that follows "
                                          "another path (the timer's switch warm-up).", 2),
+    _c("others_cpu", "float", "", "The share of the usable CPUs that other processes took while the cell was timed "
+                                  "(Linux's /proc/stat; the most of any process); 5% or more flags `contended`.", 5),
     _c("lat_n", "int", "", "Single calls timed back to back, one call between two clock reads, pooled over the "
                            "processes (after the steady state).", 2),
     _c("lat_p50_s", "float", "s", "The median of those single calls.", 2),
@@ -195,7 +196,8 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     _c("overhead_high_s", "float", "s", "The high end of that interval.", 2),
     _c("flags", "list[str]", "", "Machine-readable flags: `parity_fail`, `unstable` (IQR over 10% of the median), "
                                  "`ci_not_reached` (the median's 95% CI is wider than the timer's `target_ci`; in v1: the "
-                                 "budget was spent before it got there)."),
+                                 "budget was spent before it got there), `contended` (other processes took "
+                                 "`others_cpu` 5% or more of the CPUs)."),
     _c("warnings", "list[str]", "", "Human-readable warnings, one sentence each."),
 )  # fmt: skip
 
@@ -250,15 +252,13 @@ RUN_FIELDS: tuple[Column, ...] = (
     _c("unavailable_paths", "list[dict]", "", "Serving runtimes left out: `path` and `reason` (not installed), "
                                               "with `backend`, `model`, `sizes` where a cell's export failed.", 4),
 )  # fmt: skip
-# Columns added to version 2 after files were written with it: a v2 file without them loads with them empty.
-LATE_V2: frozenset[str] = frozenset({
-    "threads", "lat_n", "lat_p50_s", "lat_p90_s", "lat_p99_s", "lat_max_s", "lat_samples_s", "lat_note", "lat_gap_s",
-    "lat_gap_actual_s", "lat_gap_n", "lat_gap_p50_s", "lat_gap_p90_s", "lat_gap_p99_s", "lat_gap_max_s",
-    "mem_rss_growth_b", "mem_py_peak_b", "mem_device_peak_b", "lat_rate_per_s", "lat_rate_n", "lat_rate_p50_s",
-    "lat_rate_p99_s", "lat_rate_max_s", "lat_rate_wait_p50_s",
-    "conversion_in_s", "conversion_out_s", "overhead_s", "overhead_low_s", "overhead_high_s",
-    "dispatch_s",  # where the time goes (kbench.measure.decompose)
-})  # fmt: skip
+# Columns added to version 2 after files were written with it: a v2 file without them loads with them empty
+LATE_V2: frozenset[str] = frozenset((
+    "threads lat_n lat_p50_s lat_p90_s lat_p99_s lat_max_s lat_samples_s lat_note lat_gap_s lat_gap_actual_s "
+    "lat_gap_n lat_gap_p50_s lat_gap_p90_s lat_gap_p99_s lat_gap_max_s mem_rss_growth_b mem_py_peak_b "
+    "mem_device_peak_b lat_rate_per_s lat_rate_n lat_rate_p50_s lat_rate_p99_s lat_rate_max_s lat_rate_wait_p50_s "
+    "conversion_in_s conversion_out_s overhead_s overhead_low_s overhead_high_s dispatch_s "
+).split())  # dispatch_s: where the time goes (kbench.measure.decompose)
 COLUMNS: list[str] = [c.name for c in RESULT_COLUMNS if not c.is_family]
 SAMPLE_COLUMN_NAMES: list[str] = [c.name for c in SAMPLE_COLUMNS]
 
