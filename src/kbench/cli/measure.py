@@ -44,7 +44,7 @@ def run(
     min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Samples per path and cell, over all the processes, before the stopping rule applies [default: 10, --quick: 5, --rigorous: 30]."),
     target_ci: Optional[float] = typer.Option(None, "--target-ci", help="Stop when the median's 95% CI is within ± this fraction [default: 0.02, --quick: 0.05, --rigorous: 0.01]."),
     quick: bool = QuickOpt, rigorous: bool = RigorousOpt,
-    processes: Optional[int] = typer.Option(None, "--processes", help="Worker processes per backend, one after the other; they share each cell's budget and their spread goes into the CI [default: 3, --rigorous: 15]."),
+    processes: Optional[int] = typer.Option(None, "--processes", help="Worker processes per backend, one after the other; they share each cell's budget and their spread goes into the CI [default: 3, --rigorous: 10]."),
     spawn: Optional[bool] = typer.Option(None, "--spawn/--fork", help="Start each worker process as a fresh interpreter that imports the backend itself (--spawn), or fork the workers from one process that imported it once (--fork: faster, one import) [default: --fork, --rigorous: --spawn]."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder that receives the run folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report (regenerate it later with `kbench report`)."),

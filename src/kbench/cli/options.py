@@ -28,7 +28,7 @@ DeviceOpt = typer.Option("cpu", "--device", help="cpu, gpu (an error when none i
 PrecisionOpt = typer.Option("default", "--precision", help="default, or highest: full float32 matmuls (no TF32 on GPUs).")
 ResidentOpt = typer.Option(None, "--resident/--host-only", help="Also time device-resident paths and the transfers apart [default: on a GPU only].")
 QuickOpt = typer.Option(False, "--quick", help="A fast, rougher run: smaller budget, fewer samples, looser CI.")
-RigorousOpt = typer.Option(False, "--rigorous", help="A slower, tighter run to report or gate on: 15 spawned worker "
+RigorousOpt = typer.Option(False, "--rigorous", help="A slower, tighter run to report or gate on: 10 spawned worker "
                            "processes, 15 s per cell, no time goal (a few minutes for the default grid).")
 
 

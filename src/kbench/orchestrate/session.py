@@ -232,9 +232,9 @@ class RunSession:
 
 
 MIN_SAMPLES_PER_PROCESS = 3  # the least a process's median is taken over
-# Over this many processes (--rigorous: 15) the extras (single calls, the retrace check, the profile) run in the first
+# Over this many processes (--rigorous: 10) the extras (single calls, the retrace check, the profile) run in the first
 # only, as under the time goal: their figures need no more, and each process's share of them costs it set-up of its
-# own. A --rigorous run on 2 cores slowed to 86 GFLOP/s took 263 s so, 297 s with them spread over all 15.
+# own. A --rigorous run of 15 processes on 2 cores slowed to 86 GFLOP/s took 263 s so, 297 s with them spread.
 FEW_PROCESSES = 3
 
 
