@@ -34,7 +34,7 @@ def test_the_keyword_form_and_the_request_give_the_same_plan():
     assert api.plan(request) == make_plan(request)
     assert api.plan(["dense"], sizes={"batch": "1,32"}, processes=2, quick=True, gaps="0,1ms") == make_plan(request)
     assert api.plan(["dense"], None, {"batch": "1,32"}, processes=2, quick=True, gaps="0,1ms") == make_plan(request)
-    assert make_plan(request).timer == QUICK
+    assert make_plan(request).timer == dataclasses.replace(QUICK, shared_sample_s=0.0)  # QUICK under the time goal
 
 
 def test_only_a_run_that_chose_no_time_of_its_own_gets_the_time_goal():
@@ -42,6 +42,13 @@ def test_only_a_run_that_chose_no_time_of_its_own_gets_the_time_goal():
     assert make_plan(RunRequest("dense", quick=True)).cell_goal_s == 15.0
     for chosen in ({"run_budget": "5m"}, {"cell_budget": 2.0}, {"mode": "parity"}):
         assert make_plan(RunRequest("dense", **chosen)).cell_goal_s is None, chosen
+
+
+def test_only_a_run_with_a_time_of_its_own_samples_longer_on_a_shared_cpu():
+    assert make_plan(RunRequest("dense")).timer.shared_sample_s == 0.0  # the time goal keeps 5 ms samples
+    assert make_plan(RunRequest("dense", quick=True)).timer.shared_sample_s == 0.0
+    assert make_plan(RunRequest("dense", cell_budget=2.0)).timer.shared_sample_s == 0.05
+    assert make_plan(RunRequest("dense", rigorous=True)).timer.shared_sample_s == 0.05
 
 
 def test_rigorous_runs_more_spawned_processes_on_a_longer_budget_with_no_time_goal():

@@ -156,7 +156,7 @@ def test_rows_measured_beside_another_busy_process_warn_once_with_the_worst_and_
     df = quiet_run({(32, "numpy"): {**contended, "others_cpu": 0.41}, (1, "call"): {**contended, "others_cpu": 0.12}})
     expected = ("warning: 2 of 18 rows contended: other processes took up to 41% of the CPUs while they were timed "
                 "(numpy at dense batch=32 features=128 units=128), and these medians hold their time slices; fix: "
-                "stop the other work, or compare only runs taken alike")  # fmt: skip
+                "stop the other work (--rigorous samples longer on a shared CPU), or compare only runs taken alike")  # fmt: skip
     assert warning_lines(df) == [expected]
     assert run_warnings.digest(df, META)[0] == expected  # the report's digest says it too, not as a bare flag
     assert not [line for line in run_warnings.digest(df, META) if "flagged contended" in line]

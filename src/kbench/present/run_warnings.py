@@ -87,7 +87,8 @@ def _contended(df: pd.DataFrame) -> str:
     w = _worst(rows, _num(rows, "others_cpu"))
     return (f"warning: {len(rows)} of {len(df)} rows contended: other processes took up to "
             f"{fmt_pct(_num(rows, 'others_cpu')[w.name])} of the CPUs while they were timed ({where(w)}), and these "
-            "medians hold their time slices; fix: stop the other work, or compare only runs taken alike")  # fmt: skip
+            "medians hold their time slices; fix: stop the other work (--rigorous samples longer on a shared CPU), "
+            "or compare only runs taken alike")  # fmt: skip
 
 
 def _other_flags(df: pd.DataFrame) -> list[str]:
