@@ -196,8 +196,8 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     _c("overhead_high_s", "float", "s", "The high end of that interval.", 2),
     _c("flags", "list[str]", "", "Machine-readable flags: `parity_fail`, `unstable` (IQR over 10% of the median), "
                                  "`ci_not_reached` (the median's 95% CI is wider than the timer's `target_ci`; in v1: the "
-                                 "budget was spent before it got there), `contended` (other processes took "
-                                 "`others_cpu` 5% or more of the CPUs)."),
+                                 "budget was spent before it got there), `contended` (others took 5% or more of "
+                                 "the CPUs, `others_cpu`, or a process sampled longer on a shared CPU)."),
     _c("warnings", "list[str]", "", "Human-readable warnings, one sentence each."),
 )  # fmt: skip
 
