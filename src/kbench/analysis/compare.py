@@ -27,7 +27,7 @@ import pandas as pd
 from kbench.analysis.envdiff import EnvDiff, env_diff
 from kbench.analysis.gate import Factors, fails
 from kbench.analysis.significance import ALPHA, Change, Side, change, judge, side
-from kbench.core.fmt import missing, visible
+from kbench.core.fmt import flagged, missing, visible
 from kbench.core.stats import scipy_stats
 from kbench.measure.callpaths import BASELINE
 from kbench.store.results import RunData
@@ -163,10 +163,10 @@ class Comparison:
 
 def _info(run: RunData) -> RunInfo:
     m, df = run.meta, run.results
-    flagged = df[[("contended" in (f if isinstance(f, (list, tuple)) else ())) for f in df.get("flags", ())]]
-    waits = pd.to_numeric(flagged.get("others_cpu", pd.Series(dtype=float)), errors="coerce").dropna()
+    contended = flagged(df, "contended")
+    waits = pd.to_numeric(contended.get("others_cpu", pd.Series(dtype=float)), errors="coerce").dropna()
     return RunInfo(str(m.get("run_id") or run.run_dir.name), run.run_dir, str(m.get("started", "")),
-                   str(m.get("command", "")), run.source_version, len(flagged), len(df),
+                   str(m.get("command", "")), run.source_version, len(contended), len(df),
                    float(waits.max()) if len(waits) else math.nan)  # fmt: skip
 
 

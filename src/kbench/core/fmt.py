@@ -131,6 +131,13 @@ def as_list(value: Any, sep: str = ";") -> list[str]:
     return [part.strip() for part in text.split(sep) if part.strip()]
 
 
+def flagged(df: pd.DataFrame, flag: str) -> pd.DataFrame:
+    """The rows of a results frame whose ``flags`` hold ``flag`` (none when the frame has no ``flags``)."""
+    if "flags" not in df.columns:
+        return df.iloc[0:0]
+    return df[[flag in as_list(v) for v in df["flags"]]]
+
+
 def as_options(value: Any) -> dict[str, Any]:
     """A cell's options: a dict (schema v2), its JSON (schema v1 and files), or nothing."""
     if isinstance(value, dict):

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from kbench.core.fmt import DASH, as_list, fmt_err, fmt_pct, missing, visible
+from kbench.core.fmt import DASH, as_list, flagged, fmt_err, fmt_pct, missing, visible
 from kbench.measure.callpaths import BASELINE, PATHS
 from kbench.measure.timer import UNSTABLE_IQR
 
@@ -40,18 +40,12 @@ class Detail:
     text: str
 
 
-def _flagged(df: pd.DataFrame, flag: str) -> pd.DataFrame:
-    if "flags" not in df.columns:
-        return df.iloc[0:0]
-    return df[[flag in as_list(v) for v in df["flags"]]]
-
-
 def _worst(rows: pd.DataFrame, score: pd.Series) -> Any:
     return rows.loc[score.astype(float).fillna(-1.0).idxmax()]
 
 
 def _unstable(df: pd.DataFrame) -> str:
-    rows = _flagged(df, "unstable")
+    rows = flagged(df, "unstable")
     if rows.empty:
         return ""
     w = _worst(rows, rows["iqr_s"] / rows["median_s"])
@@ -60,7 +54,7 @@ def _unstable(df: pd.DataFrame) -> str:
 
 
 def _ci_missed(df: pd.DataFrame, target: Any) -> str:
-    rows = _flagged(df, "ci_not_reached")
+    rows = flagged(df, "ci_not_reached")
     if rows.empty:
         return ""
     half = (rows["ci_high_s"] - rows["ci_low_s"]) / 2 / rows["median_s"]
@@ -81,7 +75,7 @@ def _parity_failed(df: pd.DataFrame) -> str:
 
 def _contended(df: pd.DataFrame) -> str:
     """Rows timed while other processes took a share of the CPUs (flag ``contended``): the worst, and the fix."""
-    rows = _flagged(df, "contended")
+    rows = flagged(df, "contended")
     if rows.empty:
         return ""
     w = _worst(rows, _num(rows, "others_cpu"))
@@ -96,7 +90,7 @@ def _other_flags(df: pd.DataFrame) -> list[str]:
     flags = dict.fromkeys(f for v in df.get("flags", ()) for f in as_list(v) if f not in known)
     out = []
     for flag in flags:
-        rows = _flagged(df, flag)
+        rows = flagged(df, flag)
         first = rows.iloc[0]
         said = " | ".join(as_list(first.get("warnings"), " | ")) or visible(flag)
         out.append(f"warning: {len(rows)} of {len(df)} rows flagged {visible(flag)}; first: {where(first)}: "
