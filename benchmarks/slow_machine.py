@@ -23,6 +23,14 @@ script's.
 
 kbench flags rows measured like this ``contended``: other processes took ``others_cpu`` of the usable CPUs while
 they were timed (``/proc/stat``).
+
+``--narrow`` slows the machine without sharing it: the command keeps every CPU and no competitor runs, but the math
+libraries are held to the kernels of an older CPU through the variables they read (:data:`NARROW`: OpenBLAS's
+Nehalem (SSE) kernels, oneDNN and MKL at SSE4). On the AMX VM (2026-12-04) that made NumPy's GEMM 66.0 GFLOP/s float32
+and TensorFlow's 66.8 on 2 CPUs (342 and 337 unpinned), the issue's 67, while the interpreter, and with it every
+framework's dispatch, keeps its speed. JAX's XLA:CPU ignores all of them (``--xla_cpu_max_isa`` too: 332 GFLOP/s),
+so ``kbench peak`` reads the slowed figure only where JAX is not installed, as after the README's ``pip install .``.
+kbench's machine check reports each pin, as it should.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import sys
 import time
 
 SAMPLE_LENGTHS_S = (0.0005, 0.005, 0.05, 0.2)
+NARROW = {"OPENBLAS_CORETYPE": "Nehalem", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
 
 
 def competitor(spin_s: float, sleep_s: float) -> None:
@@ -105,6 +114,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--busy", action="store_true", help="plain busy loops instead (slices of milliseconds)")
     ap.add_argument("--quantization", action="store_true", help="time one callable with samples of four lengths "
                     "quiet, beside busy loops, beside the default competitors; run no command")  # fmt: skip
+    ap.add_argument("--narrow", action="store_true", help="no sharing: every CPU, no competitor, the math "
+                    "libraries held to older kernels (%s)" % " ".join(f"{k}={v}" for k, v in NARROW.items()))
     ap.add_argument("--competitor", nargs=2, type=float, help=argparse.SUPPRESS)
     return ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv), cmd
 
@@ -121,10 +132,23 @@ def under(args: argparse.Namespace, busy: bool, work) -> int:
             p.wait()
 
 
+def narrow(cmd: list[str]) -> int:
+    """``cmd`` on every CPU, alone, with the math libraries' kernels held back (:data:`NARROW`); its exit status."""
+    if not cmd:
+        print("slow_machine.py: no command; give one after --", file=sys.stderr)
+        return 2
+    pins = " ".join(f"{k}={v}" for k, v in NARROW.items())
+    print(f"slow_machine: every CPU ({len(os.sched_getaffinity(0))}), no competitor, kernels held back: {pins}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return subprocess.run(cmd, env={**os.environ, **NARROW}).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     args, cmd = parse_args(sys.argv[1:] if argv is None else argv)
     if args.competitor:
         competitor(args.competitor[0] / 1e6, args.competitor[1] / 1e6)
+    if args.narrow:
+        return narrow(cmd)
     os.sched_setaffinity(0, {args.cpu})
     if args.quantization:
         for title, busy, n in (("quiet", False, 0), ("plain busy loops", True, args.competitors),

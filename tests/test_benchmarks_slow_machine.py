@@ -33,3 +33,16 @@ def test_the_command_runs_on_one_cpu_beside_competitors_that_it_outlives():
 def test_no_command_is_a_one_line_usage_error():
     out = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.strip() == "slow_machine.py: no command; give one after --"
+
+
+def test_narrow_keeps_every_cpu_and_pins_the_kernels_of_the_command_only():
+    probe = ("import os, sys; print(sorted(os.sched_getaffinity(0))); "
+             "print(os.environ.get('OPENBLAS_CORETYPE'), os.environ.get('ONEDNN_MAX_CPU_ISA'), "
+             "os.environ.get('MKL_ENABLE_INSTRUCTIONS')); sys.exit(4)")  # fmt: skip
+    out = subprocess.run([sys.executable, str(SCRIPT), "--narrow", "--", sys.executable, "-c", probe],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    affinity, pins = out.stdout.splitlines()
+    assert out.returncode == 4
+    assert affinity == str(sorted(os.sched_getaffinity(0)))
+    assert pins == "Nehalem SSE41 SSE4_2"
+    assert "no competitor, kernels held back: OPENBLAS_CORETYPE=Nehalem" in out.stderr
