@@ -26,9 +26,9 @@ they were timed (``/proc/stat``).
 
 ``--narrow`` slows the machine without sharing it: the command keeps every CPU and no competitor runs, but the math
 libraries are held to the kernels of an older CPU through the variables they read (:data:`NARROW`: OpenBLAS's
-Nehalem (SSE) kernels, oneDNN and MKL at SSE4). On the AMX VM (2026-12-04) that made NumPy's GEMM 66.0 GFLOP/s float32
-and TensorFlow's 66.8 on 2 CPUs (342 and 337 unpinned), the issue's 67, while the interpreter, and with it every
-framework's dispatch, keeps its speed. JAX's XLA:CPU ignores all of them (``--xla_cpu_max_isa`` too: 332 GFLOP/s),
+Nehalem (SSE) kernels, oneDNN and MKL at SSE4). On the AMX VM (2026-12-04) that made NumPy's GEMM 66.0-67.7 GFLOP/s
+float32 on 2 CPUs (342 unpinned) and TensorFlow's 66.8-76.8, near the issue's 67, while the interpreter, and with it
+every framework's dispatch, keeps its speed. JAX's XLA:CPU ignores all of them (``--xla_cpu_max_isa`` too: 332 GFLOP/s),
 so ``kbench peak`` reads the slowed figure only where JAX is not installed, as after the README's ``pip install .``.
 kbench's machine check reports each pin, as it should.
 """
