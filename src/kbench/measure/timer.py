@@ -12,7 +12,11 @@ One *sample* is ``loops`` back-to-back calls of a zero-argument callable between
 - **Warm-up.** Each callable runs for ``warmup_s`` (and at least ``min_warmup_calls`` times) before calibration.
 - **Interleaving.** Callables of one cell are sampled in rounds, in a freshly shuffled order each round, so slow
   machine drift spreads over every path instead of favouring one. Each round *visits* each callable once and takes
-  ``samples_per_visit`` (4) samples back to back: tens of milliseconds per visit, far shorter than the drift.
+  ``samples_per_visit`` (12) samples back to back: 60 ms or more per visit, far shorter than the drift. Visits of 4
+  samples left a path's state to its neighbour: on 2 CPUs with the kernels held back (``slow_machine.py --narrow``,
+  dense batch 1024, 16-32 paired rounds of ``benchmarks/harness_accuracy.py``) ``compiled`` and ``predict_on_batch``
+  read 4-5% slower interleaved than alone and ``xla`` 6% faster; 3x the untimed calls changed nothing, visits of 12
+  samples brought all three within 1-3%.
 - **Switch warm-up.** The first calls to a path right after *another* path ran are slow (its caches, TensorFlow's
   thread pools and allocator were just used by someone else): ``benchmarks/switch_penalty.py`` measures the 1st call
   after a switch at 1.5-2x the steady time for the TensorFlow paths at dense batch 32 (5x for NumPy's 12 µs call),
@@ -21,8 +25,8 @@ One *sample* is ``loops`` back-to-back calls of a zero-argument callable between
   every sample still left +8% (``benchmarks/harness_accuracy.py``, 32 paired rounds). So a visit that follows a
   different callable (or a gc collection) starts with ``switch_warmup_calls`` (20) untimed calls, but never more
   than ``switch_warmup_max_frac`` (1.0) of the callable's loops: one untimed sample's worth for a TensorFlow path
-  (8-20 loops), 20 calls for NumPy's hundreds, one call for ``predict``'s single 40 ms one. With 4 samples a visit
-  the warm-up costs at most a quarter more wall time than the timed samples (untimed, not charged to the budget).
+  (8-20 loops), 20 calls for NumPy's hundreds, one call for ``predict``'s single 40 ms one. With 12 samples a visit
+  the warm-up costs at most a twelfth more wall time than the timed samples (untimed, not charged to the budget).
   The count used is recorded on each :class:`Measurement`.
 - **Quiesce.** Some work leaves threads spinning after it returns: OpenBLAS's workers busy-wait ~0.1 s after a
   multithreaded GEMM, and a TensorFlow matmul at n = 1024 started in that window on 2 cores took 2x its time
@@ -78,7 +82,7 @@ class TimerConfig:
     seed: int = 0  # for the round order; a run is reproducible in the order it sampled
     switch_warmup_calls: int = 20  # untimed calls when a visit follows another callable (0: off) ...
     switch_warmup_max_frac: float = 1.0  # ... at most this share of the callable's loops (rounded down)
-    samples_per_visit: int = 4  # timed samples back to back each time a round comes to a callable
+    samples_per_visit: int = 12  # timed samples back to back each time a round comes to a callable
     quiesce_max_s: float = 0.5  # after a visit that kept helper threads busy, wait at most this long for them (0: off)
     shared_sample_s: float = 0.05  # the shortest sample when the timing thread shares its CPU with others (0: off)
 
